@@ -1,0 +1,38 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TenantDb.Functions.Allocation;
+
+public enum PlacementStrategy
+{
+    /// <summary>Pack tenants onto the fullest eligible pool first (fewest servers running).</summary>
+    FillFirst,
+    /// <summary>Place on the least utilised eligible pool (even load).</summary>
+    Spread,
+}
+
+public sealed class AllocationOptions
+{
+    public const string Section = "Allocation";
+
+    public PlacementStrategy Strategy { get; set; } = PlacementStrategy.FillFirst;
+
+    /// <summary>Prefix of every tenant database and role name; lower-case letters, digits, underscore.</summary>
+    [RegularExpression("^[a-z][a-z0-9_]{0,15}$")]
+    public string DatabasePrefix { get; set; } = "odoo_";
+
+    [Range(32, 128)]
+    public int PasswordLength { get; set; } = 40;
+
+    /// <summary>Return <c>db_password</c> in the allocate response (the platform's old shape) instead of only a claim URL.</summary>
+    public bool InlinePassword { get; set; }
+
+    /// <summary>How long a released tenant database is kept before it is dropped.</summary>
+    public TimeSpan ReleaseRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How long a duplicate request waits for a concurrent allocation of the same instance before answering "in progress".</summary>
+    public TimeSpan DuplicateWait { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Pools tried for one allocation when a pool server fails mid-way.</summary>
+    [Range(1, 10)]
+    public int MaxPlacementAttempts { get; set; } = 3;
+}

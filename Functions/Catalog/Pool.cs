@@ -1,0 +1,63 @@
+namespace TenantDb.Functions.Catalog;
+
+/// <summary>A PostgreSQL server that hosts tenant databases (a row of <c>db_servers</c>).</summary>
+public sealed record Pool
+{
+    public required long Id { get; init; }
+    public required string Name { get; init; }
+    public required string Host { get; init; }
+    public required int Port { get; init; }
+    public required ServerType ServerType { get; init; }
+    public required PoolStatus Status { get; init; }
+    public required HealthStatus HealthStatus { get; init; }
+    public required int CurrentInstances { get; init; }
+    public required int MaxInstances { get; init; }
+    public int Priority { get; init; }
+    public string? PostgresVersion { get; init; }
+    public decimal? CpuLimit { get; init; }
+    public string? MemoryLimit { get; init; }
+    public string? StoragePath { get; init; }
+    public required string Driver { get; init; }
+    public string? DriverResourceId { get; init; }
+    public Guid? DedicatedToCustomerId { get; init; }
+    public Guid? DedicatedToInstanceId { get; init; }
+    public required string AdminUser { get; init; }
+    /// <summary>Ciphertext from <see cref="Secrets.SecretProtector"/>; never the clear password.</summary>
+    public required string AdminPasswordEncrypted { get; init; }
+    public DateTimeOffset? LastHealthCheck { get; init; }
+    public int? LastResponseMs { get; init; }
+    public int? DatabaseCount { get; init; }
+    public int ConsecutiveHealthFailures { get; init; }
+    public string? LastError { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+}
+
+/// <summary>A tenant's database on a pool (a row of <c>tenant_databases</c>).</summary>
+public sealed record TenantDatabase
+{
+    public required long Id { get; init; }
+    public required Guid InstanceId { get; init; }
+    public required Guid CustomerId { get; init; }
+    public required string PlanTier { get; init; }
+    public required long DbServerId { get; init; }
+    public required string DbName { get; init; }
+    public required string DbUser { get; init; }
+    public required TenantDatabaseStatus Status { get; init; }
+    public string? LastError { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? ReadyAt { get; init; }
+    public DateTimeOffset? ReleasedAt { get; init; }
+}
+
+/// <summary>One line of the append-only audit trail (<c>pool_events</c>).</summary>
+public sealed record PoolEvent(
+    long Id,
+    long? DbServerId,
+    Guid? InstanceId,
+    string Event,
+    string? FromStatus,
+    string? ToStatus,
+    string? Reason,
+    string Actor,
+    DateTimeOffset At);

@@ -1,0 +1,230 @@
+using Npgsql;
+using TenantDb.Functions.Allocation;
+
+namespace TenantDb.Functions.Catalog;
+
+/// <summary>A reserved slot: the pool chosen, its counter already incremented, and the tenant row in <c>creating</c>.</summary>
+public sealed record Reservation(Pool Pool, TenantDatabase Tenant);
+
+/// <summary>The <c>tenant_databases</c> table and the capacity counters that move with it.</summary>
+public sealed class TenantStore(NpgsqlDataSource catalog)
+{
+    public const string LiveInstanceIndex = "ux_tenant_databases_live_instance";
+
+    private const string TenantColumns = """
+        t.id AS t_id, t.instance_id AS t_instance_id, t.customer_id AS t_customer_id, t.plan_tier AS t_plan_tier,
+        t.db_server_id AS t_db_server_id, t.db_name AS t_db_name, t.db_user AS t_db_user, t.status AS t_status,
+        t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at
+        """;
+
+    /// <summary>The instance's live row (creating, ready or released) with its pool, if any.</summary>
+    public async Task<Reservation?> FindLiveAsync(Guid instanceId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT s.*, {TenantColumns}
+            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
+            WHERE t.instance_id = @instance_id AND t.status IN ('creating', 'ready', 'released')
+            """);
+        cmd.Parameters.AddWithValue("instance_id", instanceId);
+        return (await ReadAsync(cmd, ct)).SingleOrDefault();
+    }
+
+    /// <summary>
+    /// One statement, one transaction: lock an eligible pool, take a slot (flipping it to full at the limit), insert the
+    /// tenant row as creating. With <paramref name="skipLocked"/> a pool locked by another allocation is passed over;
+    /// without it the statement waits for the lock, so "nothing returned" then means no eligible pool has room.
+    /// </summary>
+    /// <exception cref="PostgresException">23505 on <see cref="LiveInstanceIndex"/> when the instance already has a live row.</exception>
+    public async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
+        PlacementStrategy strategy, bool skipLocked, CancellationToken ct)
+    {
+        var target = dedicated
+            ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
+            : "server_type = 'shared'";
+        var order = strategy switch
+        {
+            PlacementStrategy.Spread => "priority, current_instances::float8 / max_instances, id",
+            _ => "priority, current_instances DESC, id",
+        };
+        await using var cmd = catalog.CreateCommand($"""
+            WITH candidate AS (
+                SELECT id FROM db_servers
+                WHERE {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
+                  AND current_instances < max_instances
+                ORDER BY {order}
+                LIMIT 1
+                FOR UPDATE {(skipLocked ? "SKIP LOCKED" : "")}
+            ), reserved AS (
+                UPDATE db_servers s
+                SET current_instances = s.current_instances + 1,
+                    status = CASE WHEN s.current_instances + 1 >= s.max_instances THEN 'full' ELSE s.status END,
+                    updated_at = now()
+                FROM candidate c WHERE s.id = c.id
+                RETURNING s.*
+            ), t AS (
+                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status)
+                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, 'creating' FROM reserved
+                RETURNING *
+            ), full_event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
+                SELECT id, @instance_id, 'status_changed', 'active', 'full', 'capacity reached', @actor FROM reserved WHERE status = 'full'
+            )
+            SELECT s.*, {TenantColumns} FROM reserved s, t
+            """);
+        cmd.Parameters.AddWithValue("instance_id", request.InstanceId);
+        cmd.Parameters.AddWithValue("customer_id", request.CustomerId);
+        cmd.Parameters.AddWithValue("plan_tier", request.PlanTier);
+        cmd.Parameters.AddWithValue("db_name", dbName);
+        cmd.Parameters.AddWithValue("db_user", dbUser);
+        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        return (await ReadAsync(cmd, ct)).SingleOrDefault();
+    }
+
+    public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            WITH t AS (
+                UPDATE tenant_databases SET status = 'ready', ready_at = now(), updated_at = now()
+                WHERE id = @id AND status = 'creating'
+                RETURNING *
+            ), event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
+                SELECT db_server_id, instance_id, 'tenant_status_changed', 'creating', 'ready', @actor FROM t
+            )
+            SELECT * FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? reader.ToTenant() : null;
+    }
+
+    /// <summary>
+    /// Undoes a reservation whose DDL failed: the row becomes failed, the pool gets its slot back (full → active),
+    /// and the pool's trail records why. <paramref name="cleaned"/> says whether the objects on the server are known gone.
+    /// </summary>
+    public async Task CompensateAsync(long tenantId, string reason, bool cleaned, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            WITH t AS (
+                UPDATE tenant_databases SET status = 'failed', last_error = @reason, updated_at = now(),
+                    cleaned_at = CASE WHEN @cleaned THEN now() END
+                WHERE id = @id AND status = 'creating'
+                RETURNING db_server_id, instance_id
+            ), before AS (
+                SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
+            ), p AS (
+                UPDATE db_servers s SET current_instances = s.current_instances - 1,
+                    status = CASE WHEN s.status = 'full' THEN 'active' ELSE s.status END, updated_at = now()
+                FROM t WHERE s.id = t.db_server_id
+                RETURNING s.id, s.status
+            ), events AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
+                SELECT t.db_server_id, t.instance_id, 'allocation_compensated', 'creating', 'failed', @reason, @actor FROM t
+                UNION ALL
+                SELECT p.id, NULL, 'status_changed', b.status, p.status, 'capacity released', @actor
+                FROM p JOIN before b ON b.id = p.id WHERE b.status <> p.status
+            )
+            SELECT count(*) FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("reason", reason);
+        cmd.Parameters.AddWithValue("cleaned", cleaned);
+        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        await cmd.ExecuteScalarAsync(ct);
+    }
+
+    public async Task<TenantDatabase?> MarkReleasedAsync(long tenantId, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            WITH t AS (
+                UPDATE tenant_databases SET status = 'released', released_at = now(), updated_at = now()
+                WHERE id = @id AND status = 'ready'
+                RETURNING *
+            ), event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
+                SELECT db_server_id, instance_id, 'tenant_status_changed', 'ready', 'released', @actor FROM t
+            )
+            SELECT * FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("actor", actor);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? reader.ToTenant() : null;
+    }
+
+    /// <summary>The released tenant's database is gone: the row becomes dropped and the pool gets its slot back.</summary>
+    public async Task MarkDroppedAsync(long tenantId, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            WITH t AS (
+                UPDATE tenant_databases SET status = 'dropped', dropped_at = now(), cleaned_at = now(), updated_at = now()
+                WHERE id = @id AND status = 'released'
+                RETURNING db_server_id, instance_id
+            ), before AS (
+                SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
+            ), p AS (
+                UPDATE db_servers s SET current_instances = s.current_instances - 1,
+                    status = CASE WHEN s.status = 'full' THEN 'active' ELSE s.status END, updated_at = now()
+                FROM t WHERE s.id = t.db_server_id
+                RETURNING s.id, s.status
+            ), events AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
+                SELECT t.db_server_id, t.instance_id, 'tenant_status_changed', 'released', 'dropped', @actor FROM t
+                UNION ALL
+                SELECT p.id, NULL, 'status_changed', b.status, p.status, @actor
+                FROM p JOIN before b ON b.id = p.id WHERE b.status <> p.status
+            )
+            SELECT count(*) FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("actor", actor);
+        await cmd.ExecuteScalarAsync(ct);
+    }
+
+    /// <summary>Released tenants whose retention ended, with their pools.</summary>
+    public async Task<IReadOnlyList<Reservation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT s.*, {TenantColumns}
+            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
+            WHERE t.status = 'released' AND t.released_at < @before
+            ORDER BY t.released_at LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("before", releasedBefore);
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadAsync(cmd, ct);
+    }
+
+    /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
+    public async Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT s.*, {TenantColumns}
+            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
+            WHERE t.status = 'failed' AND t.cleaned_at IS NULL
+            ORDER BY t.updated_at LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadAsync(cmd, ct);
+    }
+
+    public async Task MarkCleanedAsync(long tenantId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id");
+        cmd.Parameters.AddWithValue("id", tenantId);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<IReadOnlyList<Reservation>> ReadAsync(NpgsqlCommand cmd, CancellationToken ct)
+    {
+        var rows = new List<Reservation>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            rows.Add(new Reservation(reader.ToPool(), reader.ToTenant("t_")));
+        }
+
+        return rows;
+    }
+}

@@ -1,0 +1,73 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TenantDb.Functions.Pools;
+
+/// <summary>A plan tier: whether it gets a server of its own, and what its tenants may use.</summary>
+public sealed class PlanTierOptions
+{
+    /// <summary>Premium tiers get a dedicated server (<c>provision-dedicated</c>); the others share pools.</summary>
+    public bool Dedicated { get; set; }
+
+    /// <summary>Per-tenant connection limit on the tenant database.</summary>
+    [Range(1, 10_000)]
+    public int ConnectionLimit { get; set; } = 20;
+
+    /// <summary>CPUs of a dedicated server of this tier.</summary>
+    public decimal Cpu { get; set; } = 1;
+
+    /// <summary>Memory of a dedicated server of this tier, e.g. <c>2g</c>.</summary>
+    public string Memory { get; set; } = "1g";
+
+    /// <summary>Tenants on a dedicated server of this tier (normally 1).</summary>
+    [Range(1, 10_000)]
+    public int MaxInstances { get; set; } = 1;
+}
+
+/// <summary>Size of a shared pool server.</summary>
+public sealed class SharedPoolOptions
+{
+    public decimal Cpu { get; set; } = 2;
+    public string Memory { get; set; } = "4g";
+
+    [Range(1, 10_000)]
+    public int MaxInstances { get; set; } = 50;
+}
+
+public sealed class PoolsOptions
+{
+    public const string Section = "Pools";
+
+    /// <summary>Configured plan tiers by name (lower case). Configuration adds to or overrides these defaults.</summary>
+    public Dictionary<string, PlanTierOptions> Tiers { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["starter"] = new() { ConnectionLimit = 20 },
+        ["standard"] = new() { ConnectionLimit = 40 },
+        ["professional"] = new() { ConnectionLimit = 60 },
+        ["premium"] = new() { Dedicated = true, ConnectionLimit = 100, Cpu = 2, Memory = "4g" },
+        ["enterprise"] = new() { Dedicated = true, ConnectionLimit = 200, Cpu = 4, Memory = "8g" },
+    };
+
+    public SharedPoolOptions Shared { get; set; } = new();
+
+    /// <summary>Provision the next shared pool ahead of demand when free slots across active pools fall below this.</summary>
+    [Range(0, 10_000)]
+    public int MinFreeSlots { get; set; } = 5;
+
+    /// <summary>Consecutive failed health checks before a pool is marked unhealthy (out of placement).</summary>
+    [Range(1, 100)]
+    public int UnhealthyAfterFailures { get; set; } = 3;
+
+    /// <summary>Timeout of one connection attempt to a pool server, in seconds.</summary>
+    [Range(1, 120)]
+    public int ConnectTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>Largest connection pool the allocator keeps to one pool server.</summary>
+    [Range(1, 200)]
+    public int MaxAdminConnections { get; set; } = 10;
+
+    public bool TryGetTier(string? name, out PlanTierOptions tier)
+    {
+        tier = null!;
+        return name is not null && Tiers.TryGetValue(name, out tier!);
+    }
+}

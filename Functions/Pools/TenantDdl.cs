@@ -1,0 +1,102 @@
+using Npgsql;
+using TenantDb.Functions.Catalog;
+
+namespace TenantDb.Functions.Pools;
+
+/// <summary>
+/// The tenant's objects on a pool server: one seam, so the way they are made (today: roles + CREATE DATABASE;
+/// later: a warm stock renamed) can change without touching allocation.
+/// </summary>
+public interface ITenantDdl
+{
+    /// <summary>A no-login owner role, a login role in it (SCRAM verifier, never clear text), and the database.</summary>
+    Task CreateAsync(Pool pool, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct);
+
+    /// <summary>Logins refused and sessions ended; the data stays.</summary>
+    Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct);
+
+    /// <summary>Drops the database (forcing sessions out) and both roles; succeeds when they are already gone.</summary>
+    Task DropAsync(Pool pool, TenantNames names, CancellationToken ct);
+
+    Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct);
+}
+
+public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
+{
+    public async Task CreateAsync(Pool pool, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct)
+    {
+        EnsureVerifier(scramVerifier);
+        var db = Identifier.Quote(names.Database);
+        var login = Identifier.Quote(names.LoginRole);
+        var owner = Identifier.Quote(names.OwnerRole);
+
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        // Roles first, atomically: either both exist or neither does.
+        await using (var tx = await conn.BeginTransactionAsync(ct))
+        {
+            // Objects the login creates belong to the owner role, so a second login (rotation) sees them all.
+            await ExecuteAsync(conn, $"""
+                CREATE ROLE {owner} NOLOGIN;
+                CREATE ROLE {login} LOGIN INHERIT PASSWORD '{scramVerifier}' IN ROLE {owner};
+                ALTER ROLE {login} SET role = {owner};
+                """, ct);
+            await tx.CommitAsync(ct);
+        }
+
+        // CREATE DATABASE cannot run in a transaction block. template0 takes no connections, so concurrent creates never collide on it.
+        await ExecuteAsync(conn, $"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {connectionLimit}", ct);
+        await ExecuteAsync(conn, $"""
+            REVOKE ALL ON DATABASE {db} FROM PUBLIC;
+            GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner};
+            """, ct);
+    }
+
+    public async Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct)
+    {
+        var db = Identifier.Quote(names.Database);
+        var login = Identifier.Quote(names.LoginRole);
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"""
+            ALTER DATABASE {db} ALLOW_CONNECTIONS false;
+            ALTER ROLE {login} NOLOGIN;
+            """, ct);
+        await using var terminate = new NpgsqlCommand(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", conn);
+        terminate.Parameters.AddWithValue("db", names.Database);
+        await terminate.ExecuteScalarAsync(ct);
+    }
+
+    public async Task DropAsync(Pool pool, TenantNames names, CancellationToken ct)
+    {
+        var db = Identifier.Quote(names.Database);
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)", ct);
+        await ExecuteAsync(conn, $"""
+            DROP ROLE IF EXISTS {Identifier.Quote(names.LoginRole)};
+            DROP ROLE IF EXISTS {Identifier.Quote(names.OwnerRole)};
+            """, ct);
+    }
+
+    public async Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct)
+    {
+        EnsureVerifier(scramVerifier);
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"ALTER ROLE {Identifier.Quote(names.LoginRole)} PASSWORD '{scramVerifier}'", ct);
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    // The verifier is inlined (DDL takes no parameters): allow only its own alphabet.
+    private static void EnsureVerifier(string verifier)
+    {
+        if (!verifier.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal)
+            || !verifier.All(c => char.IsAsciiLetterOrDigit(c) || c is '$' or ':' or '+' or '/' or '=' or '-'))
+        {
+            throw new ArgumentException("Not a SCRAM-SHA-256 verifier.", nameof(verifier));
+        }
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Pools;
+using TenantDb.Functions.Secrets;
+
+namespace TenantDb.Functions;
+
+/// <summary>The composition root's one extension: options, the catalog data source and every service.</summary>
+public static class ServiceRegistration
+{
+    public static IServiceCollection AddTenantDbServices(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<AllocationOptions>().BindConfiguration(AllocationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<PoolsOptions>().BindConfiguration(PoolsOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.Tiers.Count > 0 && o.Tiers.Keys.All(k => Identifier.IsSafe(k) && k.Length <= 32),
+                "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.")
+            .ValidateOnStart();
+        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section)
+            .Validate(o => SecretProtector.IsValidKey(o.Key), "Secrets:Key must be a base64 32-byte key.")
+            .ValidateOnStart();
+
+        var catalogConnection = configuration.GetConnectionString(CatalogOptions.ConnectionStringName)
+            ?? throw new InvalidOperationException("ConnectionStrings:Catalog is not set.");
+        services.AddSingleton(new CatalogOptions { ConnectionString = catalogConnection });
+        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(catalogConnection) { Name = "catalog" }.Build());
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<SecretProtector>();
+        services.AddSingleton<PoolConnections>();
+        services.AddSingleton<ITenantDdl, TenantDdl>();
+        services.AddSingleton<PoolStore>();
+        services.AddSingleton<TenantStore>();
+        services.AddSingleton<AllocationService>();
+        services.AddSingleton<CatalogMigrator>();
+        services.AddHostedService<CatalogMigrationService>();
+        return services;
+    }
+}
+
+/// <summary>Applies catalog migrations before the app takes work.</summary>
+internal sealed class CatalogMigrationService(CatalogMigrator migrator) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => Task.Run(migrator.Migrate, cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
