@@ -10,11 +10,13 @@ set -Eeuo pipefail
 
 err() { echo "docker-entrypoint: ERROR: $*" >&2; exit 1; }
 
-as_postgres() {
-  if [ "$(id -u)" != 0 ]; then "$@"
-  elif command -v setpriv >/dev/null; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"
-  else runuser -u postgres -- "$@"; fi
-}
+# Run as the postgres OS user (the server refuses root). setpriv (util-linux) execs in place.
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then
+  command -v setpriv >/dev/null || err "setpriv not found"
+  AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups)
+fi
+as_postgres() { "${AS_PG[@]}" "$@"; }
 
 if [ "${1:-}" != "" ] && [ "${1:0:1}" = "-" ]; then set -- postgres "$@"; fi
 
@@ -52,8 +54,8 @@ if [ "${1:-}" = postgres ]; then
     printf '\nhost all all all %s\n' "$AUTH" >>"$PGDATA/pg_hba.conf"
     printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
+    shopt -s nullglob
     scripts=(/docker-entrypoint-initdb.d/*.sh /docker-entrypoint-initdb.d/*.sql)
-    [ -e "${scripts[0]}" ] || [ -e "${scripts[1]}" ] || scripts=()
     if [ "$POSTGRES_DB" != postgres ] || [ ${#scripts[@]} -gt 0 ]; then
       # Temporary server on the container-private unix socket only (no TCP).
       as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -t 60 start >/dev/null \
@@ -75,12 +77,14 @@ if [ "${1:-}" = postgres ]; then
 
   # `docker import` cannot set STOPSIGNAL (the official image uses SIGINT = fast shutdown; SIGTERM
   # would wait for every client to disconnect), so stay PID 1 and turn TERM into INT.
-  as_postgres "$@" &
+  "${AS_PG[@]}" "$@" &
   pid=$!
   trap 'kill -INT "$pid" 2>/dev/null || true' TERM INT
   trap 'kill -QUIT "$pid" 2>/dev/null || true' QUIT
-  while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
-  wait "$pid"; exit $?
+  while :; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || exit "$rc"
+  done
 fi
 
 exec "$@"

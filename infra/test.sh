@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what is missing, starts what the tests need
+# (Docker engine with a swarm, the local PostgreSQL image, Azurite), runs every test project, and
+# ends with one totals line: "N passed, N failed, N skipped".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+state="$root/.local/test"
+mkdir -p "$state"
+log="$state/dotnet-test.log"
+
+fail() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+
+infra/prerequisites.sh || fail "installing prerequisites failed"
+infra/docker/engine.sh start || fail "the Docker engine could not start (see above); the Docker tests cannot run"
+eval "$(infra/docker/engine.sh env)"
+infra/docker/build-postgres-image.sh || fail "building the local PostgreSQL image failed"
+infra/azurite.sh start "$state/azurite" || fail "Azurite could not start"
+export TENANTDB_DOCKER_IMAGE=tenantdb/postgres:15-local
+export TENANTDB_REQUIRE_DOCKER=1
+
+dotnet build Functions.sln -c Release -nologo -v q 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" = 0 ] || fail "the build failed"
+
+status=0
+dotnet test Functions.sln -c Release --no-build --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+infra/azurite.sh stop "$state/azurite" || true
+
+# One summary line per test assembly: "Passed!  - Failed: 0, Passed: 40, Skipped: 0, Total: 40, ..."
+read -r passed failed skipped < <(grep -E '^(Passed|Failed)! +- Failed: ' "$log" | awk -F'[:,]' '
+  { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+assemblies=$(grep -cE '^(Passed|Failed)! +- Failed: ' "$log")
+if [ "$assemblies" = 0 ]; then
+  echo "test.sh: no test assembly reported results" >&2
+  failed=$((failed + 1)); status=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$status" = 0 ] && [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
