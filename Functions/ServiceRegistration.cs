@@ -6,6 +6,7 @@ using Npgsql;
 using TenantDb.Functions.Allocation;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
+using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
 
 namespace TenantDb.Functions;
@@ -20,6 +21,7 @@ public static class ServiceRegistration
             .Validate(o => o.Tiers.Count > 0 && o.Tiers.Keys.All(k => Identifier.IsSafe(k) && k.Length <= 32),
                 "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.")
             .ValidateOnStart();
+        services.AddOptions<ProvisioningOptions>().BindConfiguration(ProvisioningOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section)
             .Validate(o => SecretProtector.IsValidKey(o.Key), "Secrets:Key must be a base64 32-byte key.")
             .ValidateOnStart();
@@ -37,6 +39,13 @@ public static class ServiceRegistration
         services.AddSingleton<TenantStore>();
         services.AddSingleton<AllocationService>();
         services.AddSingleton<CatalogMigrator>();
+
+        services.AddSingleton<DockerEngine>();
+        services.AddSingleton<IPoolProvisioner, ProcessPoolProvisioner>();
+        services.AddSingleton<IPoolProvisioner, DockerPoolProvisioner>();
+        services.AddSingleton<IPoolProvisioner, SwarmPoolProvisioner>();
+        services.AddSingleton<IPoolProvisioner, RegisteredPoolProvisioner>();
+        services.AddSingleton<PoolProvisioners>();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

@@ -55,22 +55,28 @@ public sealed class TestApp : IAsyncDisposable
     }
 
     /// <summary>Records a started test server as an active shared pool (admin password encrypted, as the app stores it).</summary>
-    public async Task<Pool> AddPoolAsync(TestServer server, int maxInstances, string? name = null, ServerType type = ServerType.Shared,
-        PoolStatus status = PoolStatus.Active, int priority = 100, Guid? dedicatedTo = null)
+    public Task<Pool> AddPoolAsync(TestServer server, int maxInstances, string? name = null, ServerType type = ServerType.Shared,
+        PoolStatus status = PoolStatus.Active, int priority = 100, Guid? dedicatedTo = null) =>
+        AddPoolAsync(name ?? $"{server.Name}-{Guid.NewGuid().ToString("N")[..8]}", "127.0.0.1", server.Port, TestServer.Superuser, server.Password,
+            "registered", maxInstances, type, status, priority, dedicatedTo);
+
+    public async Task<Pool> AddPoolAsync(string name, string host, int port, string adminUser, string adminPassword, string driver,
+        int maxInstances, ServerType type = ServerType.Shared, PoolStatus status = PoolStatus.Active, int priority = 100,
+        Guid? dedicatedTo = null, string? resourceId = null)
     {
-        name ??= $"{server.Name}-{Guid.NewGuid().ToString("N")[..8]}";
-        var encrypted = Get<SecretProtector>().Protect(server.Password, PoolConnections.AdminPasswordPurpose(name));
+        var encrypted = Get<SecretProtector>().Protect(adminPassword, PoolConnections.AdminPasswordPurpose(name));
         return await Get<PoolStore>().InsertAsync(new NewPool
         {
             Name = name,
-            Host = "127.0.0.1",
-            Port = server.Port,
+            Host = host,
+            Port = port,
             ServerType = type,
             Status = status,
             MaxInstances = maxInstances,
             Priority = priority,
-            Driver = "registered",
-            AdminUser = TestServer.Superuser,
+            Driver = driver,
+            DriverResourceId = resourceId,
+            AdminUser = adminUser,
             AdminPasswordEncrypted = encrypted,
             DedicatedToInstanceId = dedicatedTo,
         }, "test", CancellationToken.None);

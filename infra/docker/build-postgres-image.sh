@@ -58,16 +58,19 @@ t=$(now)
 debootstrap --variant=minbase --include=postgresql-15 "$SUITE" "$DIR" "$MIRROR" >"$BUILD_ROOT/debootstrap.log" 2>&1 \
   || { tail -n 40 "$BUILD_ROOT/debootstrap.log" >&2; die "debootstrap failed (log: $BUILD_ROOT/debootstrap.log)"; }
 echo "build-postgres-image.sh: debootstrap took $(secs "$t")s"
+rm -f "$BUILD_ROOT/debootstrap.log"
 
 [ -x "$DIR/usr/lib/postgresql/15/bin/postgres" ] || die "postgresql-15 not installed in the rootfs"
-# Drop the package's default cluster, apt caches and anything a package script left running state for.
+# Drop the package's default cluster (if any), apt caches, docs, man pages and translations.
 rm -rf "$DIR/var/lib/postgresql/15" "$DIR/etc/postgresql/15/main" "$DIR/var/cache/apt/archives/"*.deb \
-  "$DIR/var/lib/apt/lists/"* "$DIR/run/postgresql/"*
+  "$DIR/var/lib/apt/lists/"* "$DIR/run/postgresql/"* "$DIR/usr/share/doc/"* "$DIR/usr/share/man/"* \
+  "$DIR/usr/share/locale/"*/
 install -m 0755 "$HERE/postgres-entrypoint.sh" "$DIR/usr/local/bin/docker-entrypoint.sh"
 mkdir -p "$DIR/docker-entrypoint-initdb.d" "$DIR/var/lib/postgresql/data"
 chroot "$DIR" chown postgres:postgres /var/lib/postgresql/data
 chmod 700 "$DIR/var/lib/postgresql/data"
 
+old_id=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 t=$(now)
 tar -C "$DIR" -c . | docker import \
   -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -77,4 +80,5 @@ tar -C "$DIR" -c . | docker import \
   -c 'CMD ["postgres"]' \
   - "$IMAGE" >/dev/null || die "docker import failed"
 echo "build-postgres-image.sh: import took $(secs "$t")s"
+[ -n "$old_id" ] && { docker image rm "$old_id" >/dev/null 2>&1 || echo "note: old image $old_id still in use"; }
 echo "build-postgres-image.sh: built $IMAGE ($(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))"

@@ -29,11 +29,12 @@ install_packages() {
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
   fi
-  local rc=0
+  local rc=0 apt_log=/var/log/tenantdb-docker-apt.log
   { DEBIAN_FRONTEND=noninteractive apt-get update -q \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"; } || rc=$?
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"; } \
+    >"$apt_log" 2>&1 || rc=$?
   [ $policy_added -eq 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc -eq 0 ] || die "apt-get install ${need[*]} failed (rc=$rc)"
+  [ $rc -eq 0 ] || { tail -n 40 "$apt_log" >&2; die "apt-get install ${need[*]} failed (rc=$rc, log: $apt_log)"; }
   command -v dockerd >/dev/null || die "dockerd still missing after installing docker.io"
 }
 

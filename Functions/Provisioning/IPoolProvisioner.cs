@@ -1,0 +1,54 @@
+namespace TenantDb.Functions.Provisioning;
+
+/// <summary>What a driver needs to create a pool server. The admin password is clear only in memory, for this call.</summary>
+public sealed record PoolServerSpec(
+    string Name,
+    string ServerType,
+    string AdminUser,
+    string AdminPassword,
+    decimal? Cpu,
+    string? Memory,
+    string? RegisteredHost = null,
+    int? RegisteredPort = null);
+
+/// <summary>A server a driver manages, as the catalog knows it.</summary>
+public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword);
+
+/// <summary>Where a created server is reached, and the driver's id for it.</summary>
+public sealed record ServerEndpoint(string Host, int Port, string ResourceId, string? StoragePath);
+
+public enum ServerPresence
+{
+    /// <summary>The driver knows no such server.</summary>
+    Missing,
+    /// <summary>It exists and runs but does not answer <c>SELECT 1</c> yet.</summary>
+    Starting,
+    /// <summary>It answers <c>SELECT 1</c> over TCP with the admin credentials.</summary>
+    Running,
+    /// <summary>It exists but is stopped, exited or unreachable.</summary>
+    Down,
+}
+
+public sealed record ServerState(ServerPresence Presence, string? Host, int? Port, string? Detail = null);
+
+/// <summary>A server found by the driver's own marks (labels, data folders), whether or not the catalog remembers it.</summary>
+public sealed record OwnedServer(string Name, string ResourceId);
+
+/// <summary>Creates, inspects, restarts and removes pool servers of one kind.</summary>
+public interface IPoolProvisioner
+{
+    string Driver { get; }
+
+    /// <summary>Idempotent by name: a second call for an existing server returns it.</summary>
+    Task<ServerEndpoint> CreateAsync(PoolServerSpec spec, CancellationToken ct);
+
+    /// <summary>Never throws for a missing server: that is <see cref="ServerPresence.Missing"/>.</summary>
+    Task<ServerState> InspectAsync(PoolServerRef server, CancellationToken ct);
+
+    /// <summary>Removes the server and its data; succeeds when it is already gone.</summary>
+    Task DeleteAsync(PoolServerRef server, CancellationToken ct);
+
+    Task RestartAsync(PoolServerRef server, CancellationToken ct);
+
+    Task<IReadOnlyList<OwnedServer>> ListOwnedAsync(CancellationToken ct);
+}
