@@ -22,16 +22,25 @@ export TENANTDB_REQUIRE_DOCKER=1
 dotnet build Functions.sln -c Release -nologo -v q 2>&1 | tail -3
 [ "${PIPESTATUS[0]}" = 0 ] || fail "the build failed"
 
-status=0
-dotnet test Functions.sln -c Release --no-build --logger "console;verbosity=normal" 2>&1 | tee "$log"
+results="$state/results"
+rm -rf "$results"
+dotnet test Functions.sln -c Release --no-build --results-directory "$results" \
+  --logger "console;verbosity=normal" --logger "trx" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 infra/azurite.sh stop "$state/azurite" || true
 
-# One summary line per test assembly: "Passed!  - Failed: 0, Passed: 40, Skipped: 0, Total: 40, ..."
-read -r passed failed skipped < <(grep -E '^(Passed|Failed)! +- Failed: ' "$log" | awk -F'[:,]' '
-  { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
-assemblies=$(grep -cE '^(Passed|Failed)! +- Failed: ' "$log")
+# One TRX file per test assembly; sum their counters.
+passed=0; failed=0; skipped=0; assemblies=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  get() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+  passed=$((passed + $(get passed)))
+  failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
+  skipped=$((skipped + $(get notExecuted)))
+  assemblies=$((assemblies + 1))
+done
 if [ "$assemblies" = 0 ]; then
   echo "test.sh: no test assembly reported results" >&2
   failed=$((failed + 1)); status=1
