@@ -30,7 +30,8 @@ public sealed class TestApp : IAsyncDisposable
     public AllocationService Allocation => Get<AllocationService>();
     public NpgsqlDataSource Catalog => Get<NpgsqlDataSource>();
 
-    public static async Task<TestApp> StartAsync(PostgresFixture fixture, IDictionary<string, string?>? settings = null)
+    public static async Task<TestApp> StartAsync(PostgresFixture fixture, IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configure = null)
     {
         var catalogDb = $"catalog_{Guid.NewGuid():N}";
         var config = new Dictionary<string, string?>
@@ -45,10 +46,12 @@ public sealed class TestApp : IAsyncDisposable
         }
 
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
-        var services = new ServiceCollection()
+        var collection = new ServiceCollection()
             .AddSingleton<IConfiguration>(configuration)
             .AddLogging(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(CapturedLogs.Provider))
-            .AddTenantDbServices(configuration)
+            .AddTenantDbServices(configuration);
+        configure?.Invoke(collection);
+        var services = collection
             .BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
         services.GetRequiredService<CatalogMigrator>().Migrate();
         return new TestApp(services, fixture, catalogDb);

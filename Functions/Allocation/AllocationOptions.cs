@@ -32,6 +32,16 @@ public sealed class AllocationOptions
     /// <summary>How long a duplicate request waits for a concurrent allocation of the same instance before answering "in progress".</summary>
     public TimeSpan DuplicateWait { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long an allocation waits for a new pool before it fails (the <c>AllocateWhenReady</c> orchestration).</summary>
+    public TimeSpan WaitForCapacityTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How often a waiting allocation tries again, on a durable timer.</summary>
+    public TimeSpan WaitPollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The <c>retry_after</c> (seconds) a 202 answer suggests.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 10;
+
     /// <summary>Pools tried for one allocation when a pool server fails mid-way.</summary>
     [Range(1, 10)]
     public int MaxPlacementAttempts { get; set; } = 3;

@@ -5,6 +5,7 @@ public sealed record Pool
 {
     public required long Id { get; init; }
     public required string Name { get; init; }
+    /// <summary>Empty (and <see cref="Port"/> 0) while the server is being provisioned.</summary>
     public required string Host { get; init; }
     public required int Port { get; init; }
     public required ServerType ServerType { get; init; }
@@ -19,6 +20,7 @@ public sealed record Pool
     public string? StoragePath { get; init; }
     public required string Driver { get; init; }
     public string? DriverResourceId { get; init; }
+    public string? ProvisioningInstanceId { get; init; }
     public Guid? DedicatedToCustomerId { get; init; }
     public Guid? DedicatedToInstanceId { get; init; }
     public required string AdminUser { get; init; }

@@ -9,8 +9,8 @@ internal static class Rows
     {
         Id = r.GetInt64(r.GetOrdinal(prefix + "id")),
         Name = r.GetString(r.GetOrdinal(prefix + "name")),
-        Host = r.GetString(r.GetOrdinal(prefix + "host")),
-        Port = r.GetInt32(r.GetOrdinal(prefix + "port")),
+        Host = r.Nullable<string>(prefix + "host") ?? "",
+        Port = r.Value<int>(prefix + "port") ?? 0,
         ServerType = Vocabulary.Parse<ServerType>(r.GetString(r.GetOrdinal(prefix + "server_type"))),
         Status = Vocabulary.Parse<PoolStatus>(r.GetString(r.GetOrdinal(prefix + "status"))),
         HealthStatus = Vocabulary.Parse<HealthStatus>(r.GetString(r.GetOrdinal(prefix + "health_status"))),
@@ -23,6 +23,7 @@ internal static class Rows
         StoragePath = r.Nullable<string>(prefix + "storage_path"),
         Driver = r.GetString(r.GetOrdinal(prefix + "driver")),
         DriverResourceId = r.Nullable<string>(prefix + "driver_resource_id"),
+        ProvisioningInstanceId = r.Nullable<string>(prefix + "provisioning_instance_id"),
         DedicatedToCustomerId = r.Value<Guid>(prefix + "dedicated_to_customer_id"),
         DedicatedToInstanceId = r.Value<Guid>(prefix + "dedicated_to_instance_id"),
         AdminUser = r.GetString(r.GetOrdinal(prefix + "admin_user")),

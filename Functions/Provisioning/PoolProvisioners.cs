@@ -5,7 +5,9 @@ namespace TenantDb.Functions.Provisioning;
 /// <summary>The drivers by name: a pool is always managed by the driver that made it, new pools by the configured one.</summary>
 public sealed class PoolProvisioners(IEnumerable<IPoolProvisioner> drivers, IOptions<ProvisioningOptions> options)
 {
-    private readonly Dictionary<string, IPoolProvisioner> _drivers = drivers.ToDictionary(d => d.Driver, StringComparer.Ordinal);
+    // The last registration of a name wins, as with any DI override.
+    private readonly Dictionary<string, IPoolProvisioner> _drivers = drivers.GroupBy(d => d.Driver, StringComparer.Ordinal)
+        .ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
 
     public IPoolProvisioner Default => For(options.Value.Driver);
 

@@ -4,8 +4,9 @@
 CREATE TABLE db_servers (
     id                        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name                      text NOT NULL UNIQUE CHECK (name ~ '^[a-z][a-z0-9-]{0,62}$'),
-    host                      text NOT NULL,
-    port                      integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    -- Unknown while the server is being provisioned.
+    host                      text,
+    port                      integer CHECK (port BETWEEN 1 AND 65535),
     server_type               text NOT NULL CHECK (server_type IN ('shared', 'dedicated', 'platform')),
     status                    text NOT NULL CHECK (status IN ('provisioning', 'initializing', 'active', 'full', 'draining', 'error', 'deleting', 'deleted')),
     health_status             text NOT NULL DEFAULT 'unknown' CHECK (health_status IN ('healthy', 'degraded', 'unhealthy', 'unknown')),
@@ -18,6 +19,8 @@ CREATE TABLE db_servers (
     storage_path              text,
     driver                    text NOT NULL CHECK (driver IN ('swarm', 'docker', 'process', 'registered')),
     driver_resource_id        text,
+    -- The durable orchestration that provisions this pool (deterministic id; joined, never duplicated).
+    provisioning_instance_id  text UNIQUE,
     dedicated_to_customer_id  uuid,
     dedicated_to_instance_id  uuid,
     admin_user                text NOT NULL,
@@ -31,6 +34,9 @@ CREATE TABLE db_servers (
     updated_at                timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT current_within_max CHECK (current_instances <= max_instances)
 );
+
+-- Numbers the names of provisioned pools (shared-0001, ...).
+CREATE SEQUENCE pool_name_seq;
 
 CREATE INDEX ix_db_servers_allocation ON db_servers (server_type, status, current_instances, priority);
 CREATE INDEX ix_db_servers_health_status ON db_servers (health_status);

@@ -1,0 +1,184 @@
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Orchestrations;
+using TenantDb.Functions.Pools;
+using TenantDb.Functions.Provisioning;
+
+namespace TenantDb.Functions.Allocation;
+
+/// <summary>What an allocate (or provision-dedicated) call answers.</summary>
+public abstract record AllocateResult
+{
+    /// <summary>200: the database is ready.</summary>
+    public sealed record Placed(AllocationView View) : AllocateResult;
+
+    /// <summary>202: waiting for a pool; the orchestration's status URLs track it.</summary>
+    public sealed record Pending(string OrchestrationId, string Step) : AllocateResult;
+
+    /// <summary>202: another call is still creating this instance's database.</summary>
+    public sealed record InProgress(TenantDatabase Tenant) : AllocateResult;
+
+    /// <summary>4xx/5xx: invalid, conflict, or failed with everything compensated.</summary>
+    public sealed record Refused(AllocationOutcome Outcome) : AllocateResult;
+}
+
+/// <summary>
+/// The allocate use case around <see cref="AllocationService"/>: the credential handoff, and the wait for capacity
+/// (start or join pool provisioning, then an <c>AllocateWhenReady</c> orchestration) when no pool has room.
+/// </summary>
+public sealed class AllocationFlow(
+    AllocationService allocation,
+    ProvisioningService provisioning,
+    ICredentialDeposit handoff,
+    IOptions<AllocationOptions> allocationOptions,
+    IOptions<PoolsOptions> poolsOptions)
+{
+    public const string Actor = "instance-service";
+    private AllocationOptions Options => allocationOptions.Value;
+
+    public static string ClaimUrl(string baseUrl, Guid instanceId) => $"{baseUrl}/api/database/credentials/{instanceId:D}/claim";
+
+    public async Task<AllocateResult> AllocateAsync(AllocationRequest? request, DurableTaskClient client, string baseUrl, CancellationToken ct)
+    {
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        {
+            return new AllocateResult.Refused(new AllocationOutcome.Invalid(errors));
+        }
+
+        switch (await allocation.AllocateAsync(valid, ct))
+        {
+            case AllocationOutcome.Allocated placed:
+                var view = await ViewAsync(placed, client, baseUrl, inline: Options.InlinePassword, ct);
+                if (placed.Pool.Status == PoolStatus.Full)
+                {
+                    await provisioning.EnsureHeadroomAsync(client, ct);
+                }
+
+                return new AllocateResult.Placed(view);
+            case AllocationOutcome.NoCapacity:
+                return await WaitForCapacityAsync(valid, client, baseUrl, ct);
+            case AllocationOutcome.InProgress progress:
+                return await client.GetInstanceAsync(AllocateWhenReady.InstanceIdFor(valid.InstanceId), ct) is { IsRunning: true } run
+                    ? new AllocateResult.Pending(run.InstanceId, run.SerializedCustomStatus ?? "waiting")
+                    : new AllocateResult.InProgress(progress.Tenant);
+            case var refused:
+                return new AllocateResult.Refused(refused);
+        }
+    }
+
+    /// <summary>A dedicated server for one instance of a dedicated tier; idempotent like allocate.</summary>
+    public async Task<AllocateResult> ProvisionDedicatedAsync(AllocationRequest? request, DurableTaskClient client, string baseUrl, CancellationToken ct)
+    {
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        {
+            return new AllocateResult.Refused(new AllocationOutcome.Invalid(errors));
+        }
+
+        if (!valid.Tier.Dedicated)
+        {
+            var dedicatedTiers = string.Join(", ", poolsOptions.Value.Tiers.Where(t => t.Value.Dedicated).Select(t => t.Key).Order(StringComparer.Ordinal));
+            return new AllocateResult.Refused(new AllocationOutcome.Invalid(new Dictionary<string, string[]>
+            {
+                ["plan_tier"] = [$"plan_tier '{valid.PlanTier}' shares pools; provision-dedicated takes: {dedicatedTiers}."],
+            }));
+        }
+
+        return await AllocateAsync(request, client, baseUrl, ct);
+    }
+
+    /// <summary>Where an instance's database lives, or the run it waits on; null when the instance is unknown.</summary>
+    public async Task<AllocateResult?> StatusAsync(Guid instanceId, DurableTaskClient client, CancellationToken ct)
+    {
+        if (await allocation.FindAsync(instanceId, ct) is { } live)
+        {
+            return live.Tenant.Status == TenantDatabaseStatus.Creating
+                ? new AllocateResult.InProgress(live.Tenant)
+                : new AllocateResult.Placed(AllocationView.Of(live.Pool, live.Tenant));
+        }
+
+        return await client.GetInstanceAsync(AllocateWhenReady.InstanceIdFor(instanceId), ct) is { IsRunning: true } run
+            ? new AllocateResult.Pending(run.InstanceId, run.SerializedCustomStatus ?? "waiting")
+            : null;
+    }
+
+    /// <summary>One try of a waiting allocation (the <c>TryAllocate</c> activity).</summary>
+    public async Task<AllocateAttempt> TryAllocateWaitingAsync(AllocateWhenReadyInput input, DurableTaskClient client, CancellationToken ct)
+    {
+        var request = new AllocationRequest(input.InstanceId, input.CustomerId, input.PlanTier);
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        {
+            return new AllocateAttempt(true, null, string.Join(" ", errors.Values.SelectMany(e => e)), "invalid");
+        }
+
+        switch (await allocation.AllocateAsync(valid, ct))
+        {
+            case AllocationOutcome.Allocated placed:
+                // The orchestration's output lands in the task hub in clear text: never the password, only the claim URL.
+                var baseUrl = input.ClaimUrl[..input.ClaimUrl.IndexOf("/api/", StringComparison.Ordinal)];
+                return new AllocateAttempt(true, await ViewAsync(placed, client, baseUrl, inline: false, ct), null, "allocated");
+            case AllocationOutcome.NoCapacity { Dedicated: var dedicated }:
+                var pool = dedicated
+                    ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
+                    : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
+                return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
+            case AllocationOutcome.InProgress or AllocationOutcome.Failed:
+                return new AllocateAttempt(false, null, null, "retrying");
+            case AllocationOutcome.Conflict conflict:
+                return new AllocateAttempt(true, null, conflict.Detail, "conflict");
+            case var other:
+                return new AllocateAttempt(true, null, other.ToString(), "failed");
+        }
+    }
+
+    private async Task<AllocateResult> WaitForCapacityAsync(ValidAllocationRequest valid, DurableTaskClient client, string baseUrl, CancellationToken ct)
+    {
+        if (valid.Tier.Dedicated)
+        {
+            await provisioning.StartDedicatedAsync(client, valid, Actor, ct);
+        }
+        else
+        {
+            await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
+        }
+
+        var id = AllocateWhenReady.InstanceIdFor(valid.InstanceId);
+        var existing = await client.GetInstanceAsync(id, ct);
+        if (existing is not { IsRunning: true })
+        {
+            var input = new AllocateWhenReadyInput(valid.InstanceId.ToString("D"), valid.CustomerId.ToString("D"), valid.PlanTier,
+                ClaimUrl(baseUrl, valid.InstanceId), Options.WaitPollInterval, Options.WaitForCapacityTimeout);
+            try
+            {
+                await client.ScheduleNewOrchestrationInstanceAsync(nameof(AllocateWhenReady), input, new StartOrchestrationOptions(id), ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Two requests for one instance: the other one started the same deterministic run.
+                if (await client.GetInstanceAsync(id, ct) is not { IsRunning: true })
+                {
+                    throw;
+                }
+            }
+        }
+
+        return new AllocateResult.Pending(id, "waiting-for-capacity");
+    }
+
+    private async Task<AllocationView> ViewAsync(AllocationOutcome.Allocated placed, DurableTaskClient client, string baseUrl, bool inline, CancellationToken ct)
+    {
+        if (placed.Password is null)
+        {
+            return AllocationView.Of(placed.Pool, placed.Tenant);
+        }
+
+        if (inline)
+        {
+            return AllocationView.Of(placed.Pool, placed.Tenant, password: placed.Password.Reveal());
+        }
+
+        var expires = await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, ct);
+        return AllocationView.Of(placed.Pool, placed.Tenant, new CredentialsView(ClaimUrl(baseUrl, placed.Tenant.InstanceId), expires));
+    }
+}

@@ -1,0 +1,84 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using TenantDb.Functions.Allocation;
+
+namespace TenantDb.Functions.Api;
+
+/// <summary>The instance-service's routes: allocate, provision-dedicated, look up and release a tenant database.</summary>
+public sealed class AllocationFunctions(AllocationFlow flow, AllocationService allocation, IOptions<AllocationOptions> options)
+{
+    private int RetryAfter => options.Value.RetryAfterSeconds;
+
+    [Function(nameof(AllocateDatabase))]
+    public async Task<IActionResult> AllocateDatabase(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "database/allocate")] HttpRequest req,
+        [DurableClient] DurableTaskClient client, CancellationToken ct)
+    {
+        var (body, problem) = await ApiJson.ReadAsync<AllocationRequest>(req, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var result = await flow.AllocateAsync(body, client, StatusUrls.BaseUrl(req), ct);
+        return AllocationResponses.From(result, req, RetryAfter);
+    }
+
+    [Function(nameof(ProvisionDedicatedDatabase))]
+    public async Task<IActionResult> ProvisionDedicatedDatabase(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "database/provision-dedicated")] HttpRequest req,
+        [DurableClient] DurableTaskClient client, CancellationToken ct)
+    {
+        var (body, problem) = await ApiJson.ReadAsync<AllocationRequest>(req, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var result = await flow.ProvisionDedicatedAsync(body, client, StatusUrls.BaseUrl(req), ct);
+        return AllocationResponses.From(result, req, RetryAfter);
+    }
+
+    [Function(nameof(GetAllocation))]
+    public async Task<IActionResult> GetAllocation(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "database/allocations/{instance_id}")] HttpRequest req,
+        string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
+    {
+        if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
+        {
+            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+        }
+
+        return await flow.StatusAsync(instanceId, client, ct) is { } result
+            ? AllocationResponses.From(result, req, RetryAfter)
+            : Problems.NotFound("allocation-not-found", "This instance has no database.");
+    }
+
+    [Function(nameof(ReleaseAllocation))]
+    public async Task<IActionResult> ReleaseAllocation(
+        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "database/allocations/{instance_id}")] HttpRequest req,
+        string instance_id, CancellationToken ct)
+    {
+        if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
+        {
+            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+        }
+
+        return await allocation.ReleaseAsync(instanceId, AllocationFlow.Actor, ct) switch
+        {
+            ReleaseOutcome.Released released => ApiJson.Ok(new
+            {
+                status = "released",
+                instance_id = instanceId,
+                db_name = released.Tenant.DbName,
+                released_at = released.Tenant.ReleasedAt,
+                purge_after = released.PurgeAfter,
+            }),
+            ReleaseOutcome.InProgress => Problems.Conflict("allocation-in-progress", "The database is still being created; release it once it is ready."),
+            _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+        };
+    }
+}

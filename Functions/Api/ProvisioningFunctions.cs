@@ -1,0 +1,29 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+using TenantDb.Functions.Provisioning;
+
+namespace TenantDb.Functions.Api;
+
+/// <summary>Operators: provision a shared pool now (joins the run already under way, never a second one).</summary>
+public sealed class ProvisioningFunctions(ProvisioningService provisioning)
+{
+    [Function(nameof(ProvisionPoolNow))]
+    public async Task<IActionResult> ProvisionPoolNow(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = "database/admin/provision-pool")] HttpRequest req,
+        [DurableClient] DurableTaskClient client, CancellationToken ct)
+    {
+        var reserved = await provisioning.StartSharedAsync(client, "operator", "requested by an operator", ct);
+        var urls = StatusUrls.For(req, reserved.ProvisioningInstanceId);
+        req.HttpContext.Response.Headers.Location = urls.StatusQueryGetUri;
+        return ApiJson.Status(StatusCodes.Status202Accepted, new
+        {
+            status = "provisioning",
+            pool_id = reserved.PoolId,
+            pool_name = reserved.Name,
+            joined = reserved.Joined,
+            orchestration = urls,
+        });
+    }
+}

@@ -1,0 +1,46 @@
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using TenantDb.Functions.Allocation;
+
+namespace TenantDb.Functions.Orchestrations;
+
+public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string ClaimUrl, TimeSpan PollInterval, TimeSpan Timeout);
+
+/// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
+public sealed record AllocateAttempt(bool Done, AllocationView? Allocation, string? Error, string Step);
+
+/// <summary>
+/// A tenant waiting for capacity: tries the allocation on a durable timer until a pool has room (starting or joining the
+/// provisioning of one, never duplicating it) or the wait times out. Its output never carries the password.
+/// </summary>
+public sealed class AllocateWhenReady(AllocationFlow flow)
+{
+    public static string InstanceIdFor(Guid instanceId) => $"allocate-{instanceId:D}";
+
+    [Function(nameof(AllocateWhenReady))]
+    public static async Task<AllocateAttempt> Run([OrchestrationTrigger] TaskOrchestrationContext context)
+    {
+        var input = context.GetInput<AllocateWhenReadyInput>() ?? throw new InvalidOperationException("AllocateWhenReady needs its input.");
+        var deadline = context.CurrentUtcDateTime + input.Timeout;
+        var maxAttempts = (int)Math.Ceiling(input.Timeout / input.PollInterval) + 1;
+        for (var attempt = 1; attempt <= maxAttempts && context.CurrentUtcDateTime < deadline; attempt++)
+        {
+            var result = await context.CallActivityAsync<AllocateAttempt>(nameof(TryAllocate), input);
+            context.SetCustomStatus(result.Step);
+            if (result.Done)
+            {
+                return result;
+            }
+
+            await context.CreateTimer(context.CurrentUtcDateTime + input.PollInterval, CancellationToken.None);
+        }
+
+        context.SetCustomStatus("timed-out");
+        return new AllocateAttempt(true, null, $"No capacity became available within {input.Timeout}.", "timed-out");
+    }
+
+    [Function(nameof(TryAllocate))]
+    public Task<AllocateAttempt> TryAllocate([ActivityTrigger] AllocateWhenReadyInput input, [DurableClient] DurableTaskClient client, CancellationToken ct) =>
+        flow.TryAllocateWaitingAsync(input, client, ct);
+}

@@ -1,0 +1,74 @@
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask;
+using Microsoft.Extensions.Logging;
+using TenantDb.Functions.Provisioning;
+
+namespace TenantDb.Functions.Orchestrations;
+
+public sealed record ProvisionPoolInput(long PoolId, int CreateAttempts, TimeSpan FirstRetryInterval, TimeSpan PollInterval, TimeSpan ReadyTimeout);
+
+public sealed record ProvisionPoolResult(long PoolId, string Status, string? Error);
+
+public sealed record FailPoolInput(long PoolId, string Reason);
+
+/// <summary>
+/// Provisions a pool server: create through the driver (retried with exponential backoff), poll health on durable
+/// timers until it answers or the deadline passes, harden, activate. On final failure: remove what was created, pool → error.
+/// </summary>
+public sealed class ProvisionPool(ProvisioningService provisioning)
+{
+    [Function(nameof(ProvisionPool))]
+    public static async Task<ProvisionPoolResult> Run([OrchestrationTrigger] TaskOrchestrationContext context)
+    {
+        var input = context.GetInput<ProvisionPoolInput>() ?? throw new InvalidOperationException("ProvisionPool needs its input.");
+        var log = context.CreateReplaySafeLogger<ProvisionPool>();
+        try
+        {
+            context.SetCustomStatus("creating-server");
+            var retry = TaskOptions.FromRetryPolicy(new RetryPolicy(input.CreateAttempts, input.FirstRetryInterval, backoffCoefficient: 2));
+            await context.CallActivityAsync(nameof(CreatePoolServer), input.PoolId, retry);
+
+            context.SetCustomStatus("waiting-for-health");
+            var deadline = context.CurrentUtcDateTime + input.ReadyTimeout;
+            while (!await context.CallActivityAsync<bool>(nameof(CheckPoolReady), input.PoolId))
+            {
+                if (context.CurrentUtcDateTime >= deadline)
+                {
+                    return await FailAsync(context, input.PoolId, $"the server did not answer within {input.ReadyTimeout}");
+                }
+
+                await context.CreateTimer(context.CurrentUtcDateTime + input.PollInterval, CancellationToken.None);
+            }
+
+            context.SetCustomStatus("initializing");
+            await context.CallActivityAsync(nameof(InitializePool), input.PoolId);
+            context.SetCustomStatus("active");
+            log.LogInformation("Pool {PoolId} provisioned", input.PoolId);
+            return new ProvisionPoolResult(input.PoolId, "active", null);
+        }
+        catch (TaskFailedException e)
+        {
+            log.LogWarning("Provisioning pool {PoolId} failed: {Error}", input.PoolId, e.FailureDetails.ErrorMessage);
+            return await FailAsync(context, input.PoolId, e.FailureDetails.ErrorMessage);
+        }
+    }
+
+    [Function(nameof(CreatePoolServer))]
+    public Task CreatePoolServer([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.CreateServerAsync(poolId, ct);
+
+    [Function(nameof(CheckPoolReady))]
+    public Task<bool> CheckPoolReady([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.IsReadyAsync(poolId, ct);
+
+    [Function(nameof(InitializePool))]
+    public Task InitializePool([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.InitializeAsync(poolId, ct);
+
+    [Function(nameof(FailPool))]
+    public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) => provisioning.FailAsync(input.PoolId, input.Reason, ct);
+
+    private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, long poolId, string reason)
+    {
+        context.SetCustomStatus("failed");
+        await context.CallActivityAsync(nameof(FailPool), new FailPoolInput(poolId, reason));
+        return new ProvisionPoolResult(poolId, "error", reason);
+    }
+}

@@ -1,0 +1,175 @@
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Orchestrations;
+using TenantDb.Functions.Pools;
+using TenantDb.Functions.Secrets;
+
+namespace TenantDb.Functions.Provisioning;
+
+/// <summary>
+/// Starts (or joins) pool provisioning runs and does the work of their activities. Every step is idempotent: an
+/// activity may run twice.
+/// </summary>
+public sealed partial class ProvisioningService(
+    ProvisioningStore store,
+    PoolStore pools,
+    PoolProvisioners provisioners,
+    PoolConnections connections,
+    SecretProtector secrets,
+    IOptions<ProvisioningOptions> provisioningOptions,
+    IOptions<PoolsOptions> poolsOptions,
+    ILogger<ProvisioningService> logger)
+{
+    private const int AdminPasswordLength = 40;
+    private ProvisioningOptions Options => provisioningOptions.Value;
+
+    /// <summary>Provision a shared pool, or join the run already under way.</summary>
+    public async Task<ReservedPool> StartSharedAsync(DurableTaskClient client, string actor, string reason, CancellationToken ct)
+    {
+        var shared = poolsOptions.Value.Shared;
+        var reserved = await store.ReserveAsync(new PoolReservationRequest(ServerType.Shared, shared.MaxInstances, shared.Cpu, shared.Memory,
+            Options.AdminUser, null, null, Options.Driver, actor, reason), NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct);
+        return reserved;
+    }
+
+    /// <summary>Provision the dedicated server of one instance, or join the run already under way.</summary>
+    public async Task<ReservedPool> StartDedicatedAsync(DurableTaskClient client, ValidAllocationRequest request, string actor, CancellationToken ct)
+    {
+        var tier = request.Tier;
+        var reserved = await store.ReserveAsync(new PoolReservationRequest(ServerType.Dedicated, tier.MaxInstances, tier.Cpu, tier.Memory,
+            Options.AdminUser, request.InstanceId, request.CustomerId, Options.Driver, actor, $"dedicated server for tier {request.PlanTier}"),
+            NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct);
+        return reserved;
+    }
+
+    /// <summary>The headroom rule: when free slots across active shared pools fall below the minimum, provision the next pool now.</summary>
+    public async Task<ReservedPool?> EnsureHeadroomAsync(DurableTaskClient client, CancellationToken ct)
+    {
+        var (free, provisioning) = await store.SharedHeadroomAsync(ct);
+        if (provisioning || free >= poolsOptions.Value.MinFreeSlots)
+        {
+            return null;
+        }
+
+        LogHeadroom(free, poolsOptions.Value.MinFreeSlots);
+        return await StartSharedAsync(client, PoolStore.Actor, $"headroom: {free} free slots < {poolsOptions.Value.MinFreeSlots}", ct);
+    }
+
+    /// <summary>Activity: the server exists (created through the pool's driver, idempotent by name) and the catalog knows its endpoint.</summary>
+    public async Task CreateServerAsync(long poolId, CancellationToken ct)
+    {
+        var pool = await RequirePoolAsync(poolId, ct);
+        if (pool.Status != PoolStatus.Provisioning)
+        {
+            return;
+        }
+
+        var spec = new PoolServerSpec(pool.Name, pool.ServerType.ToSql(), pool.AdminUser, AdminPassword(pool), pool.CpuLimit, pool.MemoryLimit);
+        var endpoint = await provisioners.For(pool.Driver).CreateAsync(spec, ct);
+        await store.SetEndpointAsync(poolId, endpoint.Host, endpoint.Port, endpoint.ResourceId, endpoint.StoragePath, ct);
+        LogCreated(pool.Name, pool.Driver, endpoint.Host, endpoint.Port);
+    }
+
+    /// <summary>Activity: does the server answer <c>SELECT 1</c> with its admin credentials?</summary>
+    public async Task<bool> IsReadyAsync(long poolId, CancellationToken ct)
+    {
+        var pool = await RequirePoolAsync(poolId, ct);
+        if (pool.Status is PoolStatus.Active or PoolStatus.Initializing)
+        {
+            return true;
+        }
+
+        var state = await provisioners.For(pool.Driver).InspectAsync(RefOf(pool), ct);
+        return state.Presence == ServerPresence.Running;
+    }
+
+    /// <summary>Activity: harden the new server and put it into placement.</summary>
+    public async Task InitializeAsync(long poolId, CancellationToken ct)
+    {
+        var pool = await RequirePoolAsync(poolId, ct);
+        if (pool.Status is PoolStatus.Active)
+        {
+            return;
+        }
+
+        pool = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Initializing, "server answers", PoolStore.Actor, ct) ?? pool;
+        string? version;
+        await using (var conn = await connections.For(pool).OpenConnectionAsync(ct))
+        {
+            // Tenants connect only to their own database and to postgres; template1 is nobody's business.
+            await using var harden = new NpgsqlCommand("""
+                REVOKE ALL ON DATABASE template1 FROM PUBLIC;
+                REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+                SELECT current_setting('server_version');
+                """, conn);
+            version = (string?)await harden.ExecuteScalarAsync(ct);
+        }
+
+        await store.SetServerFactsAsync(poolId, version, ct);
+        await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", PoolStore.Actor, ct);
+        LogActive(pool.Name, version);
+    }
+
+    /// <summary>Activity (final failure): remove whatever was created and mark the pool error with the reason.</summary>
+    public async Task FailAsync(long poolId, string reason, CancellationToken ct)
+    {
+        var pool = await RequirePoolAsync(poolId, ct);
+        try
+        {
+            await provisioners.For(pool.Driver).DeleteAsync(RefOf(pool), ct);
+        }
+        finally
+        {
+            await connections.ForgetAsync(poolId);
+            await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, PoolStore.Actor, ct);
+            LogFailed(pool.Name, reason);
+        }
+    }
+
+    public ProvisionPoolInput InputFor(long poolId) =>
+        new(poolId, Options.CreateAttempts, Options.FirstRetryInterval, Options.ReadyPollInterval, Options.ReadyTimeout);
+
+    // Runs under the reservation's lock: a joined run is started again only if it never got started (a crash between
+    // reserving and starting).
+    private async Task ScheduleAsync(DurableTaskClient client, ReservedPool reserved, CancellationToken ct)
+    {
+        if (reserved.Joined && await client.GetInstanceAsync(reserved.ProvisioningInstanceId, ct) is not null)
+        {
+            return;
+        }
+
+        await client.ScheduleNewOrchestrationInstanceAsync(nameof(ProvisionPool), InputFor(reserved.PoolId),
+            new StartOrchestrationOptions(reserved.ProvisioningInstanceId), ct);
+        LogStarted(reserved.Name, reserved.ProvisioningInstanceId);
+    }
+
+    private async Task<Pool> RequirePoolAsync(long poolId, CancellationToken ct) =>
+        await pools.GetAsync(poolId, ct) ?? throw new InvalidOperationException($"Pool {poolId} is not in the catalog.");
+
+    private string AdminPassword(Pool pool) => secrets.Unprotect(pool.AdminPasswordEncrypted, PoolConnections.AdminPasswordPurpose(pool.Name));
+
+    private PoolServerRef RefOf(Pool pool) => new(pool.Name, pool.DriverResourceId, pool.Host, pool.Port, pool.AdminUser, AdminPassword(pool));
+
+    private string NewEncryptedAdminPassword(string poolName) =>
+        secrets.Protect(PasswordGenerator.Generate(AdminPasswordLength), PoolConnections.AdminPasswordPurpose(poolName));
+
+    [LoggerMessage(LogLevel.Information, "Provisioning pool {Pool} as orchestration {OrchestrationId}")]
+    private partial void LogStarted(string pool, string orchestrationId);
+
+    [LoggerMessage(LogLevel.Information, "Headroom: {FreeSlots} free shared slots, below {MinFreeSlots}; provisioning the next pool")]
+    private partial void LogHeadroom(int freeSlots, int minFreeSlots);
+
+    [LoggerMessage(LogLevel.Information, "Pool {Pool} server created by driver {Driver} at {Host}:{Port}")]
+    private partial void LogCreated(string pool, string driver, string host, int port);
+
+    [LoggerMessage(LogLevel.Information, "Pool {Pool} is active (PostgreSQL {Version})")]
+    private partial void LogActive(string pool, string? version);
+
+    [LoggerMessage(LogLevel.Warning, "Provisioning pool {Pool} failed: {Reason}")]
+    private partial void LogFailed(string pool, string reason);
+}
