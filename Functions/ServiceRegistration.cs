@@ -46,6 +46,8 @@ public static class ServiceRegistration
         services.AddSingleton<IPoolProvisioner, SwarmPoolProvisioner>();
         services.AddSingleton<IPoolProvisioner, RegisteredPoolProvisioner>();
         services.AddSingleton<PoolProvisioners>();
+        services.AddSingleton<ProvisioningStore>();
+        services.AddSingleton<ProvisioningService>();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }
