@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using TenantDb.Functions.Allocation;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
@@ -48,6 +49,9 @@ public static class ServiceRegistration
         services.AddSingleton<PoolProvisioners>();
         services.AddSingleton<ProvisioningStore>();
         services.AddSingleton<ProvisioningService>();
+        services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateOnStart();
+        services.AddSingleton<ICredentialDeposit, EntityCredentialDeposit>();
+        services.AddSingleton<AllocationFlow>();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

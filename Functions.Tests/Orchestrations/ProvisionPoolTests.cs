@@ -84,7 +84,7 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     public async Task ProvisionPool_DriverFailsTwiceThenSucceeds_RetriesAndPoolBecomesActive()
     {
         var (app, driver) = await StartAsync(failures: 2, createBeforeFailing: false);
-        await using var _ = app;
+        await using var appScope = app;
         var provisioning = app.Get<ProvisioningService>();
         await using var engine = await StartEngineAsync(provisioning);
 
@@ -111,7 +111,7 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     public async Task ProvisionPool_DriverAlwaysFails_PoolErrorWithReasonAndServerRemoved()
     {
         var (app, driver) = await StartAsync(failures: int.MaxValue, createBeforeFailing: true);
-        await using var _ = app;
+        await using var appScope = app;
         var provisioning = app.Get<ProvisioningService>();
         await using var engine = await StartEngineAsync(provisioning);
 
@@ -132,7 +132,7 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     public async Task StartShared_ConcurrentStarts_JoinOneRunNeverDuplicate()
     {
         var (app, driver) = await StartAsync(failures: 0, createBeforeFailing: false);
-        await using var _ = app;
+        await using var appScope = app;
         var provisioning = app.Get<ProvisioningService>();
         await using var engine = await StartEngineAsync(provisioning);
 
@@ -152,7 +152,7 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     public async Task EnsureHeadroom_FreeSlotsBelowMinimum_StartsOneRunOtherwiseNone()
     {
         var (app, driver) = await StartAsync(failures: 0, createBeforeFailing: false);
-        await using var _ = app;
+        await using var appScope = app;
         var provisioning = app.Get<ProvisioningService>();
         await using var engine = await StartEngineAsync(provisioning);
         await app.AddPoolAsync(fixture.Pools[1], 100);

@@ -1,0 +1,146 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Xunit;
+
+namespace TenantDb.LocalHost.Tests;
+
+public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<LocalHostFixture>
+{
+    private const string Management = "/runtime/webhooks/durabletask/instances";
+
+    [Fact]
+    public async Task Orchestration_StartedOverHttp_CompletesThroughStatusRoute()
+    {
+        string id = "greet-" + Guid.NewGuid().ToString("N");
+
+        using HttpResponseMessage started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 2 });
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        Assert.EndsWith($"{Management}/{id}", started.Headers.Location?.ToString());
+
+        (HttpStatusCode waitingStatus, JsonElement waiting) = await this.PollStatusAsync(id, b => b.GetProperty("customStatus").ValueKind == JsonValueKind.String);
+        Assert.Equal(HttpStatusCode.Accepted, waitingStatus);
+        Assert.Equal("Running", waiting.GetProperty("runtimeStatus").GetString());
+        Assert.Equal("waiting", waiting.GetProperty("customStatus").GetString());
+
+        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Completed");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("GreetingOrchestrator", body.GetProperty("name").GetString());
+        Assert.Equal(id, body.GetProperty("instanceId").GetString());
+        Assert.Equal("Hello, Ada! Hello, Ada again!", body.GetProperty("output").GetString());
+        Assert.Equal("Ada", body.GetProperty("input").GetProperty("Name").GetString());
+        Assert.Equal("waiting", body.GetProperty("customStatus").GetString());
+        Assert.True(DateTime.Parse(body.GetProperty("lastUpdatedTime").GetString()!) >= DateTime.Parse(body.GetProperty("createdTime").GetString()!));
+    }
+
+    [Fact]
+    public async Task ManagementRoute_WithoutKey_Returns401()
+    {
+        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/any");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task ManagementRoute_UnknownInstance_Returns404()
+    {
+        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.FunctionKey}");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Entity_SignalledTwice_StateReadThroughClient()
+    {
+        string key = Guid.NewGuid().ToString("N");
+        using HttpResponseMessage notYet = await host.Client.GetAsync($"/api/counters/{key}");
+        Assert.Equal(HttpStatusCode.NotFound, notYet.StatusCode);
+
+        using HttpResponseMessage first = await host.Client.PostAsync($"/api/counters/{key}/add/5", null);
+        using HttpResponseMessage second = await host.Client.PostAsync($"/api/counters/{key}/add/7", null);
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
+
+        int value = 0;
+        using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(45));
+        while (value != 12)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500), timeout.Token);
+            using HttpResponseMessage response = await host.Client.GetAsync($"/api/counters/{key}", timeout.Token);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                value = (await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("value").GetInt32();
+            }
+        }
+
+        Assert.Equal(12, value);
+    }
+
+    [Fact]
+    public async Task Orchestration_TerminatedThenPurged_GoneFromStatusRoute()
+    {
+        string id = await this.StartApprovalAsync();
+
+        using HttpResponseMessage terminate = await host.Client.PostAsync($"{Management}/{id}/terminate?reason=test&code={LocalHostFixture.FunctionKey}", null);
+        Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
+        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Terminated");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Terminated", body.GetProperty("runtimeStatus").GetString());
+
+        using HttpResponseMessage again = await host.Client.PostAsync($"{Management}/{id}/terminate?code={LocalHostFixture.FunctionKey}", null);
+        Assert.Equal(HttpStatusCode.Gone, again.StatusCode);
+
+        using HttpResponseMessage purge = await host.Client.DeleteAsync($"{Management}/{id}?code={LocalHostFixture.MasterKey}");
+        Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
+        Assert.Equal(1, (await purge.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("instancesDeleted").GetInt32());
+
+        using HttpResponseMessage gone = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task Orchestration_EventRaisedThroughRoute_CompletesWithPayload()
+    {
+        string id = await this.StartApprovalAsync();
+
+        using HttpResponseMessage running = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}");
+        Assert.Equal(HttpStatusCode.Accepted, running.StatusCode);
+        using HttpResponseMessage raised = await host.Client.PostAsJsonAsync($"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.FunctionKey}", true);
+        Assert.Equal(HttpStatusCode.Accepted, raised.StatusCode);
+
+        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Completed");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(body.GetProperty("output").GetBoolean());
+    }
+
+    private async Task<string> StartApprovalAsync()
+    {
+        string id = "approval-" + Guid.NewGuid().ToString("N");
+        using HttpRequestMessage request = new(HttpMethod.Post, $"/api/approvals/{id}");
+        request.Headers.Add("x-functions-key", LocalHostFixture.FunctionKey);
+        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal("Running", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
+        return id;
+    }
+
+    private Task<(HttpStatusCode Status, JsonElement Body)> PollStatusAsync(string id, string runtimeStatus) =>
+        this.PollStatusAsync(id, b => b.GetProperty("runtimeStatus").GetString() == runtimeStatus);
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> PollStatusAsync(string id, Func<JsonElement, bool> done)
+    {
+        using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}", timeout.Token);
+            JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
+            if (done(body))
+            {
+                return (response.StatusCode, body);
+            }
+
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), timeout.Token);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Xunit;
+
+namespace TenantDb.LocalHost.Tests;
+
+public sealed class StartupTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("localhost-startup-").FullName;
+
+    [Fact]
+    public void Build_FunctionWithUnbindableParameter_ThrowsNamingFunction()
+    {
+        this.WriteMetadata("Broken", "SampleApp.Unservable.Run", new { name = "request", type = "httpTrigger", direction = "In", authLevel = "Anonymous", methods = new[] { "get" }, route = "broken" });
+
+        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+
+        Assert.Equal("Broken", error.FunctionName);
+        Assert.Contains("'Broken'", error.Message);
+        Assert.Contains("notBindable", error.Message);
+    }
+
+    [Fact]
+    public void Build_FunctionWithUnsupportedTrigger_ThrowsNamingFunction()
+    {
+        this.WriteMetadata("QueueWorker", "SampleApp.Unservable.Run", new { name = "message", type = "queueTrigger", direction = "In", queueName = "work" });
+
+        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+
+        Assert.Equal("QueueWorker", error.FunctionName);
+        Assert.Contains("queueTrigger", error.Message);
+    }
+
+    [Fact]
+    public void Build_TimerWithUnsetScheduleSetting_ThrowsNamingFunction()
+    {
+        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "%NotConfiguredSchedule%" });
+
+        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+
+        Assert.Equal("Nightly", error.FunctionName);
+        Assert.Contains("NotConfiguredSchedule", error.Message);
+    }
+
+    public void Dispose() => Directory.Delete(this.directory, recursive: true);
+
+    private void WriteMetadata(string name, string entryPoint, object trigger)
+    {
+        object[] functions =
+        [
+            new
+            {
+                name,
+                scriptFile = Path.Combine(TestEnvironment.SampleAppDirectory, "SampleApp.dll"),
+                entryPoint,
+                language = "dotnet-isolated",
+                bindings = new[] { trigger },
+            },
+        ];
+        File.WriteAllText(Path.Combine(this.directory, "functions.metadata"), JsonSerializer.Serialize(functions));
+    }
+}

@@ -1,0 +1,99 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Abstractions;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace TenantDb.LocalHost;
+
+/// <summary>Maps each HTTP-triggered function to a Kestrel route: auth, binding, invocation, result execution.</summary>
+internal static class HttpFunctionEndpoints
+{
+    public static void MapHttpFunctions(this WebApplication app, FunctionCatalog catalog, FunctionKeys keys)
+    {
+        foreach (FunctionInvoker function in catalog.OfKind(TriggerKind.Http))
+        {
+            BindingMetadata trigger = function.Metadata.Trigger;
+            AuthLevel level = FunctionKeys.Parse(function.Name, trigger.AuthLevel);
+            if (level != AuthLevel.Anonymous && !keys.HasMasterKey)
+            {
+                throw new FunctionStartupException(function.Name, $"it needs keys; set {LocalHostOptions.Section}:MasterKey (and {LocalHostOptions.Section}:FunctionKeys)");
+            }
+
+            string route = trigger.Route ?? function.Name;
+            string pattern = catalog.RoutePrefix.Length == 0 ? "/" + route.TrimStart('/') : $"/{catalog.RoutePrefix}/{route.TrimStart('/')}";
+            RequestDelegate handler = http => HandleAsync(http, function, level, keys);
+            IEndpointConventionBuilder endpoint = trigger.Methods.Count == 0
+                ? app.Map(pattern, handler)
+                : app.MapMethods(pattern, trigger.Methods.Select(m => m.ToUpperInvariant()), handler);
+            endpoint.WithDisplayName(function.Name);
+            Log.HttpFunctionMapped(app.Logger, function.Name, pattern, level);
+        }
+    }
+
+    private static async Task HandleAsync(HttpContext http, FunctionInvoker function, AuthLevel level, FunctionKeys keys)
+    {
+        ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("TenantDb.LocalHost.Http");
+        if (!keys.IsAuthorized(http.Request, level))
+        {
+            await Problems.WriteAsync(http, StatusCodes.Status401Unauthorized, "Unauthorized", "A valid function key is required.");
+            return;
+        }
+
+        Invocation invocation = new(function, http.RequestServices, http.RequestAborted) { Http = http };
+        object? result;
+        try
+        {
+            result = await function.InvokeAsync(invocation);
+        }
+        catch (RequestBindingException e)
+        {
+            Log.RequestNotBound(logger, function.Name, e.Message);
+            await Problems.WriteAsync(http, StatusCodes.Status400BadRequest, "Bad Request", e.Message);
+            return;
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception e)
+        {
+            Log.FunctionFailed(logger, e, function.Name);
+            if (!http.Response.HasStarted)
+            {
+                await Problems.WriteAsync(http, StatusCodes.Status500InternalServerError, "Internal Server Error", "The function failed.");
+            }
+
+            return;
+        }
+
+        await ExecuteResultAsync(http, result, function.ResultType == typeof(void));
+    }
+
+    private static Task ExecuteResultAsync(HttpContext http, object? result, bool isVoid)
+    {
+        switch (result)
+        {
+            case IActionResult actionResult:
+                return actionResult.ExecuteResultAsync(new ActionContext(http, http.GetRouteData(), new ActionDescriptor()));
+            case IResult httpResult:
+                return httpResult.ExecuteAsync(http);
+            case null when isVoid || http.Response.HasStarted:
+                return Task.CompletedTask;
+            case null:
+                http.Response.StatusCode = StatusCodes.Status204NoContent;
+                return Task.CompletedTask;
+            default:
+                return new ObjectResult(result).ExecuteResultAsync(new ActionContext(http, http.GetRouteData(), new ActionDescriptor()));
+        }
+    }
+}
+
+/// <summary>application/problem+json answers.</summary>
+internal static class Problems
+{
+    public static Task WriteAsync(HttpContext http, int status, string title, string detail) =>
+        Results.Problem(detail: detail, statusCode: status, title: title).ExecuteAsync(http);
+}

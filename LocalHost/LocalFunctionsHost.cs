@@ -1,0 +1,91 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Worker;
+using Microsoft.DurableTask.Worker.Shims;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TenantDb.LocalHost.Durable;
+
+namespace TenantDb.LocalHost;
+
+/// <summary>Builds the web application that serves a Functions app's classes from its functions.metadata.</summary>
+public static class LocalFunctionsHost
+{
+    private static readonly Dictionary<string, string> SwitchMappings = new()
+    {
+        ["--app"] = LocalHostOptions.Section + ":AppPath",
+        ["--port"] = LocalHostOptions.Section + ":Port",
+    };
+
+    /// <summary>
+    /// Reads configuration (appsettings, environment, command line; the app's local.settings.json "Values" below them),
+    /// loads the app, validates every function, registers the app's services and maps its triggers.
+    /// Throws <see cref="FunctionStartupException"/> for a function it cannot serve.
+    /// </summary>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        builder.Configuration.AddCommandLine(args, SwitchMappings);
+        configure?.Invoke(builder);
+
+        string appDirectory = AppLoader.ResolveAppDirectory(builder.Configuration);
+        AppLoader.AddLocalSettings(builder.Configuration, appDirectory);
+        LocalHostOptions options = builder.Configuration.GetSection(LocalHostOptions.Section).Get<LocalHostOptions>() ?? new LocalHostOptions();
+        builder.WebHost.UseUrls($"http://{options.Address}:{options.Port}");
+
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.IncludeScopes = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+
+        FunctionCatalog catalog = FunctionCatalog.Load(appDirectory);
+        IServiceCollection services = builder.Services;
+        services.AddSingleton(catalog);
+        services.AddOptions<LocalHostOptions>().BindConfiguration(LocalHostOptions.Section);
+        services.AddSingleton(TimeProvider.System);
+        services.AddMvcCore();
+        services.AddProblemDetails();
+        FunctionKeys keys = new(options);
+
+        if (catalog.UsesDurable)
+        {
+            services.AddOptions<DurableTaskWorkerOptions>().Configure(o => o.EnableEntitySupport = true);
+            services.AddSingleton(sp => new DurableTaskShimFactory(sp.GetRequiredService<IOptions<DurableTaskWorkerOptions>>().Value, sp.GetRequiredService<ILoggerFactory>()));
+            services.AddSingleton<DurableEngine>();
+            services.AddHostedService(sp => sp.GetRequiredService<DurableEngine>());
+            services.AddSingleton<DurableTaskClient>(sp => new LocalDurableTaskClient(
+                sp.GetRequiredService<DurableEngine>(), sp.GetRequiredService<IOptions<DurableTaskWorkerOptions>>().Value.DataConverter));
+        }
+
+        foreach (FunctionInvoker timer in catalog.OfKind(TriggerKind.Timer))
+        {
+            TimerSchedule schedule = TimerSchedule.Parse(timer.Name, timer.Metadata.Trigger.Schedule, builder.Configuration);
+            services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<TimerFunctionService>(sp, timer, schedule));
+        }
+
+        int hooks = AppLoader.RegisterAppServices(catalog.App, services, builder.Configuration);
+
+        WebApplication app = builder.Build();
+        Log.Serving(app.Logger, catalog.Functions.Count, catalog.App.GetName().Name, appDirectory);
+        Log.ServicesRegistered(app.Logger, hooks, catalog.App.GetName().Name);
+        app.MapHttpFunctions(catalog, keys);
+        if (catalog.UsesDurable)
+        {
+            if (!keys.HasMasterKey)
+            {
+                throw new InvalidOperationException($"The durable management routes need keys; set {LocalHostOptions.Section}:MasterKey.");
+            }
+
+            app.MapDurableManagement(keys);
+        }
+
+        return app;
+    }
+}

@@ -1,0 +1,31 @@
+namespace TenantDb.LocalHost;
+
+/// <summary>The <c>LocalHost</c> configuration section.</summary>
+public sealed class LocalHostOptions
+{
+    public const string Section = "LocalHost";
+
+    /// <summary>Folder holding functions.metadata, host.json and the app assembly (--app).</summary>
+    public string? AppPath { get; set; }
+
+    /// <summary>Loopback address Kestrel listens on.</summary>
+    public string Address { get; set; } = "127.0.0.1";
+
+    /// <summary>Port (--port); 0 picks a free one.</summary>
+    public int Port { get; set; } = 7071;
+
+    /// <summary>The admin (master) key: opens function and admin routes and the durable management routes.</summary>
+    public string? MasterKey { get; set; }
+
+    /// <summary>Comma-separated function keys: open function-level routes and the durable management routes.</summary>
+    public string? FunctionKeys { get; set; }
+
+    /// <summary>Task hub name; default host.json extensions.durableTask.hubName, else TenantDbLocal.</summary>
+    public string? HubName { get; set; }
+
+    /// <summary>Longest wait between polls of an empty queue.</summary>
+    public TimeSpan MaxQueuePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Control-queue partitions of the task hub.</summary>
+    public int PartitionCount { get; set; } = 1;
+}
