@@ -52,6 +52,7 @@ public static class ServiceRegistration
         services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateOnStart();
         services.AddSingleton<ICredentialDeposit, EntityCredentialDeposit>();
         services.AddSingleton<AllocationFlow>();
+        services.AddHandoff();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

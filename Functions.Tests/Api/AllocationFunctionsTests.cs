@@ -20,7 +20,7 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
     private static async Task<(TestApp App, AllocationFunctions Functions, DurableTaskTestHost Engine)> StartAsync(PostgresFixture fixture)
     {
         var app = await TestApp.StartAsync(fixture, Inline);
-        var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        var engine = await InMemoryEngine.StartAsync(_ => { });
         return (app, ActivatorUtilities.CreateInstance<AllocationFunctions>(app.Services), engine);
     }
 

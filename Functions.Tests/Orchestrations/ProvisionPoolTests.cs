@@ -70,7 +70,7 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     }
 
     private static Task<DurableTaskTestHost> StartEngineAsync(ProvisioningService provisioning) =>
-        DurableTaskTestHost.StartAsync(registry =>
+        InMemoryEngine.StartAsync(registry =>
         {
             registry.AddOrchestratorFunc<ProvisionPoolInput, ProvisionPoolResult>(nameof(ProvisionPool), (ctx, _) => ProvisionPool.Run(ctx));
             var activities = new ProvisionPool(provisioning);

@@ -104,13 +104,22 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
             await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
         }
 
-        try
+        // The engine may still hold the volume for a moment after the last container is gone.
+        for (var attempt = 1; ; attempt++)
         {
-            await engine.Client.Volumes.RemoveAsync(DockerEngine.VolumeName(server.Name), force: true, ct);
-        }
-        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
-        {
-            // A bind-mounted or never-started service has no volume.
+            try
+            {
+                await engine.Client.Volumes.RemoveAsync(DockerEngine.VolumeName(server.Name), force: true, ct);
+                break;
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                break; // A bind-mounted or never-started service has no volume.
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict && attempt < 120)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            }
         }
 
         if (StoragePath(server.Name) is { } path && Directory.Exists(path))
