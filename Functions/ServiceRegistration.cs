@@ -52,7 +52,6 @@ public static class ServiceRegistration
         services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateOnStart();
         services.AddSingleton<ICredentialDeposit, EntityCredentialDeposit>();
         services.AddSingleton<AllocationFlow>();
-        services.AddHandoff();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

@@ -6,6 +6,14 @@ using TenantDb.Functions.Secrets;
 
 namespace TenantDb.Functions.Handoff;
 
+public sealed class HandoffOptions
+{
+    public const string Section = "Handoff";
+
+    /// <summary>How long a deposited password waits to be claimed.</summary>
+    public TimeSpan Ttl { get; set; } = TimeSpan.FromHours(1);
+}
+
 /// <summary>What the <c>CredentialHandoff</c> entity stores: ciphertext and metadata only (durable state is stored in clear).</summary>
 public sealed record HandoffDepositPayload(string Ciphertext, DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt);
 
