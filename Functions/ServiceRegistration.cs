@@ -49,9 +49,8 @@ public static class ServiceRegistration
         services.AddSingleton<PoolProvisioners>();
         services.AddSingleton<ProvisioningStore>();
         services.AddSingleton<ProvisioningService>();
-        services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateOnStart();
-        services.AddSingleton<ICredentialDeposit, EntityCredentialDeposit>();
         services.AddSingleton<AllocationFlow>();
+        services.AddHandoff();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

@@ -18,7 +18,7 @@ public sealed class FunctionsMetadataTests
     private static IEnumerable<JsonElement> Triggers(string type) =>
         Functions.SelectMany(f => f.GetProperty("bindings").EnumerateArray()).Where(b => b.GetProperty("type").GetString() == type);
 
-    // DESIGN.md §2 routes served so far; the credential claim/rotate and the pool admin routes are still to come
+    // DESIGN.md §2 routes served so far; the pool admin routes are still to come
     // (see the issue note) and join this list when they land.
     public static TheoryData<string, string, string> Routes() => new()
     {
@@ -26,6 +26,8 @@ public sealed class FunctionsMetadataTests
         { "post", "database/provision-dedicated", "Function" },
         { "get", "database/allocations/{instance_id}", "Function" },
         { "delete", "database/allocations/{instance_id}", "Function" },
+        { "post", "database/credentials/{instance_id}/claim", "Function" },
+        { "post", "database/credentials/{instance_id}/rotate", "Function" },
         { "post", "database/admin/provision-pool", "Admin" },
     };
 
@@ -46,6 +48,13 @@ public sealed class FunctionsMetadataTests
         var names = Functions.Where(f => f.GetProperty("bindings").EnumerateArray().Any(b => b.GetProperty("type").GetString() == "orchestrationTrigger"))
             .Select(f => f.GetProperty("name").GetString()).ToHashSet();
 
-        Assert.Superset(new HashSet<string?> { "ProvisionPool", "AllocateWhenReady" }, names);
+        Assert.Superset(new HashSet<string?> { "ProvisionPool", "AllocateWhenReady", "ClaimCredentials" }, names);
+    }
+
+    [Fact]
+    public void Metadata_CredentialHandoffEntity_IsPresent()
+    {
+        Assert.Contains(Functions, f => f.GetProperty("name").GetString() == "CredentialHandoff"
+            && f.GetProperty("bindings").EnumerateArray().Any(b => b.GetProperty("type").GetString() == "entityTrigger"));
     }
 }

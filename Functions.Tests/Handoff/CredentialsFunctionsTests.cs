@@ -1,0 +1,105 @@
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Api;
+using TenantDb.Functions.Tests.Infrastructure;
+
+namespace TenantDb.Functions.Tests.Handoff;
+
+/// <summary>
+/// The claim and rotate routes called directly, against the real catalog and pools. Answers that need the entity
+/// (200 claim, 410) run end to end on the LocalHost engine; the in-memory engine here has no entities.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
+{
+    public static TheoryData<string> BadIds() => new()
+    {
+        "not-a-uuid",
+        "'; DROP TABLE tenant_databases; --",
+        Guid.NewGuid().ToString("N"),
+        "{" + Guid.NewGuid() + "}",
+        Guid.Empty.ToString(),
+        new string('a', 5000),
+    };
+
+    [Theory]
+    [MemberData(nameof(BadIds))]
+    public async Task Claim_NotACanonicalUuid_400Problem(string id)
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+
+        var (status, contentType, problem) = Http.Read(await functions.ClaimDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/claim"), id, null!, default));
+
+        Assert.Equal(400, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal(Problems.TypePrefix + "invalid-instance-id", problem.GetProperty("type").GetString());
+    }
+
+    [Theory]
+    [MemberData(nameof(BadIds))]
+    public async Task Rotate_NotACanonicalUuid_400Problem(string id)
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+
+        var (status, _, _) = Http.Read(await functions.RotateDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/rotate"), id, null!, default));
+
+        Assert.Equal(400, status);
+    }
+
+    [Fact]
+    public async Task Claim_UnknownInstance_404Problem()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+        var id = Guid.NewGuid().ToString();
+
+        var (status, contentType, problem) = Http.Read(await functions.ClaimDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{id}/claim"), id, engine.Client, default));
+
+        Assert.Equal(404, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal(Problems.TypePrefix + "credentials-not-found", problem.GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task Rotate_UnknownInstance_404Problem()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+        var id = Guid.NewGuid().ToString();
+
+        var (status, _, problem) = Http.Read(await functions.RotateDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{id}/rotate"), id, engine.Client, default));
+
+        Assert.Equal(404, status);
+        Assert.Equal(Problems.TypePrefix + "allocation-not-found", problem.GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task Rotate_ReleasedInstance_409ProblemAndNoNewPassword()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        await app.AddPoolAsync(fixture.Pools[1], 10);
+        var instance = Guid.NewGuid();
+        var request = new AllocationRequest(instance.ToString(), Guid.NewGuid().ToString(), "standard");
+        Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(request, CancellationToken.None));
+        await app.Allocation.ReleaseAsync(instance, "test", CancellationToken.None);
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+
+        var (status, contentType, problem) = Http.Read(await functions.RotateDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{instance}/rotate"), instance.ToString(), engine.Client, default));
+
+        Assert.Equal(409, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal(Problems.TypePrefix + "allocation-not-ready", problem.GetProperty("type").GetString());
+        Assert.False(problem.TryGetProperty("db_password", out _));
+    }
+}

@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Handoff;
+using TenantDb.Functions.Tests.Infrastructure;
+
+namespace TenantDb.Functions.Tests.Handoff;
+
+/// <summary>
+/// <see cref="HandoffService"/> against the real catalog and pool servers. The Durable half (signal, claim run) needs an
+/// entity-capable client, which only the LocalHost engine has; here the rotation's database half runs for real.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class HandoffServiceTests(PostgresFixture fixture)
+{
+    private static AllocationRequest Request(Guid instance) => new(instance.ToString(), Guid.NewGuid().ToString(), "standard");
+
+    private static string TenantConnection(Pool pool, TenantDatabase tenant, string password) =>
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = tenant.DbUser, Password = password, Pooling = false, Timeout = 5 }.ConnectionString;
+
+    private static async Task<AllocationOutcome.Allocated> AllocateAsync(TestApp app, Guid instance) =>
+        Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(Request(instance), CancellationToken.None));
+
+    [Fact]
+    public async Task ChangePassword_ReadyTenant_OldPasswordRefusedNewOneLogsInAndNeverReachesALog()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await app.AddPoolAsync(fixture.Pools[0], 10); // pool-a runs with log_statement=all
+        var instance = Guid.NewGuid();
+        var allocated = await AllocateAsync(app, instance);
+        var old = allocated.Password!.Reveal();
+
+        var change = await app.Get<HandoffService>().ChangePasswordAsync(instance, CancellationToken.None);
+
+        var changed = Assert.IsType<PasswordChange.Changed>(change);
+        var fresh = changed.Password.Reveal();
+        Assert.NotEqual(old, fresh);
+        Assert.Equal(40, fresh.Length);
+        await using (var refused = new NpgsqlConnection(TenantConnection(allocated.Pool, allocated.Tenant, old)))
+        {
+            var error = await Assert.ThrowsAsync<PostgresException>(() => refused.OpenAsync());
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, error.SqlState);
+        }
+
+        await using (var accepted = new NpgsqlConnection(TenantConnection(allocated.Pool, allocated.Tenant, fresh)))
+        {
+            await accepted.OpenAsync();
+            await using var cmd = new NpgsqlCommand("SELECT session_user", accepted);
+            Assert.Equal(allocated.Tenant.DbUser, await cmd.ExecuteScalarAsync());
+        }
+
+        var serverLog = await File.ReadAllTextAsync(fixture.Pools[0].LogFile);
+        Assert.Contains($"ALTER ROLE \"{allocated.Tenant.DbUser}\" PASSWORD 'SCRAM-SHA-256$", serverLog);
+        Assert.DoesNotContain(fresh, serverLog);
+        Assert.DoesNotContain(fresh, string.Join("\n", CapturedLogs.All));
+    }
+
+    [Fact]
+    public async Task ChangePassword_UnknownInstance_IsNotFound()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+
+        var change = await app.Get<HandoffService>().ChangePasswordAsync(Guid.NewGuid(), CancellationToken.None);
+
+        Assert.IsType<PasswordChange.NotFound>(change);
+    }
+
+    [Fact]
+    public async Task ChangePassword_ReleasedTenant_IsNotReady()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await app.AddPoolAsync(fixture.Pools[1], 10);
+        var instance = Guid.NewGuid();
+        await AllocateAsync(app, instance);
+        await app.Allocation.ReleaseAsync(instance, "test", CancellationToken.None);
+
+        var change = await app.Get<HandoffService>().ChangePasswordAsync(instance, CancellationToken.None);
+
+        Assert.Equal(TenantDatabaseStatus.Released, Assert.IsType<PasswordChange.NotReady>(change).Status);
+    }
+
+    [Fact]
+    public async Task Seal_Password_CiphertextForThisInstanceExpiringAfterTheConfiguredTtl()
+    {
+        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Handoff:Ttl"] = "00:30:00" });
+        var service = app.Get<HandoffService>();
+        var instance = Guid.NewGuid();
+        var password = Secrets.PasswordGenerator.Generate(40);
+
+        var deposit = service.Seal(instance, new Secrets.Secret(password));
+
+        Assert.Equal(TimeSpan.FromMinutes(30), deposit.ExpiresAt - deposit.DepositedAt);
+        Assert.DoesNotContain(password, deposit.Ciphertext);
+        Assert.Equal(password, app.Get<Secrets.SecretProtector>().Unprotect(deposit.Ciphertext, HandoffService.Purpose(instance)));
+    }
+
+    [Fact]
+    public async Task Claim_InstanceWithoutReadyDatabase_IsUnknownWithoutStartingARun()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+
+        // No tenant row: the answer comes from the catalog, before any Durable call (so no client is needed).
+        var outcome = await app.Get<HandoffService>().ClaimAsync(null!, Guid.NewGuid(), CancellationToken.None);
+
+        Assert.IsType<ClaimOutcome.Unknown>(outcome);
+    }
+
+    [Fact]
+    public async Task Registration_CredentialDeposit_IsTheHandoffService()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+
+        Assert.Same(app.Get<HandoffService>(), app.Get<ICredentialDeposit>());
+    }
+
+    [Theory]
+    [InlineData("Handoff:ClaimWait", "-00:00:01")]
+    [InlineData("Handoff:Ttl", "00:00:00")]
+    public async Task Options_OutOfRange_FailValidation(string key, string value)
+    {
+        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { [key] = value });
+
+        Assert.Throws<OptionsValidationException>(() => app.Get<IOptions<HandoffOptions>>().Value);
+    }
+}

@@ -1,0 +1,16 @@
+using Microsoft.Extensions.DependencyInjection;
+using TenantDb.Functions.Allocation;
+
+namespace TenantDb.Functions.Handoff;
+
+public static class HandoffRegistration
+{
+    /// <summary>The credential handoff: its options, <see cref="HandoffService"/>, and that service as the allocation's deposit.</summary>
+    public static IServiceCollection AddHandoff(this IServiceCollection services)
+    {
+        services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<HandoffService>();
+        services.AddSingleton<ICredentialDeposit>(sp => sp.GetRequiredService<HandoffService>());
+        return services;
+    }
+}
