@@ -26,6 +26,12 @@ public sealed class LocalHostOptions
     /// <summary>Longest wait between polls of an empty queue.</summary>
     public TimeSpan MaxQueuePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a dequeued message stays invisible. After a crash (SIGKILL) the work it carried runs again once this
+    /// passes, so it is short here (the engine's default is 5 minutes).
+    /// </summary>
+    public TimeSpan QueueVisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Control-queue partitions of the task hub.</summary>
     public int PartitionCount { get; set; } = 1;
 }

@@ -1,24 +1,26 @@
+using System.Text.Json.Serialization;
 using TenantDb.Functions.Catalog;
 
 namespace TenantDb.Functions.Allocation;
 
 /// <summary>Where a tenant's database lives, in the platform's contract (never the password unless inline mode asks for it).</summary>
+/// <remarks>The names are pinned, so the same JSON comes out of the HTTP API and out of an orchestration's output.</remarks>
 public sealed record AllocationView(
-    string Status,
-    Guid InstanceId,
-    Guid CustomerId,
-    string PlanTier,
-    string DbHost,
-    int DbPort,
-    string DbName,
-    string DbUser,
-    string PoolName,
-    ServerType ServerType,
-    TenantDatabaseStatus DatabaseStatus,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? ReadyAt,
-    CredentialsView? Credentials = null,
-    string? DbPassword = null)
+    [property: JsonPropertyName("status")] string Status,
+    [property: JsonPropertyName("instance_id")] Guid InstanceId,
+    [property: JsonPropertyName("customer_id")] Guid CustomerId,
+    [property: JsonPropertyName("plan_tier")] string PlanTier,
+    [property: JsonPropertyName("db_host")] string DbHost,
+    [property: JsonPropertyName("db_port")] int DbPort,
+    [property: JsonPropertyName("db_name")] string DbName,
+    [property: JsonPropertyName("db_user")] string DbUser,
+    [property: JsonPropertyName("pool_name")] string PoolName,
+    [property: JsonPropertyName("server_type"), JsonConverter(typeof(JsonStringEnumConverter<ServerType>))] ServerType ServerType,
+    [property: JsonPropertyName("database_status"), JsonConverter(typeof(JsonStringEnumConverter<TenantDatabaseStatus>))] TenantDatabaseStatus DatabaseStatus,
+    [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("ready_at")] DateTimeOffset? ReadyAt,
+    [property: JsonPropertyName("credentials"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CredentialsView? Credentials = null,
+    [property: JsonPropertyName("db_password"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? DbPassword = null)
 {
     public static AllocationView Of(Pool pool, TenantDatabase tenant, CredentialsView? credentials = null, string? password = null) =>
         new(tenant.Status == TenantDatabaseStatus.Ready ? "allocated" : tenant.Status.ToSql(), tenant.InstanceId, tenant.CustomerId, tenant.PlanTier,
@@ -27,4 +29,6 @@ public sealed record AllocationView(
 }
 
 /// <summary>Where to claim the password once, and until when.</summary>
-public sealed record CredentialsView(string ClaimUrl, DateTimeOffset ExpiresAt);
+public sealed record CredentialsView(
+    [property: JsonPropertyName("claim_url")] string ClaimUrl,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset ExpiresAt);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
@@ -8,7 +9,11 @@ namespace TenantDb.Functions.Orchestrations;
 public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string ClaimUrl, TimeSpan PollInterval, TimeSpan Timeout);
 
 /// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
-public sealed record AllocateAttempt(bool Done, AllocationView? Allocation, string? Error, string Step);
+public sealed record AllocateAttempt(
+    [property: JsonPropertyName("done")] bool Done,
+    [property: JsonPropertyName("allocation")] AllocationView? Allocation,
+    [property: JsonPropertyName("error")] string? Error,
+    [property: JsonPropertyName("step")] string Step);
 
 /// <summary>
 /// A tenant waiting for capacity: tries the allocation on a durable timer until a pool has room (starting or joining the

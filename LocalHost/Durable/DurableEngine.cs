@@ -41,6 +41,8 @@ internal sealed class DurableEngine : IHostedService, IAsyncDisposable
             PartitionCount = options.Value.PartitionCount,
             MaxQueuePollingInterval = options.Value.MaxQueuePollingInterval,
             UseSeparateQueueForEntityWorkItems = true,
+            ControlQueueVisibilityTimeout = options.Value.QueueVisibilityTimeout,
+            WorkItemQueueVisibilityTimeout = options.Value.QueueVisibilityTimeout,
             LoggerFactory = loggerFactory,
         });
         foreach (FunctionInvoker entity in catalog.OfKind(TriggerKind.Entity).Where(_ => !FunctionEntity.IsSupported))

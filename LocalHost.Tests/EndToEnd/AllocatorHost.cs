@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Secrets;
+using Xunit;
+
+namespace TenantDb.LocalHost.Tests.EndToEnd;
+
+/// <summary>
+/// The real allocator as a newcomer runs it: LocalHost as its own process serving the Functions app, a platform
+/// PostgreSQL catalog started for the test, Azurite, pool servers by the process driver. Killable and restartable.
+/// </summary>
+public sealed class AllocatorHost : IAsyncDisposable
+{
+    public const string MasterKey = "e2e-master-key-0123456789";
+    public const string FunctionKey = "e2e-function-key-0123456789";
+
+    private static readonly string LocalHostDirectory = typeof(AllocatorHost).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LocalHostDirectory").Value!;
+
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "tenantdb-e2e", Guid.NewGuid().ToString("N")[..10]);
+    private readonly LocalPostgres _postgres = new(LocalPostgres.FindBinDir(null));
+    private readonly Dictionary<string, string> _environment = new();
+    private Process? _process;
+
+    public int Port { get; } = LocalPostgres.FreeLoopbackPort();
+    public Uri BaseAddress => new($"http://127.0.0.1:{Port}");
+    public string PoolsRoot => Path.Combine(_root, "pools");
+    public string LogFile => Path.Combine(_root, "localhost.log");
+    public HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
+
+    public static async Task<AllocatorHost> StartAsync(IDictionary<string, string>? settings = null)
+    {
+        var host = new AllocatorHost();
+        await host.InitializeAsync(settings ?? new Dictionary<string, string>());
+        return host;
+    }
+
+    private async Task InitializeAsync(IDictionary<string, string> settings)
+    {
+        await TestEnvironment.EnsureAzuriteAsync();
+        Directory.CreateDirectory(PoolsRoot);
+        if (Environment.IsPrivilegedProcess)
+        {
+            using var chown = Process.Start("chown", ["postgres:postgres", _root, PoolsRoot])!;
+            await chown.WaitForExitAsync();
+        }
+
+        var catalogPassword = PasswordGenerator.Generate(32);
+        var catalogPort = LocalPostgres.FreeLoopbackPort();
+        var catalogDir = Path.Combine(_root, "catalog");
+        await _postgres.InitAsync(catalogDir, catalogPort, "postgres", catalogPassword, null, CancellationToken.None);
+        await _postgres.StartAsync(catalogDir, CancellationToken.None);
+
+        _environment["ConnectionStrings__Catalog"] = $"Host=127.0.0.1;Port={catalogPort};Username=postgres;Password={catalogPassword};Database=tenantdb_catalog";
+        _environment["Secrets__Key"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        _environment["LocalHost__MasterKey"] = MasterKey;
+        _environment["LocalHost__FunctionKeys"] = FunctionKey;
+        _environment["LocalHost__Port"] = Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _environment["LocalHost__HubName"] = "E2e" + Guid.NewGuid().ToString("N")[..12];
+        _environment["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
+        _environment["Provisioning__Driver"] = "process";
+        _environment["Provisioning__Process__DataRoot"] = PoolsRoot;
+        _environment["Provisioning__ReadyPollInterval"] = "00:00:00.500";
+        _environment["Provisioning__FirstRetryInterval"] = "00:00:01";
+        _environment["Allocation__WaitPollInterval"] = "00:00:01";
+        _environment["Pools__Shared__MaxInstances"] = "5";
+        _environment["Pools__MinFreeSlots"] = "0";
+        foreach (var (key, value) in settings)
+        {
+            _environment[key] = value;
+        }
+
+        await StartProcessAsync();
+    }
+
+    /// <summary>Starts LocalHost and waits until it answers an admin request.</summary>
+    public async Task StartProcessAsync()
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(LocalHostDirectory, "TenantDb.LocalHost.dll")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = _root,
+        };
+        foreach (var (key, value) in _environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        _process = Process.Start(start) ?? throw new InvalidOperationException("LocalHost did not start.");
+        var log = new StreamWriter(File.Open(LogFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (log) { log.WriteLine(e.Data); } } };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (log) { log.WriteLine(e.Data); } } };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(90);
+        while (true)
+        {
+            Assert.False(_process.HasExited, $"LocalHost exited with {(_process.HasExited ? _process.ExitCode : 0)}: {Tail()}");
+            try
+            {
+                using var probe = Request(HttpMethod.Get, "/runtime/webhooks/durabletask/instances/none", MasterKey);
+                using var response = await Client.SendAsync(probe);
+                return; // any answer means Kestrel and the routes are up
+            }
+            catch (HttpRequestException) when (DateTimeOffset.UtcNow < deadline)
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush; only what is durable survives.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+    }
+
+    public HttpRequestMessage Request(HttpMethod method, string path, string? key = FunctionKey, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, new Uri(BaseAddress, path));
+        if (key is not null)
+        {
+            request.Headers.Add("x-functions-key", key);
+        }
+
+        if (body is not null)
+        {
+            request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, new MediaTypeHeaderValue("application/json"));
+        }
+
+        return request;
+    }
+
+    public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? key = FunctionKey, object? body = null)
+    {
+        using var request = Request(method, path, key, body);
+        using var response = await Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        using var doc = JsonDocument.Parse(string.IsNullOrWhiteSpace(text) ? "null" : text);
+        return ((int)response.StatusCode, doc.RootElement.Clone());
+    }
+
+    /// <summary>Polls a Durable status URL until the orchestration ends.</summary>
+    public async Task<JsonElement> WaitForOrchestrationAsync(string statusUri, TimeSpan timeout)
+    {
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        while (true)
+        {
+            using var response = await Client.GetAsync(statusUri);
+            var text = await response.Content.ReadAsStringAsync();
+            if (!string.IsNullOrEmpty(text))
+            {
+                using var doc = JsonDocument.Parse(text);
+                var status = doc.RootElement.GetProperty("runtimeStatus").GetString();
+                if (status is "Completed" or "Failed" or "Terminated")
+                {
+                    return doc.RootElement.Clone();
+                }
+            }
+
+            Assert.True(DateTimeOffset.UtcNow < deadline, $"orchestration not done within {timeout}: {text}");
+            await Task.Delay(500);
+        }
+    }
+
+    public string Tail() => File.Exists(LogFile) ? string.Join('\n', File.ReadLines(LogFile).TakeLast(30)) : "";
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        Client.Dispose();
+        foreach (var dataDir in Directory.Exists(PoolsRoot) ? Directory.GetDirectories(PoolsRoot) : [])
+        {
+            await StopQuietlyAsync(dataDir);
+        }
+
+        await StopQuietlyAsync(Path.Combine(_root, "catalog"));
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private async Task StopQuietlyAsync(string dataDir)
+    {
+        if (await _postgres.IsRunningAsync(dataDir, CancellationToken.None))
+        {
+            await _postgres.StopAsync(dataDir, CancellationToken.None);
+        }
+    }
+}
