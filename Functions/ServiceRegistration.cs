@@ -51,6 +51,7 @@ public static class ServiceRegistration
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();
+        services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();
         return services;
     }

@@ -73,14 +73,14 @@ export ConnectionStrings__Catalog="Host=127.0.0.1;Port=$catalog_port;Username=po
 export Secrets__Key="$TENANTDB_SECRETS_KEY"
 export LocalHost__MasterKey="$TENANTDB_MASTER_KEY" LocalHost__FunctionKeys="$TENANTDB_FUNCTION_KEY" LocalHost__Port="$port"
 export AzureWebJobsStorage="UseDevelopmentStorage=true"
+export Sweep__Schedule="${Sweep__Schedule:-0 */5 * * * *}" Sweep__CleanupSchedule="${Sweep__CleanupSchedule:-0 0 3 * * *}"
 export Provisioning__Driver="${TENANTDB_DRIVER:-process}" Provisioning__Process__DataRoot="$home/pools"
 dotnet LocalHost/bin/Release/net10.0/TenantDb.LocalHost.dll &
 host_pid=$!
 
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 120); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-functions-key: $TENANTDB_MASTER_KEY" "$base/runtime/webhooks/durabletask/instances/ready-check" || true)
-  [ "$code" != "000" ] && break
+  curl -fsS -o /dev/null -H "x-functions-key: $TENANTDB_MASTER_KEY" "$base/api/database/admin/stats" 2>/dev/null && break
   kill -0 "$host_pid" 2>/dev/null || { echo "run.sh: LocalHost exited" >&2; exit 1; }
   sleep 1
 done

@@ -18,8 +18,7 @@ public sealed class FunctionsMetadataTests
     private static IEnumerable<JsonElement> Triggers(string type) =>
         Functions.SelectMany(f => f.GetProperty("bindings").EnumerateArray()).Where(b => b.GetProperty("type").GetString() == type);
 
-    // DESIGN.md §2 routes served so far; the pool admin routes are still to come
-    // (see the issue note) and join this list when they land.
+    // Every route of DESIGN.md §2.
     public static TheoryData<string, string, string> Routes() => new()
     {
         { "post", "database/allocate", "Function" },
@@ -28,6 +27,14 @@ public sealed class FunctionsMetadataTests
         { "delete", "database/allocations/{instance_id}", "Function" },
         { "post", "database/credentials/{instance_id}/claim", "Function" },
         { "post", "database/credentials/{instance_id}/rotate", "Function" },
+        { "get", "database/admin/pools", "Admin" },
+        { "get", "database/admin/pools/{id}", "Admin" },
+        { "get", "database/admin/stats", "Admin" },
+        { "post", "database/admin/pools/{id}/health-check", "Admin" },
+        { "post", "database/admin/pools/register", "Admin" },
+        { "post", "database/admin/pools/{id}/drain", "Admin" },
+        { "post", "database/admin/pools/{id}/activate", "Admin" },
+        { "delete", "database/admin/pools/{id}", "Admin" },
         { "post", "database/admin/provision-pool", "Admin" },
     };
 
@@ -56,5 +63,16 @@ public sealed class FunctionsMetadataTests
     {
         Assert.Contains(Functions, f => f.GetProperty("name").GetString() == "CredentialHandoff"
             && f.GetProperty("bindings").EnumerateArray().Any(b => b.GetProperty("type").GetString() == "entityTrigger"));
+    }
+
+    [Fact]
+    public void Metadata_Timers_ReadTheirSchedulesFromAppSettings()
+    {
+        var schedules = Functions.Where(f => f.GetProperty("bindings").EnumerateArray().Any(b => b.GetProperty("type").GetString() == "timerTrigger"))
+            .ToDictionary(f => f.GetProperty("name").GetString()!, f => f.GetProperty("bindings").EnumerateArray()
+                .Single(b => b.GetProperty("type").GetString() == "timerTrigger").GetProperty("schedule").GetString());
+
+        Assert.Equal("%Sweep:Schedule%", schedules["HealthSweep"]);
+        Assert.Equal("%Sweep:CleanupSchedule%", schedules["DailyCleanup"]);
     }
 }

@@ -199,10 +199,10 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
               AND (@health::text IS NULL OR health_status = @health)
             """;
         await using var batch = catalog.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT count(*) {Filter}"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT * {Filter} ORDER BY id OFFSET @offset LIMIT @limit"));
-        foreach (var command in batch.BatchCommands)
+        NpgsqlBatchCommand[] commands = [new($"SELECT count(*) {Filter}"), new($"SELECT * {Filter} ORDER BY id OFFSET @offset LIMIT @limit")];
+        foreach (var command in commands)
         {
+            batch.BatchCommands.Add(command);
             command.Parameters.AddWithValue("status", NpgsqlTypes.NpgsqlDbType.Text, (object?)status?.ToSql() ?? DBNull.Value);
             command.Parameters.AddWithValue("server_type", NpgsqlTypes.NpgsqlDbType.Text, (object?)serverType?.ToSql() ?? DBNull.Value);
             command.Parameters.AddWithValue("health", NpgsqlTypes.NpgsqlDbType.Text, (object?)health?.ToSql() ?? DBNull.Value);
@@ -302,8 +302,7 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, ct);
-        var locked = await LockAsync(conn, tx, id, ct);
-        if (locked is null)
+        if (await LockAsync(conn, tx, id, ct) is not { } locked)
         {
             return new RetireGate.NotFound();
         }
@@ -402,8 +401,7 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, ct);
-        var locked = await LockAsync(conn, tx, id, ct);
-        if (locked is null)
+        if (await LockAsync(conn, tx, id, ct) is not { } locked)
         {
             return null;
         }

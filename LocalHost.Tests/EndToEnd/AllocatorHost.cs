@@ -70,6 +70,8 @@ public sealed class AllocatorHost : IAsyncDisposable
         _environment["Allocation__WaitPollInterval"] = "00:00:01";
         _environment["Pools__Shared__MaxInstances"] = "5";
         _environment["Pools__MinFreeSlots"] = "0";
+        _environment["Sweep__Schedule"] = "0 */5 * * * *";
+        _environment["Sweep__CleanupSchedule"] = "0 0 3 * * *";
         foreach (var (key, value) in settings)
         {
             _environment[key] = value;
@@ -173,6 +175,10 @@ public sealed class AllocatorHost : IAsyncDisposable
             await Task.Delay(500);
         }
     }
+
+    public Task StopServerAsync(string dataDir) => _postgres.StopAsync(dataDir, CancellationToken.None);
+
+    public Task StartServerAsync(string dataDir) => _postgres.StartAsync(dataDir, CancellationToken.None);
 
     public string Tail() => File.Exists(LogFile) ? string.Join('\n', File.ReadLines(LogFile).TakeLast(30)) : "";
 

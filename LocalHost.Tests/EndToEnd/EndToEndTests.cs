@@ -64,10 +64,44 @@ public sealed class EndToEndTests
         Assert.Equal(200, lookup);
         Assert.Equal("allocated", where.GetProperty("status").GetString());
 
+        var (statsStatus, stats) = await host.SendAsync(HttpMethod.Get, "/api/database/admin/stats", AllocatorHost.MasterKey);
+        Assert.Equal(200, statsStatus);
+        Assert.Equal(2, stats.GetProperty("total_tenants").GetInt32());
+        var (listStatus, list) = await host.SendAsync(HttpMethod.Get, "/api/database/admin/pools?status=active", AllocatorHost.MasterKey);
+        Assert.Equal(200, listStatus);
+        var pool = Assert.Single(list.GetProperty("pools").EnumerateArray());
+        Assert.Equal(2, pool.GetProperty("current_instances").GetInt32());
+
         var log = await File.ReadAllTextAsync(host.LogFile);
         Assert.DoesNotContain(credentials.GetProperty("db_password").GetString()!, log);
         Assert.DoesNotContain(secondCredentials.GetProperty("db_password").GetString()!, log);
     }
+
+    [Fact]
+    public async Task StoppedPoolServer_IsUnhealthyAfterTheHealthCheck_AndHealthyWhenBack()
+    {
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__UnhealthyAfterFailures"] = "1" });
+        var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(Guid.NewGuid(), Guid.NewGuid()));
+        Assert.Equal(202, status);
+        await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, RunTimeout);
+        var (_, list) = await host.SendAsync(HttpMethod.Get, "/api/database/admin/pools", AllocatorHost.MasterKey);
+        var poolId = Assert.Single(list.GetProperty("pools").EnumerateArray()).GetProperty("id").GetInt64();
+        var dataDir = Assert.Single(Directory.GetDirectories(host.PoolsRoot));
+
+        await host.StopServerAsync(dataDir);
+        var (checkStatus, _) = await host.SendAsync(HttpMethod.Post, $"/api/database/admin/pools/{poolId}/health-check", AllocatorHost.MasterKey);
+        var (_, down) = await host.SendAsync(HttpMethod.Get, $"/api/database/admin/pools/{poolId}", AllocatorHost.MasterKey);
+
+        Assert.Equal(200, checkStatus);
+        Assert.Equal("unhealthy", PoolOf(down).GetProperty("health_status").GetString());
+
+        await host.StartServerAsync(dataDir);
+        await host.SendAsync(HttpMethod.Post, $"/api/database/admin/pools/{poolId}/health-check", AllocatorHost.MasterKey);
+        var (_, up) = await host.SendAsync(HttpMethod.Get, $"/api/database/admin/pools/{poolId}", AllocatorHost.MasterKey);
+        Assert.Equal("healthy", PoolOf(up).GetProperty("health_status").GetString());
+    }
+
+    private static JsonElement PoolOf(JsonElement detail) => detail.TryGetProperty("pool", out var pool) ? pool : detail;
 
     [Fact]
     public async Task Keys_MissingOrWrongKey401_FunctionKeyOnAdminRoute401()

@@ -1,0 +1,80 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using TenantDb.Functions.Pools;
+
+namespace TenantDb.Functions.Api;
+
+/// <summary>Operators' pool routes (admin key): list, detail, stats, health check, register, drain, activate, retire.</summary>
+public sealed class AdminFunctions(PoolAdminService admin, HealthService health)
+{
+    private const string Pools = "database/admin/pools";
+
+    [Function(nameof(ListPools))]
+    public async Task<IActionResult> ListPools(
+        [HttpTrigger(AuthorizationLevel.Admin, "get", Route = Pools)] HttpRequest req, CancellationToken ct)
+    {
+        var q = req.Query;
+        return Respond(await admin.ListAsync(q["status"], q["server_type"], q["health_status"], q["page"], q["page_size"], ct));
+    }
+
+    [Function(nameof(GetPool))]
+    public async Task<IActionResult> GetPool(
+        [HttpTrigger(AuthorizationLevel.Admin, "get", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
+        TryParseId(id, out var poolId) ? Respond(await admin.GetAsync(poolId, ct)) : InvalidId();
+
+    [Function(nameof(GetStats))]
+    public async Task<IActionResult> GetStats(
+        [HttpTrigger(AuthorizationLevel.Admin, "get", Route = "database/admin/stats")] HttpRequest req, CancellationToken ct) =>
+        ApiJson.Ok(await admin.StatsAsync(ct));
+
+    [Function(nameof(CheckPoolHealth))]
+    public async Task<IActionResult> CheckPoolHealth(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/health-check")] HttpRequest req, string id, CancellationToken ct) =>
+        TryParseId(id, out var poolId) ? Respond(await health.CheckAsync(poolId, ct)) : InvalidId();
+
+    [Function(nameof(RegisterPool))]
+    public async Task<IActionResult> RegisterPool(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/register")] HttpRequest req, CancellationToken ct)
+    {
+        var (body, problem) = await ApiJson.ReadAsync<RegisterPoolRequest>(req, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        return Respond(await admin.RegisterAsync(body!, ct), StatusCodes.Status201Created);
+    }
+
+    [Function(nameof(DrainPool))]
+    public async Task<IActionResult> DrainPool(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/drain")] HttpRequest req, string id, CancellationToken ct) =>
+        TryParseId(id, out var poolId) ? Respond(await admin.DrainAsync(poolId, ct)) : InvalidId();
+
+    [Function(nameof(ActivatePool))]
+    public async Task<IActionResult> ActivatePool(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/activate")] HttpRequest req, string id, CancellationToken ct) =>
+        TryParseId(id, out var poolId) ? Respond(await admin.ActivateAsync(poolId, ct)) : InvalidId();
+
+    [Function(nameof(RetirePool))]
+    public async Task<IActionResult> RetirePool(
+        [HttpTrigger(AuthorizationLevel.Admin, "delete", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
+        TryParseId(id, out var poolId) ? Respond(await admin.RetireAsync(poolId, ct)) : InvalidId();
+
+    private static bool TryParseId(string? id, out long poolId) =>
+        long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out poolId) && poolId > 0;
+
+    private static JsonResult InvalidId() => Problems.BadRequest("invalid-pool-id", "The pool id must be a positive whole number.");
+
+    private static IActionResult Respond<T>(AdminOutcome<T> outcome, int status = StatusCodes.Status200OK) where T : notnull => outcome switch
+    {
+        AdminOutcome<T>.Done done => ApiJson.Status(status, done.Value),
+        AdminOutcome<T>.Invalid invalid => Problems.Validation(invalid.Errors),
+        AdminOutcome<T>.NotFound notFound => Problems.NotFound(notFound.Type, notFound.Detail),
+        AdminOutcome<T>.Conflict conflict => Problems.Conflict(conflict.Type, conflict.Detail),
+        AdminOutcome<T>.Unprocessable bad => Problems.Create(StatusCodes.Status422UnprocessableEntity, bad.Type, "Unprocessable content", bad.Detail),
+        AdminOutcome<T>.Unavailable down => Problems.Unavailable(down.Type, down.Detail),
+        _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}."),
+    };
+}

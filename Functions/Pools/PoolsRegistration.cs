@@ -1,0 +1,19 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace TenantDb.Functions.Pools;
+
+public static class PoolsRegistration
+{
+    /// <summary>Pool administration, the health sweep and the daily cleanup, with the <c>Sweep</c> options validated at start-up.</summary>
+    public static IServiceCollection AddPoolAdministration(this IServiceCollection services)
+    {
+        services.AddOptions<SweepOptions>().BindConfiguration(SweepOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.HasValidDurations(),
+                "Sweep:ProbeTimeout (at most 2 minutes), Sweep:ProvisioningStuckAfter and Sweep:HistoryRetention must be positive; Sweep:ErrorPoolRetention not negative.")
+            .ValidateOnStart();
+        services.AddSingleton<HealthService>();
+        services.AddSingleton<PoolAdminService>();
+        services.AddSingleton<CleanupService>();
+        return services;
+    }
+}
