@@ -1,6 +1,8 @@
 using Npgsql;
 using TenantDb.Functions.Allocation;
+using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
 
 namespace TenantDb.Functions.Tests.Allocation;
@@ -447,5 +449,36 @@ public sealed class AllocationTests(PostgresFixture fixture)
         var outcome = await app.Allocation.AllocateAsync((AllocationRequest?)null, CancellationToken.None);
 
         Assert.True(Assert.IsType<AllocationOutcome.Invalid>(outcome).Errors.ContainsKey("body"));
+    }
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class AbandonedAllocationTests(PostgresFixture fixture)
+{
+    [Fact]
+    public async Task RecoverAbandoned_CreatingRowLeftByACrash_IsUndoneAndTheInstanceCanAllocateAgain()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        var pool = await app.AddPoolAsync(fixture.Pools[1], 1);
+        var instance = Guid.NewGuid();
+        var request = new AllocationRequest(instance.ToString(), Guid.NewGuid().ToString(), "standard");
+        Assert.True(AllocationValidator.TryValidate(request, app.Get<IOptions<PoolsOptions>>().Value, out var valid, out _));
+        var names = app.Allocation.NamesFor(instance);
+        // A crash after the reservation and half of the DDL: the row is creating, the slot taken, one role made.
+        await app.Get<TenantStore>().ReserveAsync(valid, names.Database, names.LoginRole, false, PlacementStrategy.FillFirst, true, CancellationToken.None);
+        await fixture.Pools[1].ScalarAsync<object>($"CREATE ROLE \"{names.OwnerRole}\" NOLOGIN");
+        await using (var cmd = app.Catalog.CreateCommand("UPDATE tenant_databases SET created_at = now() - interval '1 hour'"))
+        {
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        Assert.IsType<AllocationOutcome.NoCapacity>(await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard"), CancellationToken.None));
+
+        var recovered = await app.Allocation.RecoverAbandonedAsync(CancellationToken.None);
+
+        Assert.Equal(1, recovered);
+        Assert.Equal(0, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", pool.Id)));
+        Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname = '{names.OwnerRole}'"));
+        Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(request, CancellationToken.None));
     }
 }

@@ -27,6 +27,8 @@ public sealed class TestServer(string name, string dataDir, int port, string pas
 
     public Task StopAsync() => local.StopAsync(DataDir, CancellationToken.None);
 
+    public Task StopImmediatelyAsync() => local.StopAsync(DataDir, CancellationToken.None, immediate: true);
+
     public Task StartAsync() => local.StartAsync(DataDir, CancellationToken.None);
 
     public Task<bool> IsRunningAsync() => local.IsRunningAsync(DataDir, CancellationToken.None);
@@ -73,7 +75,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         {
             try
             {
-                await server.StopAsync();
+                await server.StopImmediatelyAsync();
             }
             catch (InvalidOperationException)
             {

@@ -42,6 +42,9 @@ public sealed class AllocationOptions
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 10;
 
+    /// <summary>An allocation still <c>creating</c> after this was abandoned (the allocator stopped mid-way); the sweep undoes it.</summary>
+    public TimeSpan StaleCreatingAfter { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Pools tried for one allocation when a pool server fails mid-way.</summary>
     [Range(1, 10)]
     public int MaxPlacementAttempts { get; set; } = 3;

@@ -129,6 +129,21 @@ public sealed partial class AllocationService(
     public Task<int> PurgeExpiredAsync(string actor, CancellationToken ct) =>
         PurgeReleasedAsync(time.GetUtcNow() - Options.ReleaseRetention, actor, ct);
 
+    /// <summary>
+    /// Undoes allocations abandoned mid-way (still <c>creating</c> after <see cref="AllocationOptions.StaleCreatingAfter"/>):
+    /// their objects are dropped, their slot given back, the row marked failed, so the instance can be allocated again.
+    /// </summary>
+    public async Task<int> RecoverAbandonedAsync(CancellationToken ct)
+    {
+        var stale = await tenants.ListStaleCreatingAsync(time.GetUtcNow() - Options.StaleCreatingAfter, 500, ct);
+        foreach (var reservation in stale)
+        {
+            await CompensateAsync(reservation, NamesFor(reservation.Tenant.InstanceId), new InvalidOperationException("abandoned while creating: the allocator stopped mid-way"));
+        }
+
+        return stale.Count;
+    }
+
     /// <summary>Drops the leftovers of failed allocations whose server was unreachable when they failed.</summary>
     public async Task<int> CleanFailedAsync(CancellationToken ct)
     {

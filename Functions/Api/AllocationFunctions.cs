@@ -49,7 +49,7 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
     {
         if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
         {
-            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+            return Problems.InvalidInstanceId();
         }
 
         return await flow.StatusAsync(instanceId, client, ct) is { } result
@@ -64,7 +64,7 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
     {
         if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
         {
-            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+            return Problems.InvalidInstanceId();
         }
 
         return await allocation.ReleaseAsync(instanceId, AllocationFlow.Actor, ct) switch

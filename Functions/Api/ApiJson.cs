@@ -89,6 +89,9 @@ public static class Problems
 
     public static JsonResult BadRequest(string slug, string detail) => Create(400, slug, "Bad request", detail);
 
+    public static JsonResult InvalidInstanceId() =>
+        BadRequest("invalid-instance-id", "instance_id must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).");
+
     public static JsonResult Validation(IReadOnlyDictionary<string, string[]> errors) =>
         Create(400, "validation", "The request is invalid", string.Join(" ", errors.Values.SelectMany(v => v)),
             new Dictionary<string, object?> { ["errors"] = errors });

@@ -18,7 +18,7 @@ public sealed class CredentialsFunctions(HandoffService handoff, IOptions<Alloca
     {
         if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
         {
-            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+            return Problems.InvalidInstanceId();
         }
 
         return await handoff.ClaimAsync(client, instanceId, ct) switch
@@ -45,7 +45,7 @@ public sealed class CredentialsFunctions(HandoffService handoff, IOptions<Alloca
     {
         if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
         {
-            return Problems.BadRequest("invalid-instance-id", "instance_id must be a UUID.");
+            return Problems.InvalidInstanceId();
         }
 
         return await handoff.RotateAsync(client, instanceId, ct) switch

@@ -196,6 +196,20 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         return await ReadAsync(cmd, ct);
     }
 
+    /// <summary>Allocations still <c>creating</c> long after they began: the allocator stopped mid-way (a crash, a kill).</summary>
+    public async Task<IReadOnlyList<Reservation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT s.*, {TenantColumns}
+            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
+            WHERE t.status = 'creating' AND t.created_at < @before
+            ORDER BY t.created_at LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("before", createdBefore);
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadAsync(cmd, ct);
+    }
+
     /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
     public async Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct)
     {

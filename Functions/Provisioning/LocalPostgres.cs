@@ -78,8 +78,9 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
     public Task StartAsync(string dataDir, CancellationToken ct) =>
         RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "-l", Path.Combine(dataDir, LogFileName), "-w", "-t", "60", "start"], ct);
 
-    public Task StopAsync(string dataDir, CancellationToken ct) =>
-        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "-t", "60", "stop"], ct);
+    /// <summary>Stops the server: <c>fast</c> (a clean shutdown with a checkpoint) or, for data about to be deleted, <c>immediate</c>.</summary>
+    public Task StopAsync(string dataDir, CancellationToken ct, bool immediate = false) =>
+        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "-m", immediate ? "immediate" : "fast", "-w", "-t", "120", "stop"], ct);
 
     public async Task<bool> IsRunningAsync(string dataDir, CancellationToken ct) =>
         IsInitialized(dataDir) && (await RunRawAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "status"], ct)).ExitCode == 0;

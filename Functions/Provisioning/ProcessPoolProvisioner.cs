@@ -75,7 +75,7 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
         EnsureOwned(dataDir);
         if (LocalPostgres.IsInitialized(dataDir) && await Postgres.IsRunningAsync(dataDir, ct))
         {
-            await Postgres.StopAsync(dataDir, ct);
+            await Postgres.StopAsync(dataDir, ct, immediate: true); // its data is deleted next
         }
 
         if (Directory.Exists(dataDir))

@@ -199,7 +199,7 @@ public sealed class AllocatorHost : IAsyncDisposable
     {
         if (await _postgres.IsRunningAsync(dataDir, CancellationToken.None))
         {
-            await _postgres.StopAsync(dataDir, CancellationToken.None);
+            await _postgres.StopAsync(dataDir, CancellationToken.None, immediate: true);
         }
     }
 }
