@@ -116,8 +116,7 @@ public sealed class AllocationFlow(
         {
             case AllocationOutcome.Allocated placed:
                 // The orchestration's output lands in the task hub in clear text: never the password, only the claim URL.
-                var baseUrl = input.ClaimUrl[..input.ClaimUrl.IndexOf("/api/", StringComparison.Ordinal)];
-                return new AllocateAttempt(true, await ViewAsync(placed, client, baseUrl, inline: false, ct), null, "allocated");
+                return new AllocateAttempt(true, await ViewAsync(placed, client, input.BaseUrl, inline: false, ct), null, "allocated");
             case AllocationOutcome.NoCapacity { Dedicated: var dedicated }:
                 var pool = dedicated
                     ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
@@ -148,7 +147,7 @@ public sealed class AllocationFlow(
         if (existing is not { IsRunning: true })
         {
             var input = new AllocateWhenReadyInput(valid.InstanceId.ToString("D"), valid.CustomerId.ToString("D"), valid.PlanTier,
-                ClaimUrl(baseUrl, valid.InstanceId), Options.WaitPollInterval, Options.WaitForCapacityTimeout);
+                baseUrl, Options.WaitPollInterval, Options.WaitForCapacityTimeout);
             try
             {
                 await client.ScheduleNewOrchestrationInstanceAsync(nameof(AllocateWhenReady), input, new StartOrchestrationOptions(id), ct);

@@ -38,11 +38,8 @@ public sealed partial class AllocationService(
         var raced = 0;
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
         {
-            if (await ExistingAsync(request, ct) is { } existing)
-            {
-                return existing;
-            }
-
+            // A new instance (the common case) goes straight to the reservation; an existing one is found by the
+            // unique index on live instance rows, so the fast path never pays for a look-up first.
             Reservation? reservation;
             try
             {
@@ -50,7 +47,12 @@ public sealed partial class AllocationService(
             }
             catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: TenantStore.LiveInstanceIndex })
             {
-                // A concurrent call for the same instance won the race; its row is what we answer with.
+                if (await ExistingAsync(request, ct) is { } existing)
+                {
+                    return existing;
+                }
+
+                // The other row failed meanwhile: try again, a bounded number of times.
                 if (++raced < MaxRaces)
                 {
                     attempt--;
@@ -61,6 +63,12 @@ public sealed partial class AllocationService(
 
             if (reservation is null)
             {
+                // No room anywhere; but an instance that already has its database needs none.
+                if (await ExistingAsync(request, ct) is { } existing)
+                {
+                    return existing;
+                }
+
                 LogNoCapacity(request.InstanceId, request.PlanTier);
                 return new AllocationOutcome.NoCapacity(request.Tier.Dedicated);
             }

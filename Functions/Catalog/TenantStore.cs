@@ -183,51 +183,40 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     }
 
     /// <summary>Released tenants whose retention ended, with their pools.</summary>
-    public async Task<IReadOnlyList<Reservation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct)
-    {
-        await using var cmd = catalog.CreateCommand($"""
-            SELECT s.*, {TenantColumns}
-            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.status = 'released' AND t.released_at < @before
-            ORDER BY t.released_at LIMIT @limit
-            """);
-        cmd.Parameters.AddWithValue("before", releasedBefore);
-        cmd.Parameters.AddWithValue("limit", limit);
-        return await ReadAsync(cmd, ct);
-    }
+    public Task<IReadOnlyList<Reservation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct) =>
+        ListAsync("t.status = 'released' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
 
     /// <summary>Allocations still <c>creating</c> long after they began: the allocator stopped mid-way (a crash, a kill).</summary>
-    public async Task<IReadOnlyList<Reservation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct)
-    {
-        await using var cmd = catalog.CreateCommand($"""
-            SELECT s.*, {TenantColumns}
-            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.status = 'creating' AND t.created_at < @before
-            ORDER BY t.created_at LIMIT @limit
-            """);
-        cmd.Parameters.AddWithValue("before", createdBefore);
-        cmd.Parameters.AddWithValue("limit", limit);
-        return await ReadAsync(cmd, ct);
-    }
+    public Task<IReadOnlyList<Reservation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct) =>
+        ListAsync("t.status = 'creating' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
 
     /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
-    public async Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct)
-    {
-        await using var cmd = catalog.CreateCommand($"""
-            SELECT s.*, {TenantColumns}
-            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.status = 'failed' AND t.cleaned_at IS NULL
-            ORDER BY t.updated_at LIMIT @limit
-            """);
-        cmd.Parameters.AddWithValue("limit", limit);
-        return await ReadAsync(cmd, ct);
-    }
+    public Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
+        ListAsync("t.status = 'failed' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
 
     public async Task MarkCleanedAsync(long tenantId, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id");
         cmd.Parameters.AddWithValue("id", tenantId);
         await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    // The conditions are this class's own constants; values travel only as parameters.
+    private async Task<IReadOnlyList<Reservation>> ListAsync(string condition, string orderBy, DateTimeOffset? before, int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT s.*, {TenantColumns}
+            FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
+            WHERE {condition}
+            ORDER BY {orderBy} LIMIT @limit
+            """);
+        if (before is { } cutoff)
+        {
+            cmd.Parameters.AddWithValue("before", cutoff);
+        }
+
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadAsync(cmd, ct);
     }
 
     private static async Task<IReadOnlyList<Reservation>> ReadAsync(NpgsqlCommand cmd, CancellationToken ct)

@@ -6,7 +6,8 @@ using TenantDb.Functions.Allocation;
 
 namespace TenantDb.Functions.Orchestrations;
 
-public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string ClaimUrl, TimeSpan PollInterval, TimeSpan Timeout);
+/// <param name="BaseUrl">Where the caller reached the API; the claim URL of the result is built from it.</param>
+public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout);
 
 /// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
 public sealed record AllocateAttempt(

@@ -31,18 +31,14 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
         var owner = Identifier.Quote(names.OwnerRole);
 
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
-        // Roles first, atomically: either both exist or neither does.
-        await using (var tx = await conn.BeginTransactionAsync(ct))
-        {
-            // Objects the login creates belong to the owner role, so a second login (rotation) sees them all.
-            await ExecuteAsync(conn, $"""
-                CREATE ROLE {owner} NOLOGIN;
-                CREATE ROLE {login} LOGIN INHERIT PASSWORD '{scramVerifier}' IN ROLE {owner};
-                ALTER ROLE {login} SET role = {owner};
-                """, ct);
-            await tx.CommitAsync(ct);
-        }
-
+        // Roles first, atomically: one command is one implicit transaction (a single Sync), so either both roles exist
+        // or neither does, without the extra round trip of an explicit COMMIT. Objects the login creates belong to the
+        // owner role, so a second login (rotation) sees them all.
+        await ExecuteAsync(conn, $"""
+            CREATE ROLE {owner} NOLOGIN;
+            CREATE ROLE {login} LOGIN INHERIT PASSWORD '{scramVerifier}' IN ROLE {owner};
+            ALTER ROLE {login} SET role = {owner};
+            """, ct);
         // CREATE DATABASE cannot run in a transaction block. template0 takes no connections, so concurrent creates never collide on it.
         await ExecuteAsync(conn, $"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {connectionLimit}", ct);
         await ExecuteAsync(conn, $"""
