@@ -146,7 +146,8 @@ public sealed class AllocationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[1], 10);
         var allocated = await AllocateOk(app, Request(tier: "professional"));
 
-        var limit = await fixture.Pools[1].ScalarAsync<int>($"SELECT datconnlimit FROM pg_database WHERE datname = '{allocated.Tenant.DbName}'");
+        // On the login role, where the tenant has no privilege (issue 9, item 11).
+        var limit = await fixture.Pools[1].ScalarAsync<int>($"SELECT rolconnlimit FROM pg_roles WHERE rolname = '{allocated.Tenant.DbUser}'");
         var publicConnect = await fixture.Pools[1].ScalarAsync<bool>(
             $"SELECT has_database_privilege('public', '{allocated.Tenant.DbName}', 'CONNECT')");
 
@@ -372,7 +373,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
         Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE datname = '{allocated.Tenant.DbName}'"));
         Assert.IsType<AllocationOutcome.Conflict>(await app.Allocation.AllocateAsync(request, CancellationToken.None));
 
-        var purged = await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", CancellationToken.None);
+        var purged = (await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", CancellationToken.None)).Purged;
 
         Assert.Equal(1, purged);
         Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{allocated.Tenant.DbName}'"));
@@ -392,7 +393,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
         await AllocateOk(app, request);
         await app.Allocation.ReleaseAsync(Guid.Parse(request.InstanceId!), "test", CancellationToken.None);
 
-        Assert.Equal(0, await app.Allocation.PurgeExpiredAsync("test", CancellationToken.None));
+        Assert.Equal(new PurgeResult(0, 0), await app.Allocation.PurgeExpiredAsync("test", CancellationToken.None));
         Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases WHERE status = 'released'"));
     }
 

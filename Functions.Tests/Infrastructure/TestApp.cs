@@ -31,12 +31,15 @@ public sealed class TestApp : IAsyncDisposable
     public NpgsqlDataSource Catalog => Get<NpgsqlDataSource>();
 
     public static async Task<TestApp> StartAsync(PostgresFixture fixture, IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? configure = null)
+        Action<IServiceCollection>? configure = null, int? catalogPort = null)
     {
         var catalogDb = $"catalog_{Guid.NewGuid():N}";
+        var catalog = new NpgsqlConnectionStringBuilder(fixture.Catalog.ConnectionString(catalogDb)) { Pooling = true, MaxPoolSize = 40 };
+        // A test may put a proxy between the app and its catalog (a lost reply, a cut connection).
+        catalog.Port = catalogPort ?? catalog.Port;
         var config = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:Catalog"] = new NpgsqlConnectionStringBuilder(fixture.Catalog.ConnectionString(catalogDb)) { Pooling = true, MaxPoolSize = 40 }.ConnectionString,
+            ["ConnectionStrings:Catalog"] = catalog.ConnectionString,
             ["Secrets:Key"] = SecretProtector.GenerateKey(),
             ["Allocation:DuplicateWait"] = "00:00:20",
         };

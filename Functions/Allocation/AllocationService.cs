@@ -38,51 +38,68 @@ public sealed partial class AllocationService(
         var raced = 0;
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
         {
-            // A new instance (the common case) goes straight to the reservation; an existing one is found by the
-            // unique index on live instance rows, so the fast path never pays for a look-up first.
-            Reservation? reservation;
-            try
+            var (step, outcome, pool) = await AttemptAsync(request, names, ct);
+            switch (step)
             {
-                reservation = await ReserveAsync(request, names, ct);
-            }
-            catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: TenantStore.LiveInstanceIndex })
-            {
-                if (await ExistingAsync(request, ct) is { } existing)
-                {
-                    return existing;
-                }
-
-                // The other row failed meanwhile: try again, a bounded number of times.
-                if (++raced < MaxRaces)
-                {
-                    attempt--;
-                }
-
-                continue;
+                case Attempt.Done:
+                    return outcome!;
+                case Attempt.PoolFailed:
+                    lastFailure = $"pool '{pool}' failed";
+                    continue;
             }
 
-            if (reservation is null)
+            // The instance has a live row (the unique index said so), another worker holds it, or no pool has room; an
+            // instance that already has its database needs none.
+            if (await ExistingAsync(request, ct) is { } existing)
             {
-                // No room anywhere; but an instance that already has its database needs none.
-                if (await ExistingAsync(request, ct) is { } existing)
-                {
-                    return existing;
-                }
+                return existing;
+            }
 
+            if (step == Attempt.NoRoom)
+            {
                 LogNoCapacity(request.InstanceId, request.PlanTier);
                 return new AllocationOutcome.NoCapacity(request.Tier.Dedicated);
             }
 
-            var outcome = await CreateOnPoolAsync(reservation, names, request, ct);
-            if (outcome is not null)
+            // The other row or worker went away meanwhile (compensated or recovered): try again, a bounded number of times.
+            if (++raced < MaxRaces)
             {
-                return outcome;
+                attempt--;
+                await Task.Delay(DuplicatePollInterval, time, ct);
             }
-
-            lastFailure = $"pool '{reservation.Pool.Name}' failed";
         }
 
-        return new AllocationOutcome.Failed($"The tenant database could not be created ({lastFailure}); nothing was left behind. Retry later.");
+        return new AllocationOutcome.Failed($"The tenant database could not be created ({lastFailure ?? "another request for this instance kept it busy"}); nothing was left behind. Retry later.");
+    }
+
+    private enum Attempt { Done, PoolFailed, NoRoom, Taken }
+
+    /// <summary>One placement: reserve under the instance's lock, make the objects, mark ready. The lock (and its catalog
+    /// connection) is held only for this, never while waiting on another request of the same instance.</summary>
+    private async Task<(Attempt Step, AllocationOutcome? Outcome, string? Pool)> AttemptAsync(ValidAllocationRequest request, TenantNames names,
+        CancellationToken ct)
+    {
+        // Held from the reservation until the row is ready or compensated: the sweep and the cleanup see a live worker.
+        await using var instanceLock = await tenants.OpenInstanceLockAsync(request.InstanceId, ct);
+        Reservation? reservation;
+        try
+        {
+            // A new instance (the common case) goes straight to the reservation; an existing one is found by the
+            // unique index on live instance rows, so the fast path never pays for a look-up first.
+            reservation = await ReserveAsync(request, names, instanceLock, ct);
+        }
+        catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: TenantStore.LiveInstanceIndex })
+        {
+            return (Attempt.Taken, null, null);
+        }
+
+        if (reservation is null)
+        {
+            return (instanceLock.Held ? Attempt.NoRoom : Attempt.Taken, null, null);
+        }
+
+        var outcome = await CreateOnPoolAsync(reservation, names, request, instanceLock, ct);
+        return outcome is null ? (Attempt.PoolFailed, null, reservation.Pool.Name) : (Attempt.Done, outcome, null);
     }
 
     /// <summary>The instance's live database, or null when there is none.</summary>
@@ -111,10 +128,14 @@ public sealed partial class AllocationService(
         return released is null ? new ReleaseOutcome.NotFound() : new ReleaseOutcome.Released(released, PurgeAfter(released));
     }
 
-    /// <summary>Drops every released tenant database released before <paramref name="releasedBefore"/>; returns how many.</summary>
-    public async Task<int> PurgeReleasedAsync(DateTimeOffset releasedBefore, string actor, CancellationToken ct)
+    /// <summary>
+    /// Drops every released tenant database released before <paramref name="releasedBefore"/>. A purge that fails (server
+    /// down, an object the tenant left that still blocks it) is counted and recorded as a <c>purge_failed</c> event; the row
+    /// stays released and the next cleanup tries again.
+    /// </summary>
+    public async Task<PurgeResult> PurgeReleasedAsync(DateTimeOffset releasedBefore, string actor, CancellationToken ct)
     {
-        var purged = 0;
+        int purged = 0, failed = 0;
         foreach (var (pool, tenant) in await tenants.ListPurgeableAsync(releasedBefore, 500, ct))
         {
             try
@@ -124,47 +145,75 @@ public sealed partial class AllocationService(
                 purged++;
                 LogPurged(tenant.InstanceId, pool.Name);
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
             {
+                failed++;
                 LogPurgeFailed(e, tenant.InstanceId, pool.Name);
+                await pools.AppendEventAsync(pool.Id, tenant.InstanceId, "purge_failed", Describe(e), actor, ct);
             }
         }
 
-        return purged;
+        return new PurgeResult(purged, failed);
     }
 
     /// <summary>Retention applied to now: what the daily cleanup purges.</summary>
-    public Task<int> PurgeExpiredAsync(string actor, CancellationToken ct) =>
+    public Task<PurgeResult> PurgeExpiredAsync(string actor, CancellationToken ct) =>
         PurgeReleasedAsync(time.GetUtcNow() - Options.ReleaseRetention, actor, ct);
 
     /// <summary>
-    /// Undoes allocations abandoned mid-way (still <c>creating</c> after <see cref="AllocationOptions.StaleCreatingAfter"/>):
-    /// their objects are dropped, their slot given back, the row marked failed, so the instance can be allocated again.
+    /// Undoes allocations abandoned mid-way (still <c>creating</c> after <see cref="AllocationOptions.StaleCreatingAfter"/>
+    /// and no live worker holding the instance's lock): the row marked failed and its slot given back first, then its objects
+    /// dropped, so the instance can be allocated again. A slow allocation still running holds its lock and is left alone.
     /// </summary>
     public async Task<int> RecoverAbandonedAsync(CancellationToken ct)
     {
-        var stale = await tenants.ListStaleCreatingAsync(time.GetUtcNow() - Options.StaleCreatingAfter, 500, ct);
-        foreach (var reservation in stale)
+        var recovered = 0;
+        foreach (var reservation in await tenants.ListStaleCreatingAsync(time.GetUtcNow() - Options.StaleCreatingAfter, 500, ct))
         {
-            await CompensateAsync(reservation, NamesFor(reservation.Tenant.InstanceId), new InvalidOperationException("abandoned while creating: the allocator stopped mid-way"));
+            await using var instanceLock = await tenants.OpenInstanceLockAsync(reservation.Tenant.InstanceId, ct);
+            if (!await instanceLock.TryAcquireAsync(ct))
+            {
+                LogStillAllocating(reservation.Tenant.InstanceId, reservation.Pool.Name);
+                continue;
+            }
+
+            var cause = new InvalidOperationException("abandoned while creating: the allocator stopped mid-way");
+            if ((await CompensateAsync(reservation, NamesFor(reservation.Tenant.InstanceId), cause, poolAtFault: false)).Moved)
+            {
+                recovered++;
+            }
         }
 
-        return stale.Count;
+        return recovered;
     }
 
-    /// <summary>Drops the leftovers of failed allocations whose server was unreachable when they failed.</summary>
+    /// <summary>
+    /// Settles the leftovers of failed allocations whose server was unreachable when they failed. Names are deterministic
+    /// per instance, so a name match proves nothing: under the instance's lock, a leftover on a server where a live row of the
+    /// same instance now lives is only marked settled (its objects are that tenant's); any other is dropped.
+    /// </summary>
     public async Task<int> CleanFailedAsync(CancellationToken ct)
     {
         var cleaned = 0;
         foreach (var (pool, tenant) in await tenants.ListUncleanedFailuresAsync(500, ct))
         {
+            await using var instanceLock = await tenants.OpenInstanceLockAsync(tenant.InstanceId, ct);
+            if (!await instanceLock.TryAcquireAsync(ct))
+            {
+                continue; // an allocation of this instance is under way; the next cleanup looks again
+            }
+
             try
             {
-                await ddl.DropAsync(pool, NamesFor(tenant.InstanceId), ct);
-                await tenants.MarkCleanedAsync(tenant.Id, ct);
+                if (!await tenants.SettleLeftoverOfLiveTenantAsync(tenant.Id, ct))
+                {
+                    await ddl.DropAsync(pool, NamesFor(tenant.InstanceId), ct);
+                    await tenants.MarkCleanedAsync(tenant.Id, ct);
+                }
+
                 cleaned++;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
             {
                 LogPurgeFailed(e, tenant.InstanceId, pool.Name);
             }
@@ -175,12 +224,15 @@ public sealed partial class AllocationService(
 
     private DateTimeOffset? PurgeAfter(TenantDatabase tenant) => tenant.ReleasedAt + Options.ReleaseRetention;
 
-    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, CancellationToken ct)
+    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, InstanceLock instanceLock, CancellationToken ct)
     {
         // First pass skips pools other allocations hold; an empty answer there proves nothing under contention,
         // so the second pass waits for those locks. Only its empty answer means no eligible pool has room.
-        return await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: true, ct)
-            ?? await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false, ct);
+        var reserved = await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy,
+            skipLocked: true, instanceLock, ct);
+        return reserved is not null || !instanceLock.Held
+            ? reserved
+            : await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false, instanceLock, ct);
     }
 
     private async Task<AllocationOutcome?> ExistingAsync(ValidAllocationRequest request, CancellationToken ct)
@@ -220,7 +272,8 @@ public sealed partial class AllocationService(
     }
 
     /// <summary>Makes the tenant's objects on the reserved pool; null means "this pool failed, try another" (already compensated).</summary>
-    private async Task<AllocationOutcome?> CreateOnPoolAsync(Reservation reservation, TenantNames names, ValidAllocationRequest request, CancellationToken ct)
+    private async Task<AllocationOutcome?> CreateOnPoolAsync(Reservation reservation, TenantNames names, ValidAllocationRequest request,
+        InstanceLock instanceLock, CancellationToken ct)
     {
         var (pool, tenant) = reservation;
         var password = PasswordGenerator.Generate(Options.PasswordLength);
@@ -233,51 +286,89 @@ public sealed partial class AllocationService(
             }
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateObject or PostgresErrorCodes.DuplicateDatabase)
             {
-                // Leftovers of an earlier failed allocation that could not be cleaned while its server was down.
+                // Leftovers of an earlier failed allocation that could not be cleaned while its server was down. This row is the
+                // instance's only live one and its lock is held, so no live tenant owns objects of these names here.
                 await ddl.DropAsync(pool, names, ct);
                 await ddl.CreateAsync(pool, names, verifier, request.Tier.ConnectionLimit, ct);
             }
-
-            var ready = await tenants.MarkReadyAsync(tenant.Id, ct)
-                ?? throw new InvalidOperationException("The tenant row left 'creating' while its database was being made.");
-            LogAllocated(request.InstanceId, pool.Name, ready.DbName);
-            return new AllocationOutcome.Allocated(pool, ready, new Secret(password));
         }
         catch (Exception e)
         {
-            await CompensateAsync(reservation, names, e);
-            if (e is OperationCanceledException && ct.IsCancellationRequested)
+            await CompensateAsync(reservation, names, e, poolAtFault: IsConnectionFailure(e));
+            return Retryable(e, pool, ct);
+        }
+
+        TenantDatabase? ready;
+        try
+        {
+            ready = await tenants.MarkReadyAsync(tenant.Id, instanceLock, ct);
+        }
+        catch (Exception e)
+        {
+            // The catalog's answer is lost: the row may be ready (then the objects are the tenant's and the allocation stands).
+            if ((await CompensateAsync(reservation, names, e, poolAtFault: false)).Ready is { } readyMeanwhile)
             {
-                throw;
+                LogAllocated(request.InstanceId, pool.Name, readyMeanwhile.DbName);
+                return new AllocationOutcome.Allocated(pool, readyMeanwhile, new Secret(password));
             }
 
-            return e is NpgsqlException or TimeoutException or SocketException ? null : throw new AllocationFailedException(pool.Name, e);
+            return Retryable(e, pool, ct);
         }
+
+        if (ready is null)
+        {
+            throw new AllocationFailedException(pool.Name, new InvalidOperationException("The tenant row left 'creating' while its database was being made."));
+        }
+
+        LogAllocated(request.InstanceId, pool.Name, ready.DbName);
+        return new AllocationOutcome.Allocated(pool, ready, new Secret(password));
     }
 
-    private async Task CompensateAsync(Reservation reservation, TenantNames names, Exception cause)
+    /// <summary>After a compensated failure: null to try another pool, or the exception when retrying elsewhere will not help.</summary>
+    private static AllocationOutcome? Retryable(Exception e, Pool pool, CancellationToken ct)
+    {
+        if (e is OperationCanceledException && ct.IsCancellationRequested)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+        }
+
+        return e is NpgsqlException or TimeoutException or SocketException ? null : throw new AllocationFailedException(pool.Name, e);
+    }
+
+    /// <summary>
+    /// Undoes a reservation, catalog first: the row leaves <c>creating</c> (slot given back) and only then are the objects
+    /// dropped, so a row that turned ready meanwhile (a lost reply) keeps its database. <c>Moved</c> says this call failed the
+    /// row; <c>Ready</c> is the row when it had turned ready instead. A catalog fault propagates with nothing dropped (the
+    /// row stays creating, and the sweep recovers it once no worker holds the instance).
+    /// </summary>
+    private async Task<(bool Moved, TenantDatabase? Ready)> CompensateAsync(Reservation reservation, TenantNames names, Exception cause, bool poolAtFault)
     {
         var (pool, tenant) = reservation;
         using var timeout = new CancellationTokenSource(CompensationTimeout);
         var reason = $"{cause.GetType().Name}: {Describe(cause)}";
         LogCompensating(cause, tenant.InstanceId, pool.Name);
-        var cleaned = false;
+        if (poolAtFault)
+        {
+            await pools.RecordFailureAsync(pool.Id, reason, timeout.Token);
+        }
+
+        if (!await tenants.CompensateAsync(tenant.Id, reason, timeout.Token))
+        {
+            var live = await tenants.FindLiveAsync(tenant.InstanceId, timeout.Token);
+            return (false, live is { Tenant.Status: TenantDatabaseStatus.Ready } && live.Tenant.Id == tenant.Id ? live.Tenant : null);
+        }
+
         try
         {
             await ddl.DropAsync(pool, names, timeout.Token);
-            cleaned = true;
+            await tenants.MarkCleanedAsync(tenant.Id, timeout.Token);
         }
         catch (Exception dropError) when (dropError is NpgsqlException or TimeoutException or SocketException or OperationCanceledException)
         {
             LogCleanupDeferred(dropError, tenant.InstanceId, pool.Name);
         }
 
-        if (IsConnectionFailure(cause))
-        {
-            await pools.RecordFailureAsync(pool.Id, reason, timeout.Token);
-        }
-
-        await tenants.CompensateAsync(tenant.Id, reason, cleaned, timeout.Token);
+        return (true, null);
     }
 
     private static bool IsConnectionFailure(Exception e) =>
@@ -312,7 +403,13 @@ public sealed partial class AllocationService(
 
     [LoggerMessage(LogLevel.Warning, "Could not purge the database of instance {InstanceId} on pool {Pool}")]
     private partial void LogPurgeFailed(Exception e, Guid instanceId, string pool);
+
+    [LoggerMessage(LogLevel.Warning, "Instance {InstanceId} on pool {Pool} has been creating for long, but its allocation is still running; left alone")]
+    private partial void LogStillAllocating(Guid instanceId, string pool);
 }
+
+/// <summary>What a purge run did: databases dropped, and purges that failed (recorded, retried next time).</summary>
+public sealed record PurgeResult(int Purged, int Failed);
 
 public abstract record ReleaseOutcome
 {

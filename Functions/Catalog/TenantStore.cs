@@ -17,13 +17,16 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at
         """;
 
+    /// <summary>A connection for the instance's <see cref="InstanceLock"/>; nothing is locked yet.</summary>
+    public Task<InstanceLock> OpenInstanceLockAsync(Guid instanceId, CancellationToken ct) => InstanceLock.OpenAsync(catalog, instanceId, ct);
+
     /// <summary>The instance's live row (creating, ready or released) with its pool, if any.</summary>
     public async Task<Reservation?> FindLiveAsync(Guid instanceId, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {TenantColumns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.instance_id = @instance_id AND t.status IN ('creating', 'ready', 'released')
+            WHERE t.instance_id = @instance_id AND t.status IN {LiveStatuses}
             """);
         cmd.Parameters.AddWithValue("instance_id", instanceId);
         return (await ReadAsync(cmd, ct)).SingleOrDefault();
@@ -35,8 +38,17 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// without it the statement waits for the lock, so "nothing returned" then means no eligible pool has room.
     /// </summary>
     /// <exception cref="PostgresException">23505 on <see cref="LiveInstanceIndex"/> when the instance already has a live row.</exception>
+    public Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
+        PlacementStrategy strategy, bool skipLocked, CancellationToken ct) =>
+        ReserveAsync(request, dbName, dbUser, dedicated, strategy, skipLocked, instanceLock: null, ct);
+
+    /// <summary>
+    /// <see cref="ReserveAsync(ValidAllocationRequest, string, string, bool, PlacementStrategy, bool, CancellationToken)"/> that
+    /// first try-locks the instance on <paramref name="instanceLock"/>'s connection, in the same statement: nothing is reserved
+    /// unless the lock is held (<see cref="InstanceLock.Held"/> says which), so only one worker at a time makes an instance's objects.
+    /// </summary>
     public async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
-        PlacementStrategy strategy, bool skipLocked, CancellationToken ct)
+        PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct)
     {
         var target = dedicated
             ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
@@ -46,10 +58,13 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             PlacementStrategy.Spread => "priority, current_instances::float8 / max_instances, id",
             _ => "priority, current_instances DESC, id",
         };
-        await using var cmd = catalog.CreateCommand($"""
-            WITH candidate AS (
+        var locked = instanceLock is null ? "true" : "(SELECT held FROM instance_lock)";
+        var sql = $"""
+            WITH instance_lock AS MATERIALIZED (
+                SELECT {(instanceLock is null ? "true" : InstanceLock.TryLockSql)} AS held
+            ), candidate AS (
                 SELECT id FROM db_servers
-                WHERE {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
+                WHERE {locked} AND {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
                   AND current_instances < max_instances
                 ORDER BY {order}
                 LIMIT 1
@@ -69,30 +84,63 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
                 SELECT id, @instance_id, 'status_changed', 'active', 'full', 'capacity reached', @actor FROM reserved WHERE status = 'full'
             )
-            SELECT s.*, {TenantColumns} FROM reserved s, t
-            """);
+            SELECT l.held AS instance_locked, r.* FROM instance_lock l LEFT JOIN (SELECT s.*, {TenantColumns} FROM reserved s, t) r ON true
+            """;
+        await using var cmd = instanceLock?.Command(sql) ?? catalog.CreateCommand(sql);
         cmd.Parameters.AddWithValue("instance_id", request.InstanceId);
         cmd.Parameters.AddWithValue("customer_id", request.CustomerId);
         cmd.Parameters.AddWithValue("plan_tier", request.PlanTier);
         cmd.Parameters.AddWithValue("db_name", dbName);
         cmd.Parameters.AddWithValue("db_user", dbUser);
         cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
-        return (await ReadAsync(cmd, ct)).SingleOrDefault();
+        var heldBefore = instanceLock?.Held ?? false;
+        if (instanceLock is not null)
+        {
+            // Until the answer says otherwise the lock may be held (a failing statement still keeps a session lock it took).
+            instanceLock.Held = true;
+        }
+
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        if (instanceLock is not null)
+        {
+            instanceLock.Held = heldBefore || reader.GetBoolean(reader.GetOrdinal("instance_locked"));
+        }
+
+        return reader.IsDBNull(reader.GetOrdinal("id")) ? null : new Reservation(reader.ToPool(), reader.ToTenant("t_"));
     }
+
+    /// <summary>
+    /// The row is ready; on <paramref name="instanceLock"/>'s connection, the same round trip also releases the instance lock.
+    /// Null when the row had already left <c>creating</c>.
+    /// </summary>
+    public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, InstanceLock instanceLock, CancellationToken ct)
+    {
+        await using var cmd = instanceLock.Command(MarkReadySql + ";\n" + InstanceLock.UnlockSql);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var ready = await reader.ReadAsync(ct) ? reader.ToTenant() : null;
+        await reader.NextResultAsync(ct);
+        instanceLock.Held = false;
+        return ready;
+    }
+
+    private const string MarkReadySql = """
+        WITH t AS (
+            UPDATE tenant_databases SET status = 'ready', ready_at = now(), updated_at = now()
+            WHERE id = @id AND status = 'creating'
+            RETURNING *
+        ), event AS (
+            INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
+            SELECT db_server_id, instance_id, 'tenant_status_changed', 'creating', 'ready', @actor FROM t
+        )
+        SELECT * FROM t
+        """;
 
     public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
-            WITH t AS (
-                UPDATE tenant_databases SET status = 'ready', ready_at = now(), updated_at = now()
-                WHERE id = @id AND status = 'creating'
-                RETURNING *
-            ), event AS (
-                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-                SELECT db_server_id, instance_id, 'tenant_status_changed', 'creating', 'ready', @actor FROM t
-            )
-            SELECT * FROM t
-            """);
+        await using var cmd = catalog.CreateCommand(MarkReadySql);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -101,14 +149,14 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 
     /// <summary>
     /// Undoes a reservation whose DDL failed: the row becomes failed, the pool gets its slot back (full → active),
-    /// and the pool's trail records why. <paramref name="cleaned"/> says whether the objects on the server are known gone.
+    /// and the pool's trail records why. True when this call moved the row out of <c>creating</c>: only then may the caller
+    /// drop the objects (a row that turned ready meanwhile owns them), and mark them gone with <see cref="MarkCleanedAsync"/>.
     /// </summary>
-    public async Task CompensateAsync(long tenantId, string reason, bool cleaned, CancellationToken ct)
+    public async Task<bool> CompensateAsync(long tenantId, string reason, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand("""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'failed', last_error = @reason, updated_at = now(),
-                    cleaned_at = CASE WHEN @cleaned THEN now() END
+                UPDATE tenant_databases SET status = 'failed', last_error = @reason, updated_at = now()
                 WHERE id = @id AND status = 'creating'
                 RETURNING db_server_id, instance_id
             ), before AS (
@@ -129,9 +177,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("reason", reason);
-        cmd.Parameters.AddWithValue("cleaned", cleaned);
         cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
-        await cmd.ExecuteScalarAsync(ct);
+        return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
     public async Task<TenantDatabase?> MarkReleasedAsync(long tenantId, string actor, CancellationToken ct)
@@ -194,12 +241,41 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     public Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
         ListAsync("t.status = 'failed' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
 
+    /// <summary>The failed allocation's objects are known gone from its server.</summary>
     public async Task MarkCleanedAsync(long tenantId, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id");
+        await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id AND status = 'failed'");
         cmd.Parameters.AddWithValue("id", tenantId);
         await cmd.ExecuteNonQueryAsync(ct);
     }
+
+    /// <summary>
+    /// Settles a failed allocation's leftover when a live row of the same instance now lives on the same server: the objects
+    /// of that name are the live tenant's, so nothing is dropped. Checked and recorded in one statement; false when there is
+    /// no such live row (the leftover is garbage and may be dropped, under the instance's lock).
+    /// </summary>
+    public async Task<bool> SettleLeftoverOfLiveTenantAsync(long failedTenantId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            WITH f AS (
+                UPDATE tenant_databases f SET cleaned_at = now(), updated_at = now()
+                WHERE f.id = @id AND f.status = 'failed' AND f.cleaned_at IS NULL
+                  AND EXISTS (SELECT 1 FROM tenant_databases l
+                              WHERE l.instance_id = f.instance_id AND l.db_server_id = f.db_server_id AND l.status IN {LiveStatuses})
+                RETURNING f.db_server_id, f.instance_id
+            ), event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+                SELECT db_server_id, instance_id, 'leftover_settled', 'the objects of that name belong to the live tenant; nothing dropped', @actor FROM f
+            )
+            SELECT count(*) FROM f
+            """);
+        cmd.Parameters.AddWithValue("id", failedTenantId);
+        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    /// <summary>The statuses whose row owns its objects on the server.</summary>
+    private const string LiveStatuses = "('creating', 'ready', 'released')";
 
     // The conditions are this class's own constants; values travel only as parameters.
     private async Task<IReadOnlyList<Reservation>> ListAsync(string condition, string orderBy, DateTimeOffset? before, int limit, CancellationToken ct)

@@ -35,9 +35,9 @@ public sealed partial class CleanupService(
     {
         var (removed, kept, poolErrors) = await RemoveStalePoolsAsync(ct);
         var (orphans, orphanErrors) = await RemoveOrphanServersAsync(ct);
-        var purged = await allocation.PurgeExpiredAsync(Actor, ct);
+        var purge = await allocation.PurgeExpiredAsync(Actor, ct);
         var cleaned = await allocation.CleanFailedAsync(ct);
-        var summary = new CleanupSummary(removed, kept, orphans, purged, cleaned, poolErrors + orphanErrors);
+        var summary = new CleanupSummary(removed, kept, orphans, purge.Purged, cleaned, poolErrors + orphanErrors + purge.Failed);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;

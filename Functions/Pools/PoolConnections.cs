@@ -43,10 +43,30 @@ public sealed class PoolConnections(SecretProtector secrets, IOptions<PoolsOptio
         return entry.Source;
     }
 
-    /// <summary>A data source for a server not (yet) in the catalog, e.g. while provisioning or registering.</summary>
-    public NpgsqlDataSource Build(string host, int port, string user, string password, string database)
+    /// <summary>A one-off admin connection (not pooled) to another database of the pool's server, e.g. to undo what a tenant left there.</summary>
+    public async Task<NpgsqlConnection> OpenDatabaseAsync(Pool pool, string database, CancellationToken ct)
     {
-        var builder = new NpgsqlConnectionStringBuilder
+        var builder = Settings(pool.Host, pool.Port, pool.AdminUser, secrets.Unprotect(pool.AdminPasswordEncrypted, AdminPasswordPurpose(pool.Name)), database);
+        builder.Pooling = false;
+        var conn = new NpgsqlConnection(builder.ConnectionString);
+        try
+        {
+            await conn.OpenAsync(ct);
+            return conn;
+        }
+        catch
+        {
+            await conn.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A data source for a server not (yet) in the catalog, e.g. while provisioning or registering.</summary>
+    public NpgsqlDataSource Build(string host, int port, string user, string password, string database) =>
+        NpgsqlDataSource.Create(Settings(host, port, user, password, database));
+
+    private NpgsqlConnectionStringBuilder Settings(string host, int port, string user, string password, string database) =>
+        new()
         {
             Host = host,
             Port = port,
@@ -60,8 +80,6 @@ public sealed class PoolConnections(SecretProtector secrets, IOptions<PoolsOptio
             // Broken connections to a restarted server are dropped instead of handed out again.
             ConnectionLifetime = 300,
         };
-        return NpgsqlDataSource.Create(builder);
-    }
 
     public async ValueTask ForgetAsync(long poolId)
     {

@@ -33,17 +33,21 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
         // Roles first, atomically: one command is one implicit transaction (a single Sync), so either both roles exist
         // or neither does, without the extra round trip of an explicit COMMIT. Objects the login creates belong to the
-        // owner role, so a second login (rotation) sees them all.
+        // owner role, so a second login (rotation) sees them all. The tier's connection limit sits on the login role, where
+        // the tenant has no privilege (it owns its database, so a limit there it could lift); a role's limit also counts its
+        // sessions on the postgres maintenance database.
         await ExecuteAsync(conn, $"""
             CREATE ROLE {owner} NOLOGIN;
-            CREATE ROLE {login} LOGIN INHERIT PASSWORD '{scramVerifier}' IN ROLE {owner};
+            CREATE ROLE {login} LOGIN INHERIT CONNECTION LIMIT {connectionLimit} PASSWORD '{scramVerifier}' IN ROLE {owner};
             ALTER ROLE {login} SET role = {owner};
             """, ct);
-        // CREATE DATABASE cannot run in a transaction block. template0 takes no connections, so concurrent creates never collide on it.
-        await ExecuteAsync(conn, $"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {connectionLimit}", ct);
+        // CREATE DATABASE cannot run in a transaction block. template0 takes no connections, so concurrent creates never collide
+        // on it. The database is born closed: until CONNECT is revoked from PUBLIC no role can enter it, even after a crash here.
+        await ExecuteAsync(conn, $"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0 ENCODING 'UTF8' ALLOW_CONNECTIONS false", ct);
         await ExecuteAsync(conn, $"""
             REVOKE ALL ON DATABASE {db} FROM PUBLIC;
             GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner};
+            ALTER DATABASE {db} ALLOW_CONNECTIONS true;
             """, ct);
     }
 
@@ -65,12 +69,67 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
     public async Task DropAsync(Pool pool, TenantNames names, CancellationToken ct)
     {
         var db = Identifier.Quote(names.Database);
+        string[] roles = [names.LoginRole, names.OwnerRole];
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        // A tenant can mark its own database a template, which DROP DATABASE refuses (42809): undo it first.
+        await using (var template = new NpgsqlCommand("SELECT datistemplate FROM pg_database WHERE datname = @db", conn))
+        {
+            template.Parameters.AddWithValue("db", names.Database);
+            if (await template.ExecuteScalarAsync(ct) is true)
+            {
+                await ExecuteAsync(conn, $"ALTER DATABASE {db} IS_TEMPLATE false", ct);
+            }
+        }
+
         await ExecuteAsync(conn, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)", ct);
-        await ExecuteAsync(conn, $"""
-            DROP ROLE IF EXISTS {Identifier.Quote(names.LoginRole)};
-            DROP ROLE IF EXISTS {Identifier.Quote(names.OwnerRole)};
-            """, ct);
+        // What the tenant left elsewhere (a large object in postgres, a grant another tenant gave it) would block DROP ROLE (2BP01):
+        // in every database still holding something of the roles, its objects pass to the admin and its privileges go. Nothing
+        // of anyone else is dropped.
+        foreach (var database in await DatabasesDependingOnAsync(conn, roles, ct))
+        {
+            await using var other = database == conn.Database ? null : await connections.OpenDatabaseAsync(pool, database, ct);
+            var target = other ?? conn;
+            var owned = string.Join(", ", await ExistingRolesAsync(target, roles, ct));
+            if (owned.Length > 0)
+            {
+                await ExecuteAsync(target, $"REASSIGN OWNED BY {owned} TO CURRENT_USER; DROP OWNED BY {owned};", ct);
+            }
+        }
+
+        await ExecuteAsync(conn, string.Join("\n", roles.Select(r => $"DROP ROLE IF EXISTS {Identifier.Quote(r)};")), ct);
+    }
+
+    private static async Task<IReadOnlyList<string>> DatabasesDependingOnAsync(NpgsqlConnection conn, string[] roles, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT DISTINCT d.datname FROM pg_shdepend s
+            JOIN pg_roles r ON r.oid = s.refobjid AND s.refclassid = 'pg_authid'::regclass
+            JOIN pg_database d ON d.oid = s.dbid
+            WHERE r.rolname = ANY(@roles)
+            """, conn);
+        cmd.Parameters.AddWithValue("roles", roles);
+        var databases = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            databases.Add(reader.GetString(0));
+        }
+
+        return databases;
+    }
+
+    private static async Task<IReadOnlyList<string>> ExistingRolesAsync(NpgsqlConnection conn, string[] roles, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolname = ANY(@roles) ORDER BY rolname", conn);
+        cmd.Parameters.AddWithValue("roles", roles);
+        var existing = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            existing.Add(Identifier.Quote(reader.GetString(0)));
+        }
+
+        return existing;
     }
 
     public async Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct)
