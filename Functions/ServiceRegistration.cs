@@ -38,6 +38,8 @@ public static class ServiceRegistration
         services.AddSingleton<ITenantDdl, TenantDdl>();
         services.AddSingleton<PoolStore>();
         services.AddSingleton<TenantStore>();
+        services.AddSingleton<CatalogIdentity>();
+        services.AddSingleton<OrphanStore>();
         services.AddSingleton<AllocationService>();
         services.AddSingleton<CatalogMigrator>();
 

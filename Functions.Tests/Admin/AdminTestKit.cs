@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using TenantDb.Functions.Allocation;
 using TenantDb.Functions.Api;
+using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
@@ -45,10 +46,14 @@ internal static class AdminTestKit
     public static string[] Strings(JsonElement array, string property) =>
         array.EnumerateArray().Select(e => e.GetProperty(property).GetString()!).ToArray();
 
-    /// <summary>A real server made by the process driver (as provisioning would), not yet in the catalog.</summary>
-    public static async Task<(PoolServerSpec Spec, ServerEndpoint Endpoint)> CreateProcessServerAsync(TestApp app, string prefix)
+    /// <summary>
+    /// A real server made by the process driver (as provisioning would: marked with the app's catalog id unless another
+    /// <paramref name="catalogId"/> is given), not yet in the catalog.
+    /// </summary>
+    public static async Task<(PoolServerSpec Spec, ServerEndpoint Endpoint)> CreateProcessServerAsync(TestApp app, string prefix, Guid? catalogId = null)
     {
-        var spec = new PoolServerSpec($"{prefix}-{Guid.NewGuid().ToString("N")[..8]}", "shared", "tenantdb_admin", PasswordGenerator.Generate(40), 1, "512m");
+        var spec = new PoolServerSpec($"{prefix}-{Guid.NewGuid().ToString("N")[..8]}", "shared", "tenantdb_admin", PasswordGenerator.Generate(40), 1, "512m",
+            CatalogId: catalogId ?? await app.Get<CatalogIdentity>().GetAsync(CancellationToken.None));
         var endpoint = await app.Get<PoolProvisioners>().For("process").CreateAsync(spec, CancellationToken.None);
         return (spec, endpoint);
     }

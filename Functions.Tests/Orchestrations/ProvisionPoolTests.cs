@@ -39,6 +39,7 @@ internal sealed class FlakyProcessDriver(ProcessPoolProvisioner real, int failur
     public Task DeleteAsync(PoolServerRef server, CancellationToken ct) => real.DeleteAsync(server, ct);
     public Task RestartAsync(PoolServerRef server, CancellationToken ct) => real.RestartAsync(server, ct);
     public Task<IReadOnlyList<OwnedServer>> ListOwnedAsync(CancellationToken ct) => real.ListOwnedAsync(ct);
+    public Task StopAsync(PoolServerRef server, CancellationToken ct) => real.StopAsync(server, ct);
 }
 
 /// <summary>The ProvisionPool orchestrator on the in-memory Durable engine, its activities doing the real work.</summary>

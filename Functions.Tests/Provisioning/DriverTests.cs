@@ -26,7 +26,7 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
     });
 
     private static PoolServerSpec NewSpec(string prefix) =>
-        new($"{prefix}-{Guid.NewGuid().ToString("N")[..8]}", "shared", "tenantdb_admin", PasswordGenerator.Generate(40), 1, "512m");
+        new($"{prefix}-{Guid.NewGuid().ToString("N")[..8]}", "shared", "tenantdb_admin", PasswordGenerator.Generate(40), 1, "512m", CatalogId: Guid.NewGuid());
 
     private static PoolServerRef RefOf(PoolServerSpec spec, ServerEndpoint endpoint) =>
         new(spec.Name, endpoint.ResourceId, endpoint.Host, endpoint.Port, spec.AdminUser, spec.AdminPassword);
@@ -48,7 +48,22 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         }
     }
 
-    /// <summary>Create twice (one server), ready by SELECT 1, a tenant database placed on it, delete, nothing left.</summary>
+    private static async Task<ServerState> WaitNotRunningAsync(IPoolProvisioner driver, PoolServerRef server)
+    {
+        var deadline = DateTimeOffset.UtcNow + ReadyTimeout;
+        while (true)
+        {
+            var state = await driver.InspectAsync(server, CancellationToken.None);
+            if (state.Presence is ServerPresence.Down or ServerPresence.Missing || DateTimeOffset.UtcNow > deadline)
+            {
+                return state;
+            }
+
+            await Task.Delay(250);
+        }
+    }
+
+    /// <summary>Create twice (one server), ready by SELECT 1, a tenant database placed on it, stop, delete, nothing left.</summary>
     private async Task FullLifecycleAsync(string driverName, Func<PoolServerSpec, Task<int>> countResources)
     {
         await using var app = await StartAppAsync(driverName);
@@ -76,6 +91,15 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
                 Password = outcome.Password!.Reveal(), Pooling = false,
             }.ConnectionString);
             await tenant.OpenAsync();
+            // The server carries the identity of the catalog that made it (issue 9, item 2).
+            Assert.Contains(await driver.ListOwnedAsync(CancellationToken.None), o => o.Name == spec.Name && o.CatalogId == spec.CatalogId);
+
+            // Stopped (an orphan in its grace period): down, still listed, and idempotent.
+            await tenant.CloseAsync();
+            await app.Get<TenantDb.Functions.Pools.PoolConnections>().DisposeAsync();
+            await driver.StopAsync(server, CancellationToken.None);
+            await driver.StopAsync(server, CancellationToken.None);
+            Assert.Equal(ServerPresence.Down, (await WaitNotRunningAsync(driver, server)).Presence);
             Assert.Contains(await driver.ListOwnedAsync(CancellationToken.None), o => o.Name == spec.Name);
         }
         finally

@@ -48,7 +48,8 @@ public sealed class DailyCleanupTests(PostgresFixture fixture)
     }
 
     [Fact]
-    public async Task Cleanup_OrphanServer_IsRemovedAndKnownOnesKept()
+    [Trait("Issue9", "2")]
+    public async Task Cleanup_OrphanServerOfThisCatalog_IsStoppedThenRemovedOnlyAfterGrace()
     {
         await using var app = await TestApp.StartAsync(fixture, IsolatedDrivers());
         var (orphan, orphanEndpoint) = await CreateProcessServerAsync(app, "orphan");
@@ -58,18 +59,87 @@ public sealed class DailyCleanupTests(PostgresFixture fixture)
         var driver = app.Get<PoolProvisioners>().For("process");
         try
         {
-            var summary = await app.Get<CleanupService>().RunAsync(None);
+            var first = await app.Get<CleanupService>().RunAsync(None);
 
-            Assert.Equal(1, summary.OrphanServersRemoved);
+            // Stopped, its data kept: a catalog restored meanwhile could still claim it.
+            Assert.Equal((1, 0, 0), (first.OrphanServersStopped, first.OrphanServersRemoved, first.Errors));
+            Assert.Equal(ServerPresence.Down, (await driver.InspectAsync(RefOf(orphan, orphanEndpoint), None)).Presence);
+            Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(RefOf(known, knownEndpoint), None)).Presence);
+            Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE event = 'orphan_server_stopped'"));
+
+            var withinGrace = await app.Get<CleanupService>().RunAsync(None);
+            Assert.Equal((0, 0), (withinGrace.OrphanServersStopped, withinGrace.OrphanServersRemoved));
+            Assert.Equal(ServerPresence.Down, (await driver.InspectAsync(RefOf(orphan, orphanEndpoint), None)).Presence);
+
+            await app.CatalogScalarAsync<int>("UPDATE orphan_servers SET stopped_at = now() - interval '8 days'");
+            var pastGrace = await app.Get<CleanupService>().RunAsync(None);
+
+            Assert.Equal(1, pastGrace.OrphanServersRemoved);
             Assert.Equal(ServerPresence.Missing, (await driver.InspectAsync(RefOf(orphan, orphanEndpoint), None)).Presence);
             Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(RefOf(known, knownEndpoint), None)).Presence);
             Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE event = 'orphan_server_removed'"));
+            Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM orphan_servers"));
         }
         finally
         {
             await app.Get<PoolConnections>().DisposeAsync();
             await driver.DeleteAsync(RefOf(known, knownEndpoint), None);
             await driver.DeleteAsync(RefOf(orphan, orphanEndpoint), None);
+        }
+    }
+
+    [Fact]
+    [Trait("Issue9", "2")]
+    public async Task Cleanup_NewEmptyCatalogOverExistingServers_StopsAndDeletesNothing()
+    {
+        var drivers = IsolatedDrivers(("Cleanup:OrphanGrace", "00:00:00"));
+        await using var first = await TestApp.StartAsync(fixture, drivers);
+        var (spec, endpoint) = await CreateProcessServerAsync(first, "pool");
+        await first.AddPoolAsync(spec.Name, endpoint.Host, endpoint.Port, spec.AdminUser, spec.AdminPassword, "process", 5, resourceId: endpoint.ResourceId);
+        var driver = first.Get<PoolProvisioners>().For("process");
+        try
+        {
+            // The same deployment pointed at a new, empty catalog database (or a foreign one sharing the owner label).
+            await using var fresh = await TestApp.StartAsync(fixture, drivers);
+            Assert.NotEqual(await first.Get<CatalogIdentity>().GetAsync(None), await fresh.Get<CatalogIdentity>().GetAsync(None));
+
+            var summary = await fresh.Get<CleanupService>().RunAsync(None);
+            await fresh.Get<CleanupService>().RunAsync(None);
+
+            Assert.Equal((0, 0, 0), (summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.Errors));
+            Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(RefOf(spec, endpoint), None)).Presence);
+            Assert.Equal(0L, await fresh.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE event LIKE 'orphan%'"));
+        }
+        finally
+        {
+            await first.Get<PoolConnections>().DisposeAsync();
+            await driver.DeleteAsync(RefOf(spec, endpoint), None);
+        }
+    }
+
+    [Fact]
+    [Trait("Issue9", "2")]
+    public async Task Cleanup_ServersOfForeignCatalogOrUnmarked_AreNeverTouched()
+    {
+        await using var app = await TestApp.StartAsync(fixture, IsolatedDrivers(("Cleanup:OrphanGrace", "00:00:00")));
+        var (foreign, foreignEndpoint) = await CreateProcessServerAsync(app, "foreign", Guid.NewGuid());
+        var driver = app.Get<PoolProvisioners>().For("process");
+        // A server made before catalogs had ids carries no marker.
+        var (unmarked, unmarkedEndpoint) = await CreateProcessServerAsync(app, "unmarked");
+        File.Delete(Path.Combine(unmarkedEndpoint.ResourceId, ProcessPoolProvisioner.CatalogMarker));
+        try
+        {
+            var summary = await app.Get<CleanupService>().RunAsync(None);
+            await app.Get<CleanupService>().RunAsync(None);
+
+            Assert.Equal((0, 0), (summary.OrphanServersStopped, summary.OrphanServersRemoved));
+            Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(RefOf(foreign, foreignEndpoint), None)).Presence);
+            Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(RefOf(unmarked, unmarkedEndpoint), None)).Presence);
+        }
+        finally
+        {
+            await driver.DeleteAsync(RefOf(foreign, foreignEndpoint), None);
+            await driver.DeleteAsync(RefOf(unmarked, unmarkedEndpoint), None);
         }
     }
 

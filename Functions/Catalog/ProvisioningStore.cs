@@ -16,7 +16,7 @@ public sealed record PoolReservationRequest(
 /// </summary>
 public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 {
-    private const long ProvisioningLockKey = 0x7465_6e61_6e74_6462; // "tenantdb"
+    internal const long ProvisioningLockKey = 0x7465_6e61_6e74_6462; // "tenantdb"
 
     /// <summary>
     /// Reserves a new pool row, or finds the one already being provisioned for the same need, and calls

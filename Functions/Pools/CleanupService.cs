@@ -8,7 +8,8 @@ using TenantDb.Functions.Provisioning;
 namespace TenantDb.Functions.Pools;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
-public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersRemoved, int TenantsPurged, int FailedAllocationsCleaned, int Errors);
+public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
+    int FailedAllocationsCleaned, int Errors);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
@@ -20,7 +21,10 @@ public sealed partial class CleanupService(
     PoolAdminService admin,
     PoolProvisioners provisioners,
     AllocationService allocation,
+    CatalogIdentity identity,
+    OrphanStore orphans,
     IOptions<SweepOptions> options,
+    IOptions<CleanupOptions> cleanup,
     TimeProvider time,
     ILogger<CleanupService> logger)
 {
@@ -34,11 +38,11 @@ public sealed partial class CleanupService(
     public async Task<CleanupSummary> RunAsync(CancellationToken ct)
     {
         var (removed, kept, poolErrors) = await RemoveStalePoolsAsync(ct);
-        var (orphans, orphanErrors) = await RemoveOrphanServersAsync(ct);
+        var (orphansStopped, orphansRemoved, orphanErrors) = await RemoveOrphanServersAsync(ct);
         var purge = await allocation.PurgeExpiredAsync(Actor, ct);
         var cleaned = await allocation.CleanFailedAsync(ct);
-        var summary = new CleanupSummary(removed, kept, orphans, purge.Purged, cleaned, poolErrors + orphanErrors + purge.Failed);
-        LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersRemoved, summary.TenantsPurged,
+        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned, poolErrors + orphanErrors + purge.Failed);
+        LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;
     }
@@ -84,11 +88,15 @@ public sealed partial class CleanupService(
         return (removed, kept, errors);
     }
 
-    // A server a driver owns is an orphan when no pool of that name is in the catalog (or only a retired one).
-    // Provisioning reserves the catalog row before it creates the server, so a server being made is never an orphan.
-    private async Task<(int Removed, int Errors)> RemoveOrphanServersAsync(CancellationToken ct)
+    // A server a driver owns is an orphan of this catalog when it carries this catalog's id and no live pool has its name.
+    // Servers of another catalog (a new, empty, restored-elsewhere or foreign one) or without an id are never touched. An
+    // orphan is stopped first (data kept) and deleted only after Cleanup:OrphanGrace; each act is re-checked against the
+    // catalog in the transaction that records it. Provisioning reserves the pool row before it creates the server, so a
+    // server being made is never an orphan.
+    private async Task<(int Stopped, int Removed, int Errors)> RemoveOrphanServersAsync(CancellationToken ct)
     {
-        int removed = 0, errors = 0;
+        int stoppedNow = 0, removed = 0, errors = 0;
+        var catalogId = await identity.GetAsync(ct);
         foreach (var driver in provisioners.All)
         {
             IReadOnlyList<OwnedServer> owned;
@@ -111,21 +119,44 @@ public sealed partial class CleanupService(
                 continue;
             }
 
-            if (owned.Count == 0)
+            var ours = owned.Where(s => s.CatalogId == catalogId).ToList();
+            if (ours.Count == 0)
             {
                 continue;
             }
 
-            // Read after listing: a pool reserved meanwhile is in this set.
+            // Read after listing: a pool reserved meanwhile is in this set (and re-checked under the lock before any act).
             var known = await pools.LiveNamesAsync(ct);
-            foreach (var server in owned.Where(s => !known.Contains(s.Name)))
+            var stopped = await orphans.ListAsync(driver.Driver, ct);
+            foreach (var server in ours)
             {
+                if (known.Contains(server.Name))
+                {
+                    if (stopped.ContainsKey(server.Name))
+                    {
+                        await orphans.ForgetAsync(driver.Driver, server.Name, ct);
+                    }
+
+                    continue;
+                }
+
+                var target = new PoolServerRef(server.Name, server.ResourceId, "", 0, "", "");
                 try
                 {
-                    await driver.DeleteAsync(new PoolServerRef(server.Name, server.ResourceId, "", 0, "", ""), ct);
-                    await pools.AppendEventAsync(null, null, "orphan_server_removed", $"{driver.Driver} server {server.Name} ({server.ResourceId})", Actor, ct);
-                    removed++;
-                    LogOrphanRemoved(server.Name, driver.Driver);
+                    if (!stopped.TryGetValue(server.Name, out var orphan))
+                    {
+                        if (await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Stop, Actor, c => driver.StopAsync(target, c), ct))
+                        {
+                            stoppedNow++;
+                            LogOrphanStopped(server.Name, driver.Driver, cleanup.Value.OrphanGrace);
+                        }
+                    }
+                    else if (orphan.StoppedAt <= time.GetUtcNow() - cleanup.Value.OrphanGrace
+                             && await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Delete, Actor, c => driver.DeleteAsync(target, c), ct))
+                    {
+                        removed++;
+                        LogOrphanRemoved(server.Name, driver.Driver);
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
@@ -135,11 +166,11 @@ public sealed partial class CleanupService(
             }
         }
 
-        return (removed, errors);
+        return (stoppedNow, removed, errors);
     }
 
-    [LoggerMessage(LogLevel.Information, "Cleanup: {Removed} stale pools removed, {Kept} kept (tenants), {Orphans} orphan servers removed, {Purged} tenant databases purged, {Cleaned} failed allocations cleaned, {Errors} errors")]
-    private partial void LogCleaned(int removed, int kept, int orphans, int purged, int cleaned, int errors);
+    [LoggerMessage(LogLevel.Information, "Cleanup: {Removed} stale pools removed, {Kept} kept (tenants), {OrphansStopped} orphan servers stopped, {OrphansRemoved} removed, {Purged} tenant databases purged, {Cleaned} failed allocations cleaned, {Errors} errors")]
+    private partial void LogCleaned(int removed, int kept, int orphansStopped, int orphansRemoved, int purged, int cleaned, int errors);
 
     [LoggerMessage(LogLevel.Information, "Purged {Count} finished orchestrations from the task hub")]
     private partial void LogHistoryPurged(int count);
@@ -150,8 +181,11 @@ public sealed partial class CleanupService(
     [LoggerMessage(LogLevel.Warning, "Stale pool {Pool} still hosts {LiveTenants} live tenant databases; kept")]
     private partial void LogStaleKept(string pool, int liveTenants);
 
-    [LoggerMessage(LogLevel.Warning, "Removed orphan server {Server} of driver {Driver}: no catalog pool knows it")]
+    [LoggerMessage(LogLevel.Warning, "Removed orphan server {Server} of driver {Driver}: stopped past its grace period and still no pool of this catalog knows it")]
     private partial void LogOrphanRemoved(string server, string driver);
+
+    [LoggerMessage(LogLevel.Warning, "Stopped orphan server {Server} of driver {Driver}: no pool of this catalog knows it; its data is deleted after {Grace} unless a pool claims it")]
+    private partial void LogOrphanStopped(string server, string driver, TimeSpan grace);
 
     [LoggerMessage(LogLevel.Error, "Could not remove orphan server {Server} of driver {Driver}")]
     private partial void LogOrphanFailed(Exception e, string server, string driver);

@@ -11,6 +11,9 @@ public static class PoolsRegistration
             .Validate(o => o.HasValidDurations(),
                 "Sweep:ProbeTimeout (at most 2 minutes), Sweep:ProvisioningStuckAfter and Sweep:HistoryRetention must be positive; Sweep:ErrorPoolRetention not negative.")
             .ValidateOnStart();
+        services.AddOptions<CleanupOptions>().BindConfiguration(CleanupOptions.Section)
+            .Validate(o => o.OrphanGrace >= TimeSpan.Zero, "Cleanup:OrphanGrace must not be negative.")
+            .ValidateOnStart();
         services.AddSingleton<HealthService>();
         services.AddSingleton<PoolAdminService>();
         services.AddSingleton<CleanupService>();

@@ -55,3 +55,12 @@ public sealed class SweepOptions
         ProbeTimeout > TimeSpan.Zero && ProbeTimeout <= TimeSpan.FromMinutes(2)
         && ProvisioningStuckAfter > TimeSpan.Zero && ErrorPoolRetention >= TimeSpan.Zero && HistoryRetention > TimeSpan.Zero;
 }
+
+/// <summary>The daily cleanup's own settings (section <c>Cleanup</c>).</summary>
+public sealed class CleanupOptions
+{
+    public const string Section = "Cleanup";
+
+    /// <summary>How long a server of this catalog that no pool knows stays stopped (data kept) before it is deleted.</summary>
+    public TimeSpan OrphanGrace { get; set; } = TimeSpan.FromDays(7);
+}

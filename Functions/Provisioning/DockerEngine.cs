@@ -11,6 +11,7 @@ public sealed class DockerEngine(IOptions<ProvisioningOptions> options) : IDispo
     public const string PoolLabel = "tenantdb.pool";
     public const string ServerTypeLabel = "tenantdb.server-type";
     public const string PortLabel = "tenantdb.port";
+    public const string CatalogLabel = "tenantdb.catalog";
     public const string DataPath = "/var/lib/postgresql/data";
     public const string PgData = DataPath + "/pgdata";
 
@@ -23,13 +24,28 @@ public sealed class DockerEngine(IOptions<ProvisioningOptions> options) : IDispo
     public static string ResourceName(string poolName) => $"tenantdb-{poolName}";
     public static string VolumeName(string poolName) => $"tenantdb-{poolName}-data";
 
-    public Dictionary<string, string> Labels(PoolServerSpec spec, int? port) => new()
+    public Dictionary<string, string> Labels(PoolServerSpec spec, int? port)
     {
-        [OwnerLabel] = Owner,
-        [PoolLabel] = spec.Name,
-        [ServerTypeLabel] = spec.ServerType,
-        [PortLabel] = port?.ToString(CultureInfo.InvariantCulture) ?? "5432",
-    };
+        var labels = new Dictionary<string, string>
+        {
+            [OwnerLabel] = Owner,
+            [PoolLabel] = spec.Name,
+            [ServerTypeLabel] = spec.ServerType,
+            [PortLabel] = port?.ToString(CultureInfo.InvariantCulture) ?? "5432",
+        };
+        if (spec.CatalogId is { } catalogId)
+        {
+            labels[CatalogLabel] = catalogId.ToString("D");
+        }
+
+        return labels;
+    }
+
+    /// <summary>The server's pool name and catalog id from its labels.</summary>
+    public static OwnedServer? Owned(IDictionary<string, string>? labels, string resourceId) =>
+        labels is not null && labels.TryGetValue(PoolLabel, out var pool)
+            ? new OwnedServer(pool, resourceId, labels.TryGetValue(CatalogLabel, out var id) && Guid.TryParse(id, out var catalogId) ? catalogId : null)
+            : null;
 
     public List<string> Environment(PoolServerSpec spec) =>
     [

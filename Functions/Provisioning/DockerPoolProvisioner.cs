@@ -125,10 +125,17 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
             All = true,
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerEngine.OwnerLabel}={engine.Owner}"] = true } },
         }, ct);
-        return containers
-            .Where(c => c.Labels.ContainsKey(DockerEngine.PoolLabel))
-            .Select(c => new OwnedServer(c.Labels[DockerEngine.PoolLabel], c.ID))
-            .ToList();
+        return containers.Select(c => DockerEngine.Owned(c.Labels, c.ID)).OfType<OwnedServer>().ToList();
+    }
+
+    public async Task StopAsync(PoolServerRef server, CancellationToken ct)
+    {
+        if (await FindAsync(DockerEngine.ResourceName(server.Name), ct) is { State: "running" or "restarting" } container)
+        {
+            // The restart policy would bring it back; an orphan stays down until it is deleted or a pool claims it again.
+            await engine.Client.Containers.UpdateContainerAsync(container.ID, new ContainerUpdateParameters { RestartPolicy = new RestartPolicy { Name = RestartPolicyKind.No } }, ct);
+            await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 30 }, ct);
+        }
     }
 
     private async Task<ContainerListResponse?> FindAsync(string name, CancellationToken ct)

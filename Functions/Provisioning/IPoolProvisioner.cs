@@ -1,6 +1,9 @@
 namespace TenantDb.Functions.Provisioning;
 
-/// <summary>What a driver needs to create a pool server. The admin password is clear only in memory, for this call.</summary>
+/// <summary>
+/// What a driver needs to create a pool server. The admin password is clear only in memory, for this call.
+/// <see cref="CatalogId"/> is the identity of the catalog that makes it, written on the server (label, data-folder marker).
+/// </summary>
 public sealed record PoolServerSpec(
     string Name,
     string ServerType,
@@ -9,7 +12,8 @@ public sealed record PoolServerSpec(
     decimal? Cpu,
     string? Memory,
     string? RegisteredHost = null,
-    int? RegisteredPort = null);
+    int? RegisteredPort = null,
+    Guid? CatalogId = null);
 
 /// <summary>A server a driver manages, as the catalog knows it.</summary>
 public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword);
@@ -31,8 +35,11 @@ public enum ServerPresence
 
 public sealed record ServerState(ServerPresence Presence, string? Host, int? Port, string? Detail = null);
 
-/// <summary>A server found by the driver's own marks (labels, data folders), whether or not the catalog remembers it.</summary>
-public sealed record OwnedServer(string Name, string ResourceId);
+/// <summary>
+/// A server found by the driver's own marks (labels, data folders), whether or not the catalog remembers it, with the id of
+/// the catalog that made it (null for a server made before catalogs had ids: never anyone's orphan).
+/// </summary>
+public sealed record OwnedServer(string Name, string ResourceId, Guid? CatalogId);
 
 /// <summary>Creates, inspects, restarts and removes pool servers of one kind.</summary>
 public interface IPoolProvisioner
@@ -49,6 +56,9 @@ public interface IPoolProvisioner
     Task DeleteAsync(PoolServerRef server, CancellationToken ct);
 
     Task RestartAsync(PoolServerRef server, CancellationToken ct);
+
+    /// <summary>Stops the server and keeps its data (an orphan waiting out its grace period); succeeds when it is gone or stopped.</summary>
+    Task StopAsync(PoolServerRef server, CancellationToken ct);
 
     Task<IReadOnlyList<OwnedServer>> ListOwnedAsync(CancellationToken ct);
 }

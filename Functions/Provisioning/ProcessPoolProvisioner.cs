@@ -14,6 +14,9 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
     private readonly Lazy<LocalPostgres> _local = new(() => new LocalPostgres(LocalPostgres.FindBinDir(options.Value.Process.BinDir)));
     private readonly SemaphoreSlim _gate = new(1, 1);
 
+    /// <summary>The file in a server's data folder naming the catalog that made it.</summary>
+    public const string CatalogMarker = "tenantdb.catalog";
+
     public string Driver => "process";
 
     private LocalPostgres Postgres => _local.Value;
@@ -36,6 +39,10 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
 
                 var settings = options.Value.ServerSettings.ToDictionary(kv => kv.Key, kv => $"'{kv.Value.Replace("'", "''")}'");
                 await Postgres.InitAsync(dataDir, LocalPostgres.FreeLoopbackPort(), spec.AdminUser, spec.AdminPassword, settings, ct);
+                if (spec.CatalogId is { } catalogId)
+                {
+                    await File.WriteAllTextAsync(Path.Combine(dataDir, CatalogMarker), catalogId.ToString("D"), ct);
+                }
             }
 
             if (!await Postgres.IsRunningAsync(dataDir, ct))
@@ -113,10 +120,27 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
         IReadOnlyList<OwnedServer> owned = Directory.Exists(DataRoot)
             ? Directory.GetDirectories(DataRoot)
                 .Where(LocalPostgres.IsInitialized)
-                .Select(d => new OwnedServer(Path.GetFileName(d), d))
+                .Select(d => new OwnedServer(Path.GetFileName(d), d, CatalogOf(d)))
                 .ToList()
             : [];
         return Task.FromResult(owned);
+    }
+
+    public async Task StopAsync(PoolServerRef server, CancellationToken ct)
+    {
+        var dataDir = server.ResourceId ?? DataDirOf(server.Name);
+        EnsureOwned(dataDir);
+        if (LocalPostgres.IsInitialized(dataDir) && await Postgres.IsRunningAsync(dataDir, ct))
+        {
+            await Postgres.StopAsync(dataDir, ct);
+        }
+    }
+
+    /// <summary>The id of the catalog that made the server, from the marker in its data folder (none for older servers).</summary>
+    private static Guid? CatalogOf(string dataDir)
+    {
+        var marker = Path.Combine(dataDir, CatalogMarker);
+        return File.Exists(marker) && Guid.TryParse(File.ReadAllText(marker).Trim(), out var id) ? id : null;
     }
 
     /// <summary>Kills the postmaster outright (a crash, not a shutdown). For failure drills and tests.</summary>

@@ -20,6 +20,7 @@ public sealed partial class ProvisioningService(
     PoolStore pools,
     PoolProvisioners provisioners,
     PoolConnections connections,
+    CatalogIdentity identity,
     SecretProtector secrets,
     IOptions<ProvisioningOptions> provisioningOptions,
     IOptions<PoolsOptions> poolsOptions,
@@ -69,7 +70,8 @@ public sealed partial class ProvisioningService(
             return;
         }
 
-        var spec = new PoolServerSpec(pool.Name, pool.ServerType.ToSql(), pool.AdminUser, AdminPassword(pool), pool.CpuLimit, pool.MemoryLimit);
+        var spec = new PoolServerSpec(pool.Name, pool.ServerType.ToSql(), pool.AdminUser, AdminPassword(pool), pool.CpuLimit, pool.MemoryLimit,
+            CatalogId: await identity.GetAsync(ct));
         var endpoint = await provisioners.For(pool.Driver).CreateAsync(spec, ct);
         await store.SetEndpointAsync(poolId, endpoint.Host, endpoint.Port, endpoint.ResourceId, endpoint.StoragePath, ct);
         LogCreated(pool.Name, pool.Driver, endpoint.Host, endpoint.Port);

@@ -37,6 +37,9 @@ public sealed class RegisteredPoolProvisioner : IPoolProvisioner
         throw new InvalidOperationException("A registered server is not managed by the allocator; restart it where it runs.");
 
     public Task<IReadOnlyList<OwnedServer>> ListOwnedAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<OwnedServer>>([]);
+
+    /// <summary>An operator's server is never stopped by the allocator.</summary>
+    public Task StopAsync(PoolServerRef server, CancellationToken ct) => Task.CompletedTask;
 }
 
 /// <summary>A server did not answer with its admin credentials.</summary>

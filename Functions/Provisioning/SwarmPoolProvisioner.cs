@@ -143,10 +143,18 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         {
             Filters = new ServiceFilter { Label = [$"{DockerEngine.OwnerLabel}={engine.Owner}"] },
         }, ct);
-        return services
-            .Where(s => s.Spec.Labels?.ContainsKey(DockerEngine.PoolLabel) == true)
-            .Select(s => new OwnedServer(s.Spec.Labels[DockerEngine.PoolLabel], s.ID))
-            .ToList();
+        return services.Select(s => DockerEngine.Owned(s.Spec.Labels, s.ID)).OfType<OwnedServer>().ToList();
+    }
+
+    /// <summary>Scales the service to zero replicas: its volume and spec stay, no task runs.</summary>
+    public async Task StopAsync(PoolServerRef server, CancellationToken ct)
+    {
+        if (await FindAsync(DockerEngine.ResourceName(server.Name), ct) is { } service && service.Spec.Mode?.Replicated is { Replicas: > 0 })
+        {
+            var spec = service.Spec;
+            spec.Mode.Replicated.Replicas = 0;
+            await engine.Client.Swarm.UpdateServiceAsync(service.ID, new ServiceUpdateParameters { Service = spec, Version = (long)service.Version.Index }, ct);
+        }
     }
 
     private ServiceSpec Spec(PoolServerSpec spec, string name, int port)
