@@ -92,6 +92,11 @@ public static class LocalFunctionsHost
                 throw new InvalidOperationException($"The durable management routes need keys; set {LocalHostOptions.Section}:MasterKey.");
             }
 
+            if (options.MaxManagementBodyBytes < 1)
+            {
+                throw new InvalidOperationException($"{LocalHostOptions.Section}:MaxManagementBodyBytes must be at least 1.");
+            }
+
             app.MapDurableManagement(keys, options.MaxManagementBodyBytes);
         }
 
