@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Api;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -26,6 +27,7 @@ public static class ServiceRegistration
         services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section)
             .Validate(o => SecretProtector.IsValidKey(o.Key), "Secrets:Key must be a base64 32-byte key.")
             .ValidateOnStart();
+        services.AddApiOptions(configuration);
 
         var catalogConnection = configuration.GetConnectionString(CatalogOptions.ConnectionStringName)
             ?? throw new InvalidOperationException("ConnectionStrings:Catalog is not set.");

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using Xunit;
 
@@ -16,7 +17,7 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
 
         using HttpResponseMessage started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 2 });
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
-        Assert.EndsWith($"{Management}/{id}", started.Headers.Location?.ToString());
+        Assert.Contains($"{Management}/{id}?", started.Headers.Location?.ToString());
 
         (HttpStatusCode waitingStatus, JsonElement waiting) = await this.PollStatusAsync(id, b => b.GetProperty("customStatus").ValueKind == JsonValueKind.String);
         Assert.Equal(HttpStatusCode.Accepted, waitingStatus);
@@ -44,7 +45,7 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task ManagementRoute_UnknownInstance_Returns404()
     {
-        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.FunctionKey}");
+        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.SystemKey}");
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
@@ -81,20 +82,20 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     {
         string id = await this.StartApprovalAsync();
 
-        using HttpResponseMessage terminate = await host.Client.PostAsync($"{Management}/{id}/terminate?reason=test&code={LocalHostFixture.FunctionKey}", null);
+        using HttpResponseMessage terminate = await host.Client.PostAsync($"{Management}/{id}/terminate?reason=test&code={LocalHostFixture.SystemKey}", null);
         Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
         (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Terminated");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("Terminated", body.GetProperty("runtimeStatus").GetString());
 
-        using HttpResponseMessage again = await host.Client.PostAsync($"{Management}/{id}/terminate?code={LocalHostFixture.FunctionKey}", null);
+        using HttpResponseMessage again = await host.Client.PostAsync($"{Management}/{id}/terminate?code={LocalHostFixture.SystemKey}", null);
         Assert.Equal(HttpStatusCode.Gone, again.StatusCode);
 
         using HttpResponseMessage purge = await host.Client.DeleteAsync($"{Management}/{id}?code={LocalHostFixture.MasterKey}");
         Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
         Assert.Equal(1, (await purge.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("instancesDeleted").GetInt32());
 
-        using HttpResponseMessage gone = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}");
+        using HttpResponseMessage gone = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
     }
 
@@ -103,14 +104,125 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     {
         string id = await this.StartApprovalAsync();
 
-        using HttpResponseMessage running = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}");
+        using HttpResponseMessage running = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
         Assert.Equal(HttpStatusCode.Accepted, running.StatusCode);
-        using HttpResponseMessage raised = await host.Client.PostAsJsonAsync($"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.FunctionKey}", true);
+        using HttpResponseMessage raised = await host.Client.PostAsJsonAsync($"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.SystemKey}", true);
         Assert.Equal(HttpStatusCode.Accepted, raised.StatusCode);
 
         (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Completed");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.True(body.GetProperty("output").GetBoolean());
+    }
+
+    [Fact]
+    [Trait("Issue9", "4")]
+    public async Task DurableClient_ManagementPayload_OnTheHostsBaseWithTheSystemKey()
+    {
+        string id = "greet-" + Guid.NewGuid().ToString("N");
+
+        using HttpResponseMessage started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 0 });
+
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        string location = started.Headers.Location!.ToString();
+        Assert.StartsWith($"{host.Client.BaseAddress!.ToString().TrimEnd('/')}{Management}/{id}?", location);
+        Assert.Contains("code=" + LocalHostFixture.SystemKey, location);
+        Assert.DoesNotContain(LocalHostFixture.FunctionKey, location);
+        Assert.DoesNotContain(LocalHostFixture.MasterKey, location);
+        using HttpResponseMessage status = await host.Client.GetAsync(location);
+        Assert.True(status.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, $"status URL answered {status.StatusCode}");
+    }
+
+    [Theory]
+    [Trait("Issue9", "6")]
+    [InlineData("code")]
+    [InlineData("x-functions-key")]
+    public async Task ManagementRoutes_FunctionKey_401OnEveryRouteAndNothingChanges(string keyIn)
+    {
+        string id = await this.StartApprovalAsync();
+
+        HttpStatusCode[] answers =
+        [
+            await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
+            await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=x", LocalHostFixture.FunctionKey, keyIn),
+            await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/raiseEvent/Approval", LocalHostFixture.FunctionKey, keyIn, JsonContent.Create(true)),
+            await this.SendAsync(HttpMethod.Delete, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
+        ];
+
+        Assert.All(answers, a => Assert.True(a is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden, $"a function key got {a}"));
+        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, keyIn));
+    }
+
+    [Theory]
+    [Trait("Issue9", "6")]
+    [InlineData(LocalHostFixture.SystemKey, "code")]
+    [InlineData(LocalHostFixture.SystemKey, "x-functions-key")]
+    [InlineData(LocalHostFixture.MasterKey, "code")]
+    [InlineData(LocalHostFixture.MasterKey, "x-functions-key")]
+    public async Task ManagementRoutes_SystemOrMasterKey_Accepted(string key, string keyIn)
+    {
+        string id = await this.StartApprovalAsync();
+
+        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", key, keyIn));
+        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=test", key, keyIn));
+        (HttpStatusCode status, _) = await this.PollStatusAsync(id, "Terminated");
+        Assert.Equal(HttpStatusCode.OK, status);
+    }
+
+    [Theory]
+    [Trait("Issue9", "6")]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ManagementRoute_RaiseEventBodyOver64KB_413ProblemJsonAndNotDelivered(bool withContentLength)
+    {
+        string id = await this.StartApprovalAsync();
+        byte[] huge = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new string('a', 100_000)));
+        HttpContent content = withContentLength
+            ? new ByteArrayContent(huge)
+            : new StreamContent(new NonSeekableStream(huge)); // chunked: no Content-Length to trust
+        content.Headers.ContentType = new("application/json");
+
+        using HttpRequestMessage request = new(HttpMethod.Post, $"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.SystemKey}") { Content = content };
+        using HttpResponseMessage response = await host.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, "code"));
+    }
+
+    [Fact]
+    [Trait("Issue9", "5")]
+    public async Task ManagementRoute_HostHeaderEvilExample_LocationNeitherOnThatHostNorWithTheCallersKey()
+    {
+        string id = await this.StartApprovalAsync();
+        using HttpRequestMessage request = new(HttpMethod.Get, $"{Management}/{id}?code={LocalHostFixture.MasterKey}");
+        request.Headers.Host = "evil.example";
+
+        using HttpResponseMessage response = await host.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        string headers = response.Headers.ToString() + response.Content.Headers;
+        Assert.DoesNotContain("evil.example", headers);
+        Assert.DoesNotContain(LocalHostFixture.MasterKey, headers);
+    }
+
+    private async Task<HttpStatusCode> SendAsync(HttpMethod method, string path, string key, string keyIn, HttpContent? content = null)
+    {
+        string separator = path.Contains('?', StringComparison.Ordinal) ? "&" : "?";
+        using HttpRequestMessage request = new(method, keyIn == "code" ? $"{path}{separator}code={Uri.EscapeDataString(key)}" : path) { Content = content };
+        if (keyIn != "code")
+        {
+            request.Headers.Add("x-functions-key", key);
+        }
+
+        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    /// <summary>A body stream without a length, so the client sends it chunked.</summary>
+    private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
+    {
+        public override bool CanSeek => false;
     }
 
     private async Task<string> StartApprovalAsync()
@@ -132,7 +244,7 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(60));
         while (true)
         {
-            using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.FunctionKey}", timeout.Token);
+            using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}", timeout.Token);
             JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
             if (done(body))
             {

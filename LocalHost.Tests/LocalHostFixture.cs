@@ -10,6 +10,7 @@ public sealed class LocalHostFixture : IAsyncLifetime
 {
     public const string MasterKey = "master-test-key";
     public const string FunctionKey = "function-test-key";
+    public const string SystemKey = "system-test-key";
 
     private WebApplication? app;
 
@@ -26,6 +27,7 @@ public sealed class LocalHostFixture : IAsyncLifetime
             "--port", "0",
             "--LocalHost:MasterKey=" + MasterKey,
             "--LocalHost:FunctionKeys=other-key," + FunctionKey,
+            "--LocalHost:SystemKey=" + SystemKey,
             "--LocalHost:HubName=" + this.HubName,
             "--AzureWebJobsStorage=UseDevelopmentStorage=true",
             "--TickSchedule=*/1 * * * * *",

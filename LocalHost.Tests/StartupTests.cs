@@ -41,6 +41,35 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("NotConfiguredSchedule", error.Message);
     }
 
+    [Theory]
+    [Trait("Issue9", "5")]
+    [InlineData("evil.example/path")]
+    [InlineData("https://evil.example")]
+    [InlineData("user@evil.example")]
+    [InlineData("evil.example?x=1")]
+    public void Build_WebsiteHostNameNotAHostName_Throws(string hostName)
+    {
+        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(
+            () => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0", "--WEBSITE_HOSTNAME=" + hostName]));
+
+        Assert.Contains("WEBSITE_HOSTNAME", error.Message);
+    }
+
+    [Fact]
+    [Trait("Issue9", "6")]
+    public void Build_SystemKeyEqualToAFunctionKey_Throws()
+    {
+        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
+            ["--app", this.directory, "--port", "0", "--LocalHost:MasterKey=m", "--LocalHost:FunctionKeys=a,same-key", "--LocalHost:SystemKey=same-key"]));
+
+        Assert.Contains("SystemKey", error.Message);
+        Assert.DoesNotContain("same-key", error.Message);
+    }
+
     public void Dispose() => Directory.Delete(this.directory, recursive: true);
 
     private void WriteMetadata(string name, string entryPoint, object trigger)

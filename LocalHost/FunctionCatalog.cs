@@ -140,8 +140,13 @@ internal sealed partial class FunctionCatalog
         if (parameter.GetCustomAttribute<DurableClientAttribute>() is not null
             || function.Bindings.Any(b => IsType(b, "durableClient") && b.Name == name))
         {
-            return type.IsAssignableFrom(typeof(LocalDurableTaskClient))
-                ? i => new(i.Services.GetRequiredService<DurableTaskClient>())
+            if (!DurableClientBinding.IsSupported)
+            {
+                throw Unsupported(function, parameter, "this Worker.Extensions.DurableTask version's FunctionsDurableTaskClient cannot be made");
+            }
+
+            return type.IsAssignableFrom(DurableClientBinding.ClientType)
+                ? i => new(i.Services.GetRequiredService<DurableClientBinding>().Create())
                 : throw Unsupported(function, parameter, "a durable client must be a DurableTaskClient");
         }
 

@@ -10,13 +10,21 @@ public enum AuthLevel
     Anonymous,
     Function,
     Admin,
+
+    /// <summary>Extension webhooks (the durable management routes): the system key or the master key.</summary>
+    System,
 }
 
-/// <summary>The master key and function keys; a request's key comes from <c>x-functions-key</c> or <c>?code=</c>.</summary>
+/// <summary>
+/// The master key, function keys and the Durable extension's system key; a request's key comes from
+/// <c>x-functions-key</c> or <c>?code=</c>. As in the Functions host, a function key opens function-level routes only, the
+/// system key the extension's routes only, the master key all of them.
+/// </summary>
 internal sealed class FunctionKeys
 {
     private readonly byte[]? master;
     private readonly byte[][] functionKeys;
+    private readonly byte[] system;
 
     public FunctionKeys(LocalHostOptions options)
     {
@@ -25,15 +33,25 @@ internal sealed class FunctionKeys
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(Encoding.UTF8.GetBytes)
             .ToArray();
+        this.SystemKey = string.IsNullOrEmpty(options.SystemKey) ? NewKey() : options.SystemKey;
+        this.system = Encoding.UTF8.GetBytes(this.SystemKey);
+        if (this.functionKeys.Any(k => k.AsSpan().SequenceEqual(this.system)))
+        {
+            throw new InvalidOperationException($"{LocalHostOptions.Section}:SystemKey must differ from every function key: status URLs carry it.");
+        }
     }
 
     public bool HasMasterKey => this.master is not null;
+
+    /// <summary>The system key, configured or made at start; it goes into the status URLs the durable client builds.</summary>
+    public string SystemKey { get; }
 
     public static AuthLevel Parse(string functionName, string? level) => level?.ToLowerInvariant() switch
     {
         null or "anonymous" => AuthLevel.Anonymous,
         "function" => AuthLevel.Function,
-        "admin" or "system" => AuthLevel.Admin,
+        "admin" => AuthLevel.Admin,
+        "system" => AuthLevel.System,
         _ => throw new FunctionStartupException(functionName, $"its authLevel '{level}' is not supported"),
     };
 
@@ -56,6 +74,14 @@ internal sealed class FunctionKeys
             return true;
         }
 
-        return level == AuthLevel.Function && this.functionKeys.Any(k => CryptographicOperations.FixedTimeEquals(presented, k));
+        return level switch
+        {
+            AuthLevel.Function => this.functionKeys.Any(k => CryptographicOperations.FixedTimeEquals(presented, k)),
+            AuthLevel.System => CryptographicOperations.FixedTimeEquals(presented, this.system),
+            _ => false,
+        };
     }
+
+    /// <summary>40 letters and digits from the OS CSPRNG, like the keys <c>infra/run.sh</c> makes.</summary>
+    private static string NewKey() => RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 40);
 }

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.DurableTask;
@@ -37,7 +39,11 @@ public static class LocalFunctionsHost
         string appDirectory = AppLoader.ResolveAppDirectory(builder.Configuration);
         AppLoader.AddLocalSettings(builder.Configuration, appDirectory);
         LocalHostOptions options = builder.Configuration.GetSection(LocalHostOptions.Section).Get<LocalHostOptions>() ?? new LocalHostOptions();
-        builder.WebHost.UseUrls($"http://{options.Address}:{options.Port}");
+        string origin = IPAddress.TryParse(options.Address, out IPAddress? ip) && ip.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{options.Address}]:{options.Port}"
+            : $"{options.Address}:{options.Port}";
+        builder.WebHost.UseUrls($"http://{origin}");
+        AddHostName(builder.Configuration, options.Port == 0 ? null : origin);
 
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -54,6 +60,7 @@ public static class LocalFunctionsHost
         services.AddMvcCore();
         services.AddProblemDetails();
         FunctionKeys keys = new(options);
+        services.AddSingleton(keys);
 
         if (catalog.UsesDurable)
         {
@@ -63,6 +70,7 @@ public static class LocalFunctionsHost
             services.AddHostedService(sp => sp.GetRequiredService<DurableEngine>());
             services.AddSingleton<DurableTaskClient>(sp => new LocalDurableTaskClient(
                 sp.GetRequiredService<DurableEngine>(), sp.GetRequiredService<IOptions<DurableTaskWorkerOptions>>().Value.DataConverter));
+            services.AddSingleton<DurableClientBinding>();
         }
 
         foreach (FunctionInvoker timer in catalog.OfKind(TriggerKind.Timer))
@@ -84,9 +92,38 @@ public static class LocalFunctionsHost
                 throw new InvalidOperationException($"The durable management routes need keys; set {LocalHostOptions.Section}:MasterKey.");
             }
 
-            app.MapDurableManagement(keys);
+            if (options.MaxManagementBodyBytes < 1)
+            {
+                throw new InvalidOperationException($"{LocalHostOptions.Section}:MaxManagementBodyBytes must be at least 1.");
+            }
+
+            app.MapDurableManagement(keys, options.MaxManagementBodyBytes);
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// WEBSITE_HOSTNAME as the Functions platform sets it (Core Tools: localhost:port): the public origin that status URLs
+    /// and the app's own URLs are built on. Configured: checked; unset: this host's address and port (unless the port is
+    /// picked at start, then the durable binding reads the address Kestrel took).
+    /// </summary>
+    private static void AddHostName(ConfigurationManager configuration, string? origin)
+    {
+        string? configured = configuration[DurableClientBinding.HostNameSetting];
+        if (!string.IsNullOrEmpty(configured))
+        {
+            if (!DurableClientBinding.IsValidHostName(configured))
+            {
+                throw new InvalidOperationException($"{DurableClientBinding.HostNameSetting} must be a host name with an optional port, e.g. tenantdb.example.com or 127.0.0.1:7071.");
+            }
+
+            return;
+        }
+
+        if (origin is not null)
+        {
+            configuration.AddInMemoryCollection([new(DurableClientBinding.HostNameSetting, origin)]);
+        }
     }
 }

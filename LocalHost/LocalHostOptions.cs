@@ -17,8 +17,18 @@ public sealed class LocalHostOptions
     /// <summary>The admin (master) key: opens function and admin routes and the durable management routes.</summary>
     public string? MasterKey { get; set; }
 
-    /// <summary>Comma-separated function keys: open function-level routes and the durable management routes.</summary>
+    /// <summary>Comma-separated function keys: open function-level routes only.</summary>
     public string? FunctionKeys { get; set; }
+
+    /// <summary>
+    /// The Durable extension's system key: opens the durable management routes only, and is what the status URLs of
+    /// <c>CreateHttpManagementPayload</c> carry (as the Functions host's <c>durabletask_extension</c> key). Unset: a new
+    /// one per start, so status URLs handed out before a restart stop working.
+    /// </summary>
+    public string? SystemKey { get; set; }
+
+    /// <summary>Largest body the durable management routes read (raise event); a larger one is refused with 413.</summary>
+    public int MaxManagementBodyBytes { get; set; } = 64 * 1024;
 
     /// <summary>Task hub name; default host.json extensions.durableTask.hubName, else TenantDbLocal.</summary>
     public string? HubName { get; set; }

@@ -27,10 +27,15 @@ if [ ! -f "$secrets" ]; then
   cat >"$secrets" <<SECRETS
 TENANTDB_MASTER_KEY=$(rand 40)
 TENANTDB_FUNCTION_KEY=$(rand 40)
+TENANTDB_SYSTEM_KEY=$(rand 40)
 TENANTDB_SECRETS_KEY=$(head -c 32 /dev/urandom | base64)
 TENANTDB_CATALOG_PASSWORD=$(rand 40)
 SECRETS
   umask 022
+fi
+# The Durable system key (status URLs carry it) came later: add it to a secrets file made before it.
+if ! grep -q '^TENANTDB_SYSTEM_KEY=' "$secrets"; then
+  printf 'TENANTDB_SYSTEM_KEY=%s\n' "$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)" >>"$secrets"
 fi
 # shellcheck disable=SC1090
 . "$secrets"
@@ -72,6 +77,7 @@ dotnet build LocalHost/LocalHost.csproj -c Release -nologo -v q >"$home/build.lo
 export ConnectionStrings__Catalog="Host=127.0.0.1;Port=$catalog_port;Username=postgres;Password=$TENANTDB_CATALOG_PASSWORD;Database=tenantdb_catalog"
 export Secrets__Key="$TENANTDB_SECRETS_KEY"
 export LocalHost__MasterKey="$TENANTDB_MASTER_KEY" LocalHost__FunctionKeys="$TENANTDB_FUNCTION_KEY" LocalHost__Port="$port"
+export LocalHost__SystemKey="$TENANTDB_SYSTEM_KEY"
 export AzureWebJobsStorage="UseDevelopmentStorage=true"
 export Sweep__Schedule="${Sweep__Schedule:-0 */5 * * * *}" Sweep__CleanupSchedule="${Sweep__CleanupSchedule:-0 0 3 * * *}"
 export Provisioning__Driver="${TENANTDB_DRIVER:-process}" Provisioning__Process__DataRoot="$home/pools"

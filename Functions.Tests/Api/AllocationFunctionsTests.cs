@@ -107,8 +107,9 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
         var customer = Guid.NewGuid();
 
         var first = Http.Request("POST", "/api/database/allocate", Body(instance, customer));
-        var (status, _, body) = Http.Read(await functions.AllocateDatabase(first, engine.Client, default));
-        var (againStatus, _, again) = Http.Read(await functions.AllocateDatabase(Http.Request("POST", "/api/database/allocate", Body(instance, customer)), engine.Client, default));
+        var client = FunctionsBinding.Client(engine.Client);
+        var (status, _, body) = Http.Read(await functions.AllocateDatabase(first, client, default));
+        var (againStatus, _, again) = Http.Read(await functions.AllocateDatabase(Http.Request("POST", "/api/database/allocate", Body(instance, customer)), client, default));
 
         Assert.Equal(202, status);
         Assert.Equal("provisioning", body.GetProperty("status").GetString());
@@ -173,7 +174,7 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
         await using var engineScope = engine;
 
         var (shared, _, _) = Http.Read(await functions.ProvisionDedicatedDatabase(Http.Request("POST", "/x", Body(tier: "standard")), engine.Client, default));
-        var (dedicated, _, body) = Http.Read(await functions.ProvisionDedicatedDatabase(Http.Request("POST", "/x", Body(tier: "premium")), engine.Client, default));
+        var (dedicated, _, body) = Http.Read(await functions.ProvisionDedicatedDatabase(Http.Request("POST", "/x", Body(tier: "premium")), FunctionsBinding.Client(engine.Client), default));
 
         Assert.Equal(400, shared);
         Assert.Equal(202, dedicated);

@@ -8,7 +8,7 @@ using TenantDb.Functions.Allocation;
 namespace TenantDb.Functions.Api;
 
 /// <summary>The instance-service's routes: allocate, provision-dedicated, look up and release a tenant database.</summary>
-public sealed class AllocationFunctions(AllocationFlow flow, AllocationService allocation, IOptions<AllocationOptions> options)
+public sealed class AllocationFunctions(AllocationFlow flow, AllocationService allocation, IOptions<AllocationOptions> options, IOptions<ApiOptions> api)
 {
     private int RetryAfter => options.Value.RetryAfterSeconds;
 
@@ -23,8 +23,8 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
             return problem;
         }
 
-        var result = await flow.AllocateAsync(body, client, StatusUrls.BaseUrl(req), ct);
-        return AllocationResponses.From(result, req, RetryAfter);
+        var result = await flow.AllocateAsync(body, client, api.Value.BaseUrl, ct);
+        return AllocationResponses.From(result, req, client, RetryAfter);
     }
 
     [Function(nameof(ProvisionDedicatedDatabase))]
@@ -38,8 +38,8 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
             return problem;
         }
 
-        var result = await flow.ProvisionDedicatedAsync(body, client, StatusUrls.BaseUrl(req), ct);
-        return AllocationResponses.From(result, req, RetryAfter);
+        var result = await flow.ProvisionDedicatedAsync(body, client, api.Value.BaseUrl, ct);
+        return AllocationResponses.From(result, req, client, RetryAfter);
     }
 
     [Function(nameof(GetAllocation))]
@@ -53,7 +53,7 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
         }
 
         return await flow.StatusAsync(instanceId, client, ct) is { } result
-            ? AllocationResponses.From(result, req, RetryAfter)
+            ? AllocationResponses.From(result, req, client, RetryAfter)
             : Problems.NotFound("allocation-not-found", "This instance has no database.");
     }
 

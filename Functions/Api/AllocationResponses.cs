@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Allocation;
 
 namespace TenantDb.Functions.Api;
@@ -8,25 +10,22 @@ namespace TenantDb.Functions.Api;
 public sealed record StatusUrls(string Id, string StatusQueryGetUri, string SendEventPostUri, string TerminatePostUri, string PurgeHistoryDeleteUri)
 {
     /// <summary>
-    /// Built from the request's own base address; the caller's key is carried in <c>code</c>, so whoever may start the
-    /// work may follow it.
+    /// From the Durable client's management payload: the host's own base URL and its system key (what the host requires on
+    /// <c>/runtime/webhooks/durabletask</c>), never the request's Host header nor the caller's key.
     /// </summary>
-    public static StatusUrls For(HttpRequest request, string instanceId)
+    public static StatusUrls For(DurableTaskClient client, string instanceId)
     {
-        var root = $"{BaseUrl(request)}/runtime/webhooks/durabletask/instances/{Uri.EscapeDataString(instanceId)}";
-        var key = request.Headers["x-functions-key"].FirstOrDefault() ?? request.Query["code"].FirstOrDefault();
-        var code = string.IsNullOrEmpty(key) ? "" : $"?code={Uri.EscapeDataString(key)}";
-        var and = code.Length == 0 ? "?" : "&";
-        return new StatusUrls(instanceId, root + code, $"{root}/raiseEvent/{{eventName}}{code}", $"{root}/terminate{code}{and}reason={{text}}", root + code);
-    }
+        var payload = client.CreateHttpManagementPayload(instanceId);
+        return new StatusUrls(instanceId, Url(payload.StatusQueryGetUri), Url(payload.SendEventPostUri), Url(payload.TerminatePostUri), Url(payload.PurgeHistoryDeleteUri));
 
-    public static string BaseUrl(HttpRequest request) => $"{request.Scheme}://{request.Host}{request.PathBase}";
+        static string Url(string? url) => url ?? throw new InvalidOperationException("The Durable client made no management URL.");
+    }
 }
 
 /// <summary>Maps allocation results to the platform's HTTP answers.</summary>
 public static class AllocationResponses
 {
-    public static IActionResult From(AllocateResult result, HttpRequest request, int retryAfterSeconds) => result switch
+    public static IActionResult From(AllocateResult result, HttpRequest request, DurableTaskClient client, int retryAfterSeconds) => result switch
     {
         AllocateResult.Placed placed => ApiJson.Ok(placed.View),
         AllocateResult.Pending pending => Accepted(request, retryAfterSeconds, new
@@ -34,8 +33,8 @@ public static class AllocationResponses
             status = "provisioning",
             step = pending.Step,
             retry_after = retryAfterSeconds,
-            orchestration = StatusUrls.For(request, pending.OrchestrationId),
-        }, StatusUrls.For(request, pending.OrchestrationId).StatusQueryGetUri),
+            orchestration = StatusUrls.For(client, pending.OrchestrationId),
+        }, StatusUrls.For(client, pending.OrchestrationId).StatusQueryGetUri),
         AllocateResult.InProgress progress => Accepted(request, retryAfterSeconds, new
         {
             status = "creating",

@@ -9,7 +9,7 @@ using TenantDb.Functions.Handoff;
 namespace TenantDb.Functions.Api;
 
 /// <summary>The one-time credential handoff: claim the password once; rotate it (a new password, handed off again).</summary>
-public sealed class CredentialsFunctions(HandoffService handoff, IOptions<AllocationOptions> options)
+public sealed class CredentialsFunctions(HandoffService handoff, IOptions<AllocationOptions> options, IOptions<ApiOptions> api)
 {
     [Function(nameof(ClaimDatabaseCredentials))]
     public async Task<IActionResult> ClaimDatabaseCredentials(
@@ -53,7 +53,7 @@ public sealed class CredentialsFunctions(HandoffService handoff, IOptions<Alloca
             RotateOutcome.Rotated rotated => ApiJson.Ok(new
             {
                 instance_id = instanceId,
-                credentials = new CredentialsView(AllocationFlow.ClaimUrl(StatusUrls.BaseUrl(req), instanceId), rotated.ExpiresAt),
+                credentials = new CredentialsView(AllocationFlow.ClaimUrl(api.Value.BaseUrl, instanceId), rotated.ExpiresAt),
                 db_password = options.Value.InlinePassword ? rotated.Password.Reveal() : null,
             }),
             RotateOutcome.NotReady notReady => Problems.Conflict("allocation-not-ready", $"The database is {notReady.Status.ToString().ToLowerInvariant()}; only a ready database can rotate its password."),

@@ -15,7 +15,7 @@ public sealed class ProvisioningFunctions(ProvisioningService provisioning)
         [DurableClient] DurableTaskClient client, CancellationToken ct)
     {
         var reserved = await provisioning.StartSharedAsync(client, "operator", "requested by an operator", ct);
-        var urls = StatusUrls.For(req, reserved.ProvisioningInstanceId);
+        var urls = StatusUrls.For(client, reserved.ProvisioningInstanceId);
         req.HttpContext.Response.Headers.Location = urls.StatusQueryGetUri;
         return ApiJson.Status(StatusCodes.Status202Accepted, new
         {

@@ -6,7 +6,7 @@ using TenantDb.Functions.Allocation;
 
 namespace TenantDb.Functions.Orchestrations;
 
-/// <param name="BaseUrl">Where the caller reached the API; the claim URL of the result is built from it.</param>
+/// <param name="BaseUrl">The app's public base URL (<c>Api:PublicBaseUrl</c>); the claim URL of the result is built from it.</param>
 public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout);
 
 /// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>

@@ -18,6 +18,7 @@ public sealed class AllocatorHost : IAsyncDisposable
 {
     public const string MasterKey = "e2e-master-key-0123456789";
     public const string FunctionKey = "e2e-function-key-0123456789";
+    public const string SystemKey = "e2e-system-key-0123456789";
 
     private static readonly string LocalHostDirectory = typeof(AllocatorHost).Assembly
         .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LocalHostDirectory").Value!;
@@ -60,6 +61,7 @@ public sealed class AllocatorHost : IAsyncDisposable
         _environment["Secrets__Key"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         _environment["LocalHost__MasterKey"] = MasterKey;
         _environment["LocalHost__FunctionKeys"] = FunctionKey;
+        _environment["LocalHost__SystemKey"] = SystemKey;
         _environment["LocalHost__Port"] = Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _environment["LocalHost__HubName"] = "E2e" + Guid.NewGuid().ToString("N")[..12];
         _environment["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";

@@ -23,7 +23,8 @@ public static class Greeting
     {
         string id = await client.ScheduleNewOrchestrationInstanceAsync(
             nameof(GreetingOrchestrator), input, new StartOrchestrationOptions(instance_id), cancellationToken);
-        return new AcceptedResult($"{request.Scheme}://{request.Host}/runtime/webhooks/durabletask/instances/{id}", new { id });
+        // The status URL as the Functions host makes it: its public base and its system key, never the request's Host.
+        return new AcceptedResult(client.CreateHttpManagementPayload(id).StatusQueryGetUri, new { id });
     }
 
     [Function(nameof(GreetingOrchestrator))]

@@ -11,27 +11,30 @@ namespace TenantDb.LocalHost.Durable;
 
 /// <summary>
 /// Durable Functions' instance management HTTP API at <c>/runtime/webhooks/durabletask/instances/{id}</c>:
-/// status (202 while running, 200 when done), terminate, raise event, purge. Master or function key required.
+/// status (202 while running, 200 when done), terminate, raise event, purge. The system key or the master key only, as
+/// the Functions host requires on its extension webhooks; a function key is refused. Bodies are capped.
 /// </summary>
 internal static class ManagementEndpoints
 {
-    public const string Prefix = "/runtime/webhooks/durabletask/instances";
+    public const string Prefix = DurableClientBinding.WebhookPath + "/instances";
 
-    public static void MapDurableManagement(this WebApplication app, FunctionKeys keys)
+    public static void MapDurableManagement(this WebApplication app, FunctionKeys keys, int maxBodyBytes)
     {
         RouteGroupBuilder group = app.MapGroup(Prefix).AddEndpointFilter(async (context, next) =>
-            keys.IsAuthorized(context.HttpContext.Request, AuthLevel.Function)
+            keys.IsAuthorized(context.HttpContext.Request, AuthLevel.System)
                 ? await next(context)
-                : Results.Problem(detail: "A valid function key is required.", statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized"));
+                : Results.Problem(detail: "The system key or the master key is required.", statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized"));
 
         group.MapGet("/{instanceId}", GetStatusAsync);
         group.MapPost("/{instanceId}/terminate", TerminateAsync);
-        group.MapPost("/{instanceId}/raiseEvent/{eventName}", RaiseEventAsync);
+        group.MapPost("/{instanceId}/raiseEvent/{eventName}", (string instanceId, string eventName, HttpRequest request, DurableTaskClient client, CancellationToken cancellationToken) =>
+            RaiseEventAsync(instanceId, eventName, request, client, maxBodyBytes, cancellationToken));
         group.MapDelete("/{instanceId}", PurgeAsync);
         Log.ManagementMapped(app.Logger, Prefix + "/{instanceId}");
     }
 
-    private static async Task<IResult> GetStatusAsync(string instanceId, HttpRequest request, DurableTaskClient client, CancellationToken cancellationToken)
+    private static async Task<IResult> GetStatusAsync(
+        string instanceId, HttpRequest request, DurableTaskClient client, DurableClientBinding binding, CancellationToken cancellationToken)
     {
         bool showInput = !string.Equals(request.Query["showInput"], "false", StringComparison.OrdinalIgnoreCase);
         OrchestrationMetadata? instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: true, cancellationToken);
@@ -59,7 +62,9 @@ internal static class ManagementEndpoints
         bool running = !instance.IsCompleted;
         if (running)
         {
-            request.HttpContext.Response.Headers.Location = $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}";
+            // The status URL as the durable client hands it out: this host's public base and the system key, never the
+            // request's Host header nor the key the caller presented.
+            request.HttpContext.Response.Headers.Location = binding.StatusQueryGetUri(instance.InstanceId);
             request.HttpContext.Response.Headers.RetryAfter = "1";
         }
 
@@ -83,8 +88,17 @@ internal static class ManagementEndpoints
         return Results.Accepted();
     }
 
-    private static async Task<IResult> RaiseEventAsync(string instanceId, string eventName, HttpRequest request, DurableTaskClient client, CancellationToken cancellationToken)
+    private static async Task<IResult> RaiseEventAsync(
+        string instanceId, string eventName, HttpRequest request, DurableTaskClient client, int maxBodyBytes, CancellationToken cancellationToken)
     {
+        // Read (at most the cap) before anything else: an oversized body is refused without touching the task hub.
+        byte[]? body = request.ContentLength > maxBodyBytes ? null : await ReadCappedAsync(request.Body, maxBodyBytes, cancellationToken);
+        if (body is null)
+        {
+            return Results.Problem(
+                detail: $"The event payload is larger than {maxBodyBytes} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Payload Too Large");
+        }
+
         OrchestrationMetadata? instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken);
         if (instance is null)
         {
@@ -99,7 +113,7 @@ internal static class ManagementEndpoints
         JsonElement? payload;
         try
         {
-            payload = request.ContentLength == 0 ? null : await JsonSerializer.DeserializeAsync<JsonElement>(request.Body, cancellationToken: cancellationToken);
+            payload = body.Length == 0 ? null : JsonSerializer.Deserialize<JsonElement>(body);
         }
         catch (JsonException)
         {
@@ -108,6 +122,25 @@ internal static class ManagementEndpoints
 
         await client.RaiseEventAsync(instanceId, eventName, payload, cancellationToken);
         return Results.Accepted();
+    }
+
+    /// <summary>The whole body, or null as soon as it passes <paramref name="maxBytes"/> (a chunked body has no length to check first).</summary>
+    private static async Task<byte[]?> ReadCappedAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
+    {
+        using MemoryStream buffer = new();
+        byte[] chunk = new byte[Math.Min(16 * 1024, maxBytes + 1)];
+        int read;
+        while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > maxBytes)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
     }
 
     private static async Task<IResult> PurgeAsync(string instanceId, DurableTaskClient client, CancellationToken cancellationToken)
