@@ -136,7 +136,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, second.Login, second.Password.Reveal()));
         Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, allocated.Password!.Reveal()));
         // The first rotation's deposit, if a claim took it now, could not commit: its password is no longer in force.
-        Assert.Equal(RotationCommit.Superseded, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, first.RotationId, "test", CancellationToken.None));
+        Assert.Equal(RotationCommit.Superseded, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, first.RotationId, first.Login, "test", CancellationToken.None));
     }
 
     [Fact]
@@ -159,12 +159,15 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         Assert.Equal("28000", await LoginAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, allocated.Password!.Reveal()));
         Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, changed.Login, changed.Password.Reveal()));
         Assert.Null(await app.CatalogScalarAsync<string>("SELECT retiring_login FROM tenant_databases WHERE instance_id = @i", ("i", instance)));
-        Assert.Equal(RotationCommit.AlreadyCommitted, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, "test", CancellationToken.None));
+        Assert.Equal(RotationCommit.AlreadyCommitted, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, changed.Login, "test", CancellationToken.None));
 
-        // The next rotation goes to the login now idle, which logs in again (NOLOGIN → LOGIN).
+        // The next rotation goes to the login now idle, which logs in again (NOLOGIN → LOGIN); a claim of the committed
+        // rotation's password (replayed, or first claimed after the grace) still commits: its login is still the one in use.
         var next = Assert.IsType<PasswordChange.Changed>(await handoff.ChangePasswordAsync(instance, CancellationToken.None));
         Assert.Equal(allocated.Tenant.DbUser, next.Login);
         Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, next.Login, next.Password.Reveal()));
+        Assert.Equal(RotationCommit.AlreadyCommitted, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, changed.Login, "test", CancellationToken.None));
+        Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, changed.Login, changed.Password.Reveal()));
     }
 
     [Fact]

@@ -111,8 +111,10 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// <summary>
     /// The rotation's password was claimed (or its grace ended): its login becomes <c>db_user</c>, the other one is to be
     /// retired. A deposit exists only once its password was set, so any not-yet-committed state of the same rotation commits.
+    /// Already committed (a replayed claim, or a claim after the grace): its <paramref name="login"/> is still the one in use
+    /// — a later rotation targets the other login until it is itself committed, which needs a newer deposit.
     /// </summary>
-    public async Task<RotationCommit> CommitAsync(long tenantId, long rotationId, string actor, CancellationToken ct)
+    public async Task<RotationCommit> CommitAsync(long tenantId, long rotationId, string login, string actor, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand("""
             WITH t AS (
@@ -127,9 +129,11 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             )
             SELECT 'now' FROM t
             UNION ALL
-            SELECT rotation_state FROM tenant_databases WHERE id = @id AND rotation_id = @rotation_id AND NOT EXISTS (SELECT FROM t)
+            SELECT CASE WHEN db_user = @login THEN 'committed' ELSE 'superseded' END
+            FROM tenant_databases WHERE id = @id AND status = 'ready' AND NOT EXISTS (SELECT FROM t)
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("login", login);
         cmd.Parameters.AddWithValue("rotation_id", rotationId);
         cmd.Parameters.AddWithValue("actor", actor);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -138,7 +142,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             return RotationCommit.Superseded;
         }
 
-        // Either this statement committed it ('now'), or the state it found: committed earlier (a replayed claim) or failed.
+        // Either this statement committed it ('now'), or what it found: committed earlier, or replaced.
         return reader.GetString(0) switch
         {
             "now" => RotationCommit.Committed,

@@ -136,14 +136,15 @@ public sealed partial class HandoffService(
                     var password = new Secret(secrets.Unprotect(result.Ciphertext, Purpose(instanceId)));
                     var (pool, tenant) = live;
                     var names = allocation.NamesFor(instanceId);
-                    if (result.RotationId is { } rotationId && !await CommitRotationAsync(pool, tenant.Id, names, rotationId, ct))
+                    var login = result.Login ?? names.LoginRole;
+                    if (result.RotationId is { } rotationId && !await CommitRotationAsync(pool, tenant.Id, names, rotationId, login, ct))
                     {
                         LogSuperseded(instanceId, rotationId);
                         return new ClaimOutcome.Superseded();
                     }
 
                     LogClaimed(instanceId, result.Replayed);
-                    return new ClaimOutcome.Claimed(instanceId, pool.Host, pool.Port, tenant.DbName, result.Login ?? names.LoginRole, password);
+                    return new ClaimOutcome.Claimed(instanceId, pool.Host, pool.Port, tenant.DbName, login, password);
                 case ClaimStatus.AlreadyClaimed:
                     LogRefused(instanceId, result.Status);
                     return new ClaimOutcome.AlreadyClaimed();
@@ -276,8 +277,8 @@ public sealed partial class HandoffService(
             {
                 switch (due)
                 {
-                    case { RotationState: "pending", RotationId: { } pending }:
-                        await CommitRotationAsync(due.Pool, due.TenantId, names, pending, ct, actor: "sweep");
+                    case { RotationState: "pending", RotationId: { } pending, RotationLogin: { } login }:
+                        await CommitRotationAsync(due.Pool, due.TenantId, names, pending, login, ct, actor: "sweep");
                         LogGraceEnded(due.InstanceId, due.RotationLogin);
                         break;
                     case { RotationState: "setting" or "unconfirmed", RotationId: { } failed }:
@@ -302,9 +303,10 @@ public sealed partial class HandoffService(
     /// A rotation's password was claimed: its login becomes the one in use, then the old one is refused (best effort: the
     /// sweep finishes a retirement a fault interrupted). False when a newer rotation replaced it meanwhile.
     /// </summary>
-    private async Task<bool> CommitRotationAsync(Pool pool, long tenantId, TenantNames names, long rotationId, CancellationToken ct, string actor = Actor)
+    private async Task<bool> CommitRotationAsync(Pool pool, long tenantId, TenantNames names, long rotationId, string login, CancellationToken ct,
+        string actor = Actor)
     {
-        if (await rotations.CommitAsync(tenantId, rotationId, actor, ct) == RotationCommit.Superseded)
+        if (await rotations.CommitAsync(tenantId, rotationId, login, actor, ct) == RotationCommit.Superseded)
         {
             return false;
         }

@@ -109,22 +109,21 @@ public sealed class CredentialRotationEndToEndTests
         // A rotation racing a claim: each bounded; a password a claim hands out logs in, and the rotation's own is claimable.
         for (var round = 0; round < 3; round++)
         {
-            var rotate = SendAsync(host, HttpMethod.Post, rotatePath);
-            var claim = SendAsync(host, HttpMethod.Post, claimPath);
-            await Task.WhenAll(rotate, claim);
-            Assert.Equal(200, rotate.Result.Status);
-            Assert.Contains(claim.Result.Status, new[] { 200, 410, 503 });
-            if (claim.Result.Status == 200)
+            var both = await Task.WhenAll(SendAsync(host, HttpMethod.Post, rotatePath), SendAsync(host, HttpMethod.Post, claimPath));
+            var (rotate, claim) = (both[0], both[1]);
+            Assert.Equal(200, rotate.Status);
+            Assert.Contains(claim.Status, new[] { 200, 410, 503 });
+            if (claim.Status == 200)
             {
-                Assert.Null(await LoginAsync(claim.Result.Body));
+                Assert.Null(await LoginAsync(claim.Body));
             }
 
             var after = await SendAsync(host, HttpMethod.Post, claimPath);
             Assert.Contains(after.Status, new[] { 200, 410 });
-            var held = after.Status == 200 ? after : claim.Result;
+            var held = after.Status == 200 ? after : claim;
             Assert.Equal(200, held.Status); // the rotation's password was claimed by one of the two
             Assert.Null(await LoginAsync(held.Body));
-            Assert.True(rotate.Result.Took < TimeSpan.FromSeconds(30) && claim.Result.Took < TimeSpan.FromSeconds(30));
+            Assert.True(rotate.Took < TimeSpan.FromSeconds(30) && claim.Took < TimeSpan.FromSeconds(30));
         }
 
         var log = await File.ReadAllTextAsync(host.LogFile);
