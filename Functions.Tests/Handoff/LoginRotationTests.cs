@@ -192,6 +192,27 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
             $"SELECT count(*) FROM pg_roles WHERE rolname IN ('{allocated.Tenant.DbUser}', '{changed.Login}')"));
     }
 
+    [Fact]
+    [Trait("Issue9", "7")]
+    public async Task SetLoginPassword_DatabaseClosedByAReleaseMeanwhile_FalseAndTheLoginStaysRefused()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await app.AddPoolAsync(fixture.Pools[2], 10);
+        var instance = Guid.NewGuid();
+        var allocated = await AllocateAsync(app, instance);
+        var names = app.Allocation.NamesFor(instance);
+        var ddl = app.Get<ITenantDdl>();
+        // The release's pool half ran (database closed, logins refused) between the rotation's check and its set.
+        await ddl.ReleaseAsync(allocated.Pool, names, CancellationToken.None);
+
+        var set = await ddl.SetLoginPasswordAsync(allocated.Pool, names, names.AlternateLoginRole,
+            Secrets.ScramVerifier.Compute(Secrets.PasswordGenerator.Generate(40)), 40, CancellationToken.None);
+
+        Assert.False(set);
+        Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>(
+            $"SELECT count(*) FROM pg_roles WHERE rolname IN ('{names.LoginRole}', '{names.AlternateLoginRole}') AND rolcanlogin"));
+    }
+
     private sealed class SimulatedCrash : Exception;
 
     /// <summary>The real DDL, except that it can stop the process (as a crash would: nothing after it runs) before a set.</summary>
@@ -210,7 +231,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
 
             public Task DropAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.DropAsync(pool, names, ct);
 
-            public Task SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct)
+            public Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct)
             {
                 if (owner.BeforeNextSet)
                 {

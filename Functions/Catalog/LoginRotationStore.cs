@@ -94,11 +94,16 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
 
     /// <summary>
     /// Runs <paramref name="setOnPool"/> (the password set on the rotation's login) only while this rotation is still the
-    /// tenant's current one in flight, holding the row so nothing retires that login meanwhile. False: superseded.
+    /// tenant's current one in flight, holding the row so nothing retires that login meanwhile. Null: superseded; else
+    /// what <paramref name="setOnPool"/> answered.
     /// </summary>
-    public Task<bool> WhileSettingAsync(long tenantId, long rotationId, Func<Task> setOnPool, CancellationToken ct) =>
-        WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = 'ready'", rotationId,
-            async _ => { await setOnPool(); return null; }, ct);
+    public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
+    {
+        bool? set = null;
+        var current = await WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = 'ready'", rotationId,
+            async _ => { set = await setOnPool(); return null; }, ct);
+        return current ? set : null;
+    }
 
     /// <summary>The deposit of the rotation is in the handoff: no longer in flight, waiting for its claim.</summary>
     public Task<bool> MarkDepositedAsync(long tenantId, long rotationId, CancellationToken ct) =>

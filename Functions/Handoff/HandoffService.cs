@@ -244,11 +244,16 @@ public sealed partial class HandoffService(
         {
             var set = await rotations.WhileSettingAsync(tenantId, rotationId,
                 () => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), limit, ct), ct);
-            if (!set)
+            switch (set)
             {
-                // Overtaken by a rotation that took over this one (it outlived RotationTimeout): that one is in flight.
-                LogRotationBusy(instanceId);
-                return new PasswordChange.InProgress();
+                case null:
+                    // Overtaken by a rotation that took over this one (it outlived RotationTimeout): that one is in flight.
+                    LogRotationBusy(instanceId);
+                    return new PasswordChange.InProgress();
+                case false:
+                    // Released meanwhile: the login was refused again; nothing to hand off.
+                    await rotations.MarkUnconfirmedAsync(tenantId, rotationId, ct);
+                    return new PasswordChange.NotReady(TenantDatabaseStatus.Released);
             }
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)

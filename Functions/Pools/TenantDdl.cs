@@ -20,9 +20,10 @@ public interface ITenantDdl
 
     /// <summary>
     /// Sets a password (SCRAM verifier) on one of the tenant's two logins and lets it log in, creating that login (in the
-    /// owner role, with the tier's connection limit) when it does not exist yet. The other login is not touched.
+    /// owner role, with the tier's connection limit) when it does not exist yet. The other login is not touched. False
+    /// (and the login refused again) when the tenant's database is closed: a release ran meanwhile.
     /// </summary>
-    Task SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct);
+    Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct);
 
     /// <summary>One login refused from now on (NOLOGIN); succeeds when the role does not exist.</summary>
     Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct);
@@ -82,7 +83,7 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
             """, ct);
     }
 
-    public async Task SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct)
+    public async Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct)
     {
         EnsureVerifier(scramVerifier);
         var role = Identifier.Quote(EnsureLogin(names, login));
@@ -100,6 +101,18 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
                 ALTER ROLE {role} SET role = {owner};
                 """, ct);
         }
+
+        // A release closes the database before it refuses the logins; seen closed here, this LOGIN may have come after
+        // the release's NOLOGIN, so it is undone. Seen open, the release's NOLOGIN is still to come.
+        await using var open = new NpgsqlCommand("SELECT datallowconn FROM pg_database WHERE datname = @db", conn);
+        open.Parameters.AddWithValue("db", names.Database);
+        if (await open.ExecuteScalarAsync(ct) is true)
+        {
+            return true;
+        }
+
+        await ExecuteAsync(conn, $"ALTER ROLE {role} NOLOGIN", ct);
+        return false;
     }
 
     public async Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct)
