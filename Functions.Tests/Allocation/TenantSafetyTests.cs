@@ -283,5 +283,7 @@ internal sealed class SlowDdl(ITenantDdl inner, SlowDdl.Gate gate) : ITenantDdl
 
     public Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.ReleaseAsync(pool, names, ct);
     public Task DropAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.DropAsync(pool, names, ct);
-    public Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct) => inner.SetPasswordAsync(pool, names, scramVerifier, ct);
+    public Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct) =>
+        inner.SetLoginPasswordAsync(pool, names, login, scramVerifier, connectionLimit, ct);
+    public Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct) => inner.DisableLoginAsync(pool, names, login, ct);
 }

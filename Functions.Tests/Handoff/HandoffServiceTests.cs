@@ -23,7 +23,8 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
         Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(Request(instance), CancellationToken.None));
 
     [Fact]
-    public async Task ChangePassword_ReadyTenant_OldPasswordRefusedNewOneLogsInAndNeverReachesALog()
+    [Trait("Issue9", "7")]
+    public async Task ChangePassword_ReadyTenant_NewPasswordOnTheIdleLoginWhileTheLoginInUseKeepsWorking()
     {
         await using var app = await TestApp.StartAsync(fixture);
         await app.AddPoolAsync(fixture.Pools[0], 10); // pool-a runs with log_statement=all
@@ -35,25 +36,31 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
 
         var changed = Assert.IsType<PasswordChange.Changed>(change);
         var fresh = changed.Password.Reveal();
+        var names = app.Allocation.NamesFor(instance);
         Assert.NotEqual(old, fresh);
         Assert.Equal(40, fresh.Length);
-        await using (var refused = new NpgsqlConnection(TenantConnection(allocated.Pool, allocated.Tenant, old)))
-        {
-            var error = await Assert.ThrowsAsync<PostgresException>(() => refused.OpenAsync());
-            Assert.Equal(PostgresErrorCodes.InvalidPassword, error.SqlState);
-        }
-
-        await using (var accepted = new NpgsqlConnection(TenantConnection(allocated.Pool, allocated.Tenant, fresh)))
-        {
-            await accepted.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT session_user", accepted);
-            Assert.Equal(allocated.Tenant.DbUser, await cmd.ExecuteScalarAsync());
-        }
+        Assert.Equal(names.AlternateLoginRole, changed.Login);
+        // The login in use is untouched until the new password is claimed; the new one logs in on the other login.
+        Assert.Equal(allocated.Tenant.DbUser, await SessionUserAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, old));
+        Assert.Equal(names.AlternateLoginRole, await SessionUserAsync(allocated.Pool, allocated.Tenant, names.AlternateLoginRole, fresh));
+        Assert.Equal(allocated.Tenant.DbUser, await app.CatalogScalarAsync<string>("SELECT db_user FROM tenant_databases WHERE instance_id = @i", ("i", instance)));
+        // Stored before it was set, and only as ciphertext.
+        var stored = await app.CatalogScalarAsync<string>("SELECT rotation_password_encrypted FROM tenant_databases WHERE instance_id = @i", ("i", instance));
+        Assert.Equal(fresh, app.Get<Secrets.SecretProtector>().Unprotect(stored!, HandoffService.Purpose(instance)));
 
         var serverLog = await File.ReadAllTextAsync(fixture.Pools[0].LogFile);
-        Assert.Contains($"ALTER ROLE \"{allocated.Tenant.DbUser}\" PASSWORD 'SCRAM-SHA-256$", serverLog);
+        Assert.Contains($"CREATE ROLE \"{names.AlternateLoginRole}\" LOGIN INHERIT PASSWORD 'SCRAM-SHA-256$", serverLog);
+        Assert.Contains("CONNECTION LIMIT 40", serverLog); // the standard tier's limit on the new login too
         Assert.DoesNotContain(fresh, serverLog);
         Assert.DoesNotContain(fresh, string.Join("\n", CapturedLogs.All));
+    }
+
+    private static async Task<string?> SessionUserAsync(Pool pool, TenantDatabase tenant, string login, string password)
+    {
+        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TenantConnection(pool, tenant, password)) { Username = login }.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT session_user", conn);
+        return (string?)await cmd.ExecuteScalarAsync();
     }
 
     [Fact]
@@ -101,7 +108,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
         await using var app = await TestApp.StartAsync(fixture);
 
         // No tenant row: the answer comes from the catalog, before any Durable call (so no client is needed).
-        var outcome = await app.Get<HandoffService>().ClaimAsync(null!, Guid.NewGuid(), CancellationToken.None);
+        var outcome = await app.Get<HandoffService>().ClaimAsync(null!, Guid.NewGuid(), null, CancellationToken.None);
 
         Assert.IsType<ClaimOutcome.Unknown>(outcome);
     }

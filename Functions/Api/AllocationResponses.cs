@@ -27,7 +27,7 @@ public static class AllocationResponses
 {
     public static IActionResult From(AllocateResult result, HttpRequest request, DurableTaskClient client, int retryAfterSeconds) => result switch
     {
-        AllocateResult.Placed placed => ApiJson.Ok(placed.View),
+        AllocateResult.Placed placed => placed.View.DbPassword is null ? ApiJson.Ok(placed.View) : CredentialsFunctions.NoStore(request, placed.View),
         AllocateResult.Pending pending => Accepted(request, retryAfterSeconds, new
         {
             status = "provisioning",

@@ -4,7 +4,9 @@ using Microsoft.DurableTask;
 namespace TenantDb.Functions.Handoff;
 
 /// <param name="InstanceId">The instance whose handoff is claimed (lower-case "D" form).</param>
-public sealed record ClaimCredentialsInput(string InstanceId);
+/// <param name="KeyHash">SHA-256 of the caller's <c>Idempotency-Key</c> (null: strictly once).</param>
+/// <param name="ReplayWindow">How long a claim with that key answers the same again.</param>
+public sealed record ClaimCredentialsInput(string InstanceId, string? KeyHash = null, TimeSpan? ReplayWindow = null);
 
 /// <summary>
 /// The atomic take-once: a client can only signal an entity or read its state, so a claim runs as this short
@@ -19,7 +21,9 @@ public static class ClaimCredentials
         var id = CredentialHandoff.IdFor(Guid.ParseExact(input.InstanceId, "D"));
         context.SetCustomStatus("claiming");
         var now = new DateTimeOffset(context.CurrentUtcDateTime, TimeSpan.Zero);
-        var result = await context.Entities.CallEntityAsync<ClaimResult>(id, nameof(CredentialHandoff.Claim), now);
+        var result = input is { KeyHash: { } keyHash, ReplayWindow: { } window }
+            ? await context.Entities.CallEntityAsync<ClaimResult>(id, nameof(CredentialHandoff.ClaimIdempotent), new IdempotentClaim(now, keyHash, window))
+            : await context.Entities.CallEntityAsync<ClaimResult>(id, nameof(CredentialHandoff.Claim), now);
         context.SetCustomStatus(result.Status.ToString());
         return result;
     }

@@ -4,19 +4,29 @@ using Microsoft.DurableTask.Entities;
 namespace TenantDb.Functions.Handoff;
 
 /// <summary>A password to hand off, already encrypted for <c>handoff:{instance_id}</c>. The durable payload of <c>Deposit</c>.</summary>
-public sealed record HandoffDeposit(string Ciphertext, DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt);
+/// <param name="Login">The login role the password belongs to (null: the tenant's first login).</param>
+/// <param name="RotationId">The catalog's rotation that made it (null: the allocation's password); a handoff never goes back to an older rotation.</param>
+public sealed record HandoffDeposit(string Ciphertext, DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt, string? Login = null, long? RotationId = null);
+
+/// <summary>A claim that may be retried: the same <paramref name="KeyHash"/> within <paramref name="Window"/> of the claim gets the same answer.</summary>
+public sealed record IdempotentClaim(DateTimeOffset Now, string KeyHash, TimeSpan Window);
+
+/// <summary>What a keyed claim took, kept (ciphertext only) so a retry with the same key gets the same answer until <see cref="Until"/>.</summary>
+public sealed record HandoffReplay(string KeyHash, string Ciphertext, DateTimeOffset Until);
 
 /// <summary>
 /// The entity's state, stored by the task hub in clear: ciphertext and metadata only. After a claim or expiry the
 /// ciphertext is gone and the rest stays as a tombstone (so a late claim is told "gone", not "unknown") until
 /// <see cref="ForgetAt"/>, when the entity deletes itself.
 /// </summary>
-public sealed record HandoffState(string? Ciphertext, DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt, DateTimeOffset ForgetAt, DateTimeOffset? ClaimedAt);
+public sealed record HandoffState(string? Ciphertext, DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt, DateTimeOffset ForgetAt, DateTimeOffset? ClaimedAt,
+    string? Login = null, long? RotationId = null, HandoffReplay? Replay = null);
 
 public enum ClaimStatus { Claimed, AlreadyClaimed, Expired, Unknown }
 
 /// <summary>What one claim got: the ciphertext only when <see cref="ClaimStatus.Claimed"/>.</summary>
-public sealed record ClaimResult(ClaimStatus Status, string? Ciphertext = null, DateTimeOffset? ExpiresAt = null);
+public sealed record ClaimResult(ClaimStatus Status, string? Ciphertext = null, DateTimeOffset? ExpiresAt = null, string? Login = null,
+    long? RotationId = null, bool Replayed = false);
 
 /// <summary>What <c>Peek</c> shows: never the ciphertext.</summary>
 public sealed record HandoffMetadata(DateTimeOffset DepositedAt, DateTimeOffset ExpiresAt, DateTimeOffset? ClaimedAt, bool Claimable);
@@ -30,12 +40,43 @@ public sealed class CredentialHandoff : TaskEntity<HandoffState?>
 {
     public static EntityInstanceId IdFor(Guid instanceId) => new(nameof(CredentialHandoff), instanceId.ToString("D"));
 
-    /// <summary>Holds a new password, replacing any earlier one (rotation), and schedules its own expiry.</summary>
+    /// <summary>
+    /// Holds a new password, replacing any earlier one (rotation), and schedules its own expiry. A rotation's deposit that
+    /// arrives after a later rotation's (signals are not ordered) is ignored: its password may be no longer in force.
+    /// </summary>
     public void Deposit(HandoffDeposit deposit)
     {
+        if (deposit.RotationId is { } incoming && State?.RotationId is { } held && incoming < held)
+        {
+            return;
+        }
+
         var ttl = deposit.ExpiresAt - deposit.DepositedAt;
-        State = new HandoffState(deposit.Ciphertext, deposit.DepositedAt, deposit.ExpiresAt, deposit.ExpiresAt + ttl, ClaimedAt: null);
+        State = new HandoffState(deposit.Ciphertext, deposit.DepositedAt, deposit.ExpiresAt, deposit.ExpiresAt + ttl, ClaimedAt: null,
+            deposit.Login, deposit.RotationId);
         ScheduleExpire(deposit.ExpiresAt);
+    }
+
+    /// <summary>
+    /// <see cref="Claim"/> for a caller that may retry (an answer lost on the wire): the same key within the window gets the
+    /// same ciphertext again; any other claim after it sees the tombstone.
+    /// </summary>
+    public ClaimResult ClaimIdempotent(IdempotentClaim claim)
+    {
+        if (State is { Replay: { } replay } && replay.KeyHash == claim.KeyHash && claim.Now < replay.Until)
+        {
+            return new ClaimResult(ClaimStatus.Claimed, replay.Ciphertext, State.ExpiresAt, State.Login, State.RotationId, Replayed: true);
+        }
+
+        var result = Claim(claim.Now);
+        if (result is { Status: ClaimStatus.Claimed, Ciphertext: { } ciphertext } && State is not null)
+        {
+            var until = claim.Now + claim.Window;
+            State = State with { Replay = new HandoffReplay(claim.KeyHash, ciphertext, until) };
+            ScheduleExpire(until);
+        }
+
+        return result;
     }
 
     /// <summary>Takes the ciphertext once: later claims see the tombstone.</summary>
@@ -57,7 +98,7 @@ public sealed class CredentialHandoff : TaskEntity<HandoffState?>
             return new ClaimResult(ClaimStatus.Expired, ExpiresAt: State.ExpiresAt);
         }
 
-        var claim = new ClaimResult(ClaimStatus.Claimed, State.Ciphertext, State.ExpiresAt);
+        var claim = new ClaimResult(ClaimStatus.Claimed, State.Ciphertext, State.ExpiresAt, State.Login, State.RotationId);
         State = State with { Ciphertext = null, ClaimedAt = now };
         return claim;
     }
@@ -66,11 +107,16 @@ public sealed class CredentialHandoff : TaskEntity<HandoffState?>
         State is null ? null : new HandoffMetadata(State.DepositedAt, State.ExpiresAt, State.ClaimedAt, State.Ciphertext is not null);
 
     /// <summary>
-    /// The scheduled self-signal: at expiry the ciphertext goes (a tombstone stays), at <see cref="HandoffState.ForgetAt"/>
-    /// the entity is deleted. A signal scheduled for a deposit that was replaced since finds a later expiry and does nothing.
+    /// The scheduled self-signal: a keyed claim's replay ends at its window, at expiry the ciphertext goes (a tombstone
+    /// stays), at <see cref="HandoffState.ForgetAt"/> the entity is deleted. A signal scheduled for a deposit that was replaced since finds a later expiry and does nothing.
     /// </summary>
     public void Expire(DateTimeOffset now)
     {
+        if (State is { Replay: { } replay } && now >= replay.Until)
+        {
+            State = State with { Replay = null };
+        }
+
         if (State is null || now < State.ExpiresAt)
         {
             return;

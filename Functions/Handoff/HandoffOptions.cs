@@ -22,4 +22,23 @@ public sealed class HandoffOptions
     /// <summary>How long one <c>ClaimCredentials</c> run may take before the HTTP claim gives up on it.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan ClaimTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long the login in use keeps working after a rotation whose new password nobody claims; then the new login
+    /// becomes the one in use and the old one is refused (the sweep). A claim ends it at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan RotationGrace { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How long a rotation may stay in flight before another may take over (the first one crashed).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan RotationTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long a rotation waits for the task hub (deposit signalled and applied) before it answers 503.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan StorageTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long a claim with an <c>Idempotency-Key</c> answers the same password again to a retry with that key.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan ClaimReplayWindow { get; set; } = TimeSpan.FromMinutes(5);
 }

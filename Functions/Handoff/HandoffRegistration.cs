@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Catalog;
 
 namespace TenantDb.Functions.Handoff;
 
@@ -9,6 +10,7 @@ public static class HandoffRegistration
     public static IServiceCollection AddHandoff(this IServiceCollection services)
     {
         services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<LoginRotationStore>();
         services.AddSingleton<HandoffService>();
         services.AddSingleton<ICredentialDeposit>(sp => sp.GetRequiredService<HandoffService>());
         return services;

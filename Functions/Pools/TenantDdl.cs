@@ -18,7 +18,15 @@ public interface ITenantDdl
     /// <summary>Drops the database (forcing sessions out) and both roles; succeeds when they are already gone.</summary>
     Task DropAsync(Pool pool, TenantNames names, CancellationToken ct);
 
-    Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct);
+    /// <summary>
+    /// Sets a password (SCRAM verifier) on one of the tenant's two logins and lets it log in, creating that login (in the
+    /// owner role, with the tier's connection limit) when it does not exist yet. The other login is not touched. False
+    /// (and the login refused again) when the tenant's database is closed: a release ran meanwhile.
+    /// </summary>
+    Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct);
+
+    /// <summary>One login refused from now on (NOLOGIN); succeeds when the role does not exist.</summary>
+    Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct);
 }
 
 public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
@@ -60,6 +68,7 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
             ALTER DATABASE {db} ALLOW_CONNECTIONS false;
             ALTER ROLE {login} NOLOGIN;
             """, ct);
+        await DisableAlternateLoginAsync(conn, names, ct);
         await using var terminate = new NpgsqlCommand(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", conn);
         terminate.Parameters.AddWithValue("db", names.Database);
@@ -69,7 +78,7 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
     public async Task DropAsync(Pool pool, TenantNames names, CancellationToken ct)
     {
         var db = Identifier.Quote(names.Database);
-        string[] roles = [names.LoginRole, names.OwnerRole];
+        string[] roles = [names.LoginRole, names.AlternateLoginRole, names.OwnerRole];
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
         // A tenant can mark its own database a template, which DROP DATABASE refuses (42809): undo it first.
         await using (var template = new NpgsqlCommand("SELECT datistemplate FROM pg_database WHERE datname = @db", conn))
@@ -132,12 +141,66 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
         return existing;
     }
 
-    public async Task SetPasswordAsync(Pool pool, TenantNames names, string scramVerifier, CancellationToken ct)
+    public async Task<bool> SetLoginPasswordAsync(Pool pool, TenantNames names, string login, string scramVerifier, int connectionLimit, CancellationToken ct)
     {
         EnsureVerifier(scramVerifier);
+        var role = Identifier.Quote(EnsureLogin(names, login));
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
-        await ExecuteAsync(conn, $"ALTER ROLE {Identifier.Quote(names.LoginRole)} PASSWORD '{scramVerifier}'", ct);
+        try
+        {
+            await ExecuteAsync(conn, $"ALTER ROLE {role} WITH LOGIN PASSWORD '{scramVerifier}'", ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedObject)
+        {
+            // The first rotation of this tenant: its second login, made like the first (one implicit transaction).
+            var owner = Identifier.Quote(names.OwnerRole);
+            await ExecuteAsync(conn, $"""
+                CREATE ROLE {role} LOGIN INHERIT PASSWORD '{scramVerifier}' CONNECTION LIMIT {connectionLimit} IN ROLE {owner};
+                ALTER ROLE {role} SET role = {owner};
+                """, ct);
+        }
+
+        // A release closes the database before it refuses the logins; seen closed here, this LOGIN may have come after
+        // the release's NOLOGIN, so it is undone. Seen open, the release's NOLOGIN is still to come.
+        await using var open = new NpgsqlCommand("SELECT datallowconn FROM pg_database WHERE datname = @db", conn);
+        open.Parameters.AddWithValue("db", names.Database);
+        if (await open.ExecuteScalarAsync(ct) is true)
+        {
+            return true;
+        }
+
+        await ExecuteAsync(conn, $"ALTER ROLE {role} NOLOGIN", ct);
+        return false;
     }
+
+    public async Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct)
+    {
+        var role = Identifier.Quote(EnsureLogin(names, login));
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        try
+        {
+            await ExecuteAsync(conn, $"ALTER ROLE {role} NOLOGIN", ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedObject)
+        {
+            // Never created: nothing logs in with it.
+        }
+    }
+
+    // The second login exists only once the tenant rotated.
+    private static async Task DisableAlternateLoginAsync(NpgsqlConnection conn, TenantNames names, CancellationToken ct)
+    {
+        try
+        {
+            await ExecuteAsync(conn, $"ALTER ROLE {Identifier.Quote(names.AlternateLoginRole)} NOLOGIN", ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedObject)
+        {
+        }
+    }
+
+    private static string EnsureLogin(TenantNames names, string login) =>
+        names.LoginRoles.Contains(login) ? login : throw new ArgumentException("Not one of the tenant's logins.", nameof(login));
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
     {

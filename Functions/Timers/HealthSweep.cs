@@ -1,6 +1,7 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
 
@@ -9,15 +10,16 @@ namespace TenantDb.Functions.Timers;
 /// <summary>
 /// Every few minutes (<c>Sweep__Schedule</c>, default every 5 minutes): a real health check of every pool in service,
 /// then undo allocations abandoned mid-way, then the headroom rule, so the next shared pool is provisioned before tenants
-/// have to wait for it.
+/// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9).
 /// </summary>
-public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning)
+public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning, HandoffService handoff)
 {
     [Function(nameof(HealthSweep))]
     public async Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
     {
         await health.SweepAsync(ct);
         await allocation.RecoverAbandonedAsync(ct);
+        await handoff.SweepRotationsAsync(ct);
         await provisioning.EnsureHeadroomAsync(client, ct);
     }
 }
