@@ -1,3 +1,5 @@
+using TenantDb.Functions.Secrets;
+
 namespace TenantDb.Functions.Provisioning;
 
 /// <summary>What a driver needs to create a pool server. The admin password is clear only in memory, for this call.</summary>
@@ -9,10 +11,26 @@ public sealed record PoolServerSpec(
     decimal? Cpu,
     string? Memory,
     string? RegisteredHost = null,
-    int? RegisteredPort = null);
+    int? RegisteredPort = null)
+{
+    // Printing the record (logs, exceptions, test output) shows a mask for the password.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Name = {Name}, ServerType = {ServerType}, AdminUser = {AdminUser}, AdminPassword = {Redacted.Mask}, ");
+        builder.Append($"Cpu = {Cpu}, Memory = {Memory}, RegisteredHost = {RegisteredHost}, RegisteredPort = {RegisteredPort}");
+        return true;
+    }
+}
 
 /// <summary>A server a driver manages, as the catalog knows it.</summary>
-public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword);
+public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword)
+{
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Name = {Name}, ResourceId = {ResourceId}, Host = {Host}, Port = {Port}, AdminUser = {AdminUser}, AdminPassword = {Redacted.Mask}");
+        return true;
+    }
+}
 
 /// <summary>Where a created server is reached, and the driver's id for it.</summary>
 public sealed record ServerEndpoint(string Host, int Port, string ResourceId, string? StoragePath);
