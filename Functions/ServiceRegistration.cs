@@ -23,9 +23,8 @@ public static class ServiceRegistration
                 "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.")
             .ValidateOnStart();
         services.AddOptions<ProvisioningOptions>().BindConfiguration(ProvisioningOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section)
-            .Validate(o => SecretProtector.IsValidKey(o.Key), "Secrets:Key must be a base64 32-byte key.")
-            .ValidateOnStart();
+        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SecretsOptions>, SecretsOptionsValidator>();
 
         var catalogConnection = configuration.GetConnectionString(CatalogOptions.ConnectionStringName)
             ?? throw new InvalidOperationException("ConnectionStrings:Catalog is not set.");
@@ -37,6 +36,7 @@ public static class ServiceRegistration
         services.AddSingleton<PoolConnections>();
         services.AddSingleton<ITenantDdl, TenantDdl>();
         services.AddSingleton<PoolStore>();
+        services.AddSingleton<AdminPasswordStore>();
         services.AddSingleton<TenantStore>();
         services.AddSingleton<AllocationService>();
         services.AddSingleton<CatalogMigrator>();

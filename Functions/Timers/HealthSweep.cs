@@ -9,9 +9,9 @@ namespace TenantDb.Functions.Timers;
 /// <summary>
 /// Every few minutes (<c>Sweep__Schedule</c>, default every 5 minutes): a real health check of every pool in service,
 /// then undo allocations abandoned mid-way, then the headroom rule, so the next shared pool is provisioned before tenants
-/// have to wait for it.
+/// have to wait for it; last, a batch of pool admin passwords re-wrapped under the current secrets key.
 /// </summary>
-public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning)
+public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning, KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
     public async Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
@@ -19,5 +19,6 @@ public sealed class HealthSweep(HealthService health, AllocationService allocati
         await health.SweepAsync(ct);
         await allocation.RecoverAbandonedAsync(ct);
         await provisioning.EnsureHeadroomAsync(client, ct);
+        await keys.RewrapStepAsync(ct);
     }
 }
