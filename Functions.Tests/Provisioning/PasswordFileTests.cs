@@ -16,6 +16,7 @@ public sealed class PasswordFileTests(PostgresFixture fixture)
 {
     private static readonly string ServerUser = Environment.IsPrivilegedProcess ? "postgres" : Environment.UserName;
 
+    // The same place LocalPostgres uses, spelled out so a change there is a visible change here.
     private static string PasswordFileOf(string dataDir) =>
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $".{Path.GetFileName(dataDir)}.pw");
 
@@ -132,6 +133,24 @@ public sealed class PasswordFileTests(PostgresFixture fixture)
         {
             await fixture.Local.StopAsync(dataDir, CancellationToken.None, immediate: true);
         }
+    }
+
+    [Fact]
+    [Trait("Issue9", "10")]
+    public async Task ProcessDriverDelete_PasswordFileLeftByAKilledRun_IsRemoved()
+    {
+        var root = NewRoot();
+        var driver = new ProcessPoolProvisioner(Microsoft.Extensions.Options.Options.Create(new ProvisioningOptions
+        {
+            Process = new ProcessDriverOptions { DataRoot = root },
+        }));
+        var name = $"killed-{Guid.NewGuid():N}"[..15];
+        var pwFile = PasswordFileOf(Path.Combine(root, name));
+        await File.WriteAllTextAsync(pwFile, "left by a killed run");
+
+        await driver.DeleteAsync(new PoolServerRef(name, null, "", 0, "", ""), CancellationToken.None);
+
+        Assert.False(File.Exists(pwFile));
     }
 
     private static bool IsAlive(int pid)

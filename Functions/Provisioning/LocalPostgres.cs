@@ -37,13 +37,17 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Where <see cref="InitAsync"/> puts the admin password for <c>initdb --pwfile</c> (0600, removed when initdb ends).</summary>
+    public static string PasswordFileOf(string dataDir) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $".{Path.GetFileName(dataDir)}.pw");
+
     public static bool IsInitialized(string dataDir) => File.Exists(Path.Combine(dataDir, "PG_VERSION"));
 
     /// <summary>Creates the cluster (SCRAM for TCP, no Unix socket) listening on 127.0.0.1:<paramref name="port"/>.</summary>
     public async Task InitAsync(string dataDir, int port, string superuser, string password, IReadOnlyDictionary<string, string>? settings, CancellationToken ct)
     {
         Directory.CreateDirectory(dataDir);
-        var pwFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $".{Path.GetFileName(dataDir)}.pw");
+        var pwFile = PasswordFileOf(dataDir);
         try
         {
             await WritePrivateAsync(pwFile, password, ct);
