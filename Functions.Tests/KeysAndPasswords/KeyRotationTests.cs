@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -189,11 +188,11 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
     [InlineData("two-keys-no-current")]
     [InlineData("no-key")]
     [InlineData("bad-key-id")]
-    public async Task Options_UnusableKeyring_FailsAtStartWithoutKeyMaterial(string case_)
+    public async Task Options_UnusableKeyring_FailsAtStartWithoutKeyMaterial(string problem)
     {
         var good = SecretProtector.GenerateKey();
         var shortKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-        Dictionary<string, string?> settings = case_ switch
+        Dictionary<string, string?> settings = problem switch
         {
             "short-key" => new() { ["Secrets:Key"] = "", ["Secrets:Keys:k1"] = shortKey, ["Secrets:CurrentKeyId"] = "k1" },
             "unknown-current" => new() { ["Secrets:Key"] = good, ["Secrets:CurrentKeyId"] = "k9" },

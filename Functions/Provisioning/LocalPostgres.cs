@@ -171,7 +171,15 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         }
         catch (OperationCanceledException) when (killOnCancel)
         {
-            process.Kill(entireProcessTree: true);
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited meanwhile.
+            }
+
             await process.WaitForExitAsync(CancellationToken.None);
             throw;
         }
