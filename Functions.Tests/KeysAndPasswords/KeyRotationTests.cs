@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
@@ -155,6 +156,48 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
 
         await sweep.Run(new TimerInfo(), engine.Client, None);
         Assert.Equal(0, await CountNotUnderAsync(rotated, "k2"));
+    }
+
+    [Fact]
+    [Trait("Issue9", "9")]
+    public async Task SweepStep_UndecryptableRowsFirst_LaterRowsStillRewrapped()
+    {
+        await using var app = await StartOnCatalogAsync(null, new()
+        {
+            ["Secrets:Keys:k1"] = SecretProtector.GenerateKey(),
+            ["Secrets:Keys:k2"] = SecretProtector.GenerateKey(),
+            ["Secrets:CurrentKeyId"] = "k1",
+            ["Secrets:RewrapBatchSize"] = "2",
+        });
+        var pools = new List<Pool>();
+        for (var i = 0; i < 3; i++)
+        {
+            pools.Add(await app.AddPoolAsync(fixture.Pools[i], 10));
+        }
+
+        // The first two were made with a key this deployment no longer has.
+        await using (var cmd = app.Catalog.CreateCommand("UPDATE db_servers SET admin_password_encrypted = 'v2:gone:' || md5(name) WHERE id = ANY(@ids)"))
+        {
+            cmd.Parameters.AddWithValue("ids", new[] { pools[0].Id, pools[1].Id });
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        await using var rotated = await StartOnCatalogAsync(app, new()
+        {
+            ["Secrets:Keys:k1"] = app.Get<IConfiguration>()["Secrets:Keys:k1"],
+            ["Secrets:Keys:k2"] = app.Get<IConfiguration>()["Secrets:Keys:k2"],
+            ["Secrets:CurrentKeyId"] = "k2",
+            ["Secrets:RewrapBatchSize"] = "2",
+        });
+        var keys = rotated.Get<KeyRotationService>();
+
+        var first = await keys.RewrapStepAsync(None);
+        var second = await keys.RewrapStepAsync(None);
+
+        Assert.Equal(new RewrapSummary("k2", 0, 0, 2, 3), first);
+        Assert.Equal(new RewrapSummary("k2", 1, 0, 0, 2), second);
+        Assert.StartsWith("v2:k2:", await rotated.CatalogScalarAsync<string>("SELECT admin_password_encrypted FROM db_servers WHERE id = @id", ("id", pools[2].Id)));
+        Assert.Contains(CapturedLogs.All, l => l.Contains($"The admin password of pool {pools[0].Name} does not decrypt", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -22,17 +22,25 @@ public sealed partial class KeyRotationService(
 {
     public const string Actor = "key-rotation";
 
+    // Where the sweep's next step starts, so rows that cannot be re-wrapped never hold back the ones after them.
+    private long _sweepAfterId;
+
     /// <summary>Every ciphertext not under the current key (the operator's action).</summary>
-    public Task<RewrapSummary> RewrapAllAsync(CancellationToken ct) => RewrapAsync(int.MaxValue, ct);
+    public async Task<RewrapSummary> RewrapAllAsync(CancellationToken ct) => (await RewrapAsync(0, int.MaxValue, ct)).Summary;
 
-    /// <summary>At most <see cref="SecretsOptions.RewrapBatchSize"/> of them (the health sweep's step).</summary>
-    public Task<RewrapSummary> RewrapStepAsync(CancellationToken ct) => RewrapAsync(options.Value.RewrapBatchSize, ct);
+    /// <summary>At most <see cref="SecretsOptions.RewrapBatchSize"/> of them, after where the last step ended (the health sweep's step).</summary>
+    public async Task<RewrapSummary> RewrapStepAsync(CancellationToken ct)
+    {
+        var budget = options.Value.RewrapBatchSize;
+        var (summary, examined, lastId) = await RewrapAsync(Interlocked.Read(ref _sweepAfterId), budget, ct);
+        Interlocked.Exchange(ref _sweepAfterId, examined < budget ? 0 : lastId); // at the end: from the start next time
+        return summary;
+    }
 
-    private async Task<RewrapSummary> RewrapAsync(int budget, CancellationToken ct)
+    private async Task<(RewrapSummary Summary, int Examined, long LastId)> RewrapAsync(long afterId, int budget, CancellationToken ct)
     {
         var prefix = secrets.CurrentPrefix;
         int examined = 0, rewrapped = 0, changed = 0, failed = 0;
-        long afterId = 0;
         while (examined < budget)
         {
             var batch = await store.ListNotUnderAsync(prefix, afterId, Math.Min(options.Value.RewrapBatchSize, budget - examined), ct);
@@ -79,7 +87,7 @@ public sealed partial class KeyRotationService(
             LogRewrapped(summary.CurrentKeyId, summary.Rewrapped, summary.ChangedMeanwhile, summary.Failed, summary.Remaining);
         }
 
-        return summary;
+        return (summary, examined, afterId);
     }
 
     [LoggerMessage(LogLevel.Error, "The admin password of pool {Pool} does not decrypt with the configured secrets keys (its key id: {KeyId})")]
