@@ -24,9 +24,8 @@ public static class ServiceRegistration
                 "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.")
             .ValidateOnStart();
         services.AddOptions<ProvisioningOptions>().BindConfiguration(ProvisioningOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section)
-            .Validate(o => SecretProtector.IsValidKey(o.Key), "Secrets:Key must be a base64 32-byte key.")
-            .ValidateOnStart();
+        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SecretsOptions>, SecretsOptionsValidator>();
         services.AddApiOptions(configuration);
 
         var catalogConnection = configuration.GetConnectionString(CatalogOptions.ConnectionStringName)
@@ -39,6 +38,7 @@ public static class ServiceRegistration
         services.AddSingleton<PoolConnections>();
         services.AddSingleton<ITenantDdl, TenantDdl>();
         services.AddSingleton<PoolStore>();
+        services.AddSingleton<AdminPasswordStore>();
         services.AddSingleton<TenantStore>();
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();

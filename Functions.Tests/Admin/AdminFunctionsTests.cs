@@ -278,7 +278,7 @@ public sealed class AdminFunctionsTests(PostgresFixture fixture)
         Assert.DoesNotContain(server.Password, json);
         Assert.DoesNotContain("password", json);
         var stored = await app.CatalogScalarAsync<string>("SELECT admin_password_encrypted FROM db_servers WHERE name = 'legacy-postgres2'");
-        Assert.StartsWith("v1:", stored);
+        Assert.StartsWith(app.Get<TenantDb.Functions.Secrets.SecretProtector>().CurrentPrefix, stored); // v2:<key id>:
         Assert.DoesNotContain(server.Password, stored!);
 
         var allocated = await AllocateOkAsync(app);

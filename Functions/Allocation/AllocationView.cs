@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Secrets;
 
 namespace TenantDb.Functions.Allocation;
 
@@ -26,6 +27,16 @@ public sealed record AllocationView(
         new(tenant.Status == TenantDatabaseStatus.Ready ? "allocated" : tenant.Status.ToSql(), tenant.InstanceId, tenant.CustomerId, tenant.PlanTier,
             pool.Host, pool.Port, tenant.DbName, tenant.DbUser, pool.Name, pool.ServerType, tenant.Status, tenant.CreatedAt, tenant.ReadyAt,
             credentials, password);
+
+    // Printing the view (logs, exceptions, test output) never shows an inline password.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Status = {Status}, InstanceId = {InstanceId}, CustomerId = {CustomerId}, PlanTier = {PlanTier}, DbHost = {DbHost}, ");
+        builder.Append($"DbPort = {DbPort}, DbName = {DbName}, DbUser = {DbUser}, PoolName = {PoolName}, ServerType = {ServerType}, ");
+        builder.Append($"DatabaseStatus = {DatabaseStatus}, CreatedAt = {CreatedAt}, ReadyAt = {ReadyAt}, Credentials = {Credentials}, ");
+        builder.Append($"DbPassword = {(DbPassword is null ? "" : Redacted.Mask)}");
+        return true;
+    }
 }
 
 /// <summary>Where to claim the password once, and until when.</summary>

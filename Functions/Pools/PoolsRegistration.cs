@@ -17,6 +17,7 @@ public static class PoolsRegistration
         services.AddSingleton<HealthService>();
         services.AddSingleton<PoolAdminService>();
         services.AddSingleton<CleanupService>();
+        services.AddSingleton<KeyRotationService>();
         return services;
     }
 }

@@ -1,3 +1,5 @@
+using TenantDb.Functions.Secrets;
+
 namespace TenantDb.Functions.Provisioning;
 
 /// <summary>
@@ -13,10 +15,26 @@ public sealed record PoolServerSpec(
     string? Memory,
     string? RegisteredHost = null,
     int? RegisteredPort = null,
-    Guid? CatalogId = null);
+    Guid? CatalogId = null)
+{
+    // Printing the record (logs, exceptions, test output) shows a mask for the password.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Name = {Name}, ServerType = {ServerType}, AdminUser = {AdminUser}, AdminPassword = {Redacted.Mask}, ");
+        builder.Append($"Cpu = {Cpu}, Memory = {Memory}, RegisteredHost = {RegisteredHost}, RegisteredPort = {RegisteredPort}, CatalogId = {CatalogId}");
+        return true;
+    }
+}
 
 /// <summary>A server a driver manages, as the catalog knows it.</summary>
-public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword);
+public sealed record PoolServerRef(string Name, string? ResourceId, string Host, int Port, string AdminUser, string AdminPassword)
+{
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Name = {Name}, ResourceId = {ResourceId}, Host = {Host}, Port = {Port}, AdminUser = {AdminUser}, AdminPassword = {Redacted.Mask}");
+        return true;
+    }
+}
 
 /// <summary>Where a created server is reached, and the driver's id for it.</summary>
 public sealed record ServerEndpoint(string Host, int Port, string ResourceId, string? StoragePath);

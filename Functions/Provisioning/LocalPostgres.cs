@@ -37,21 +37,25 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Where <see cref="InitAsync"/> puts the admin password for <c>initdb --pwfile</c> (0600, removed when initdb ends).</summary>
+    public static string PasswordFileOf(string dataDir) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $".{Path.GetFileName(dataDir)}.pw");
+
     public static bool IsInitialized(string dataDir) => File.Exists(Path.Combine(dataDir, "PG_VERSION"));
 
     /// <summary>Creates the cluster (SCRAM for TCP, no Unix socket) listening on 127.0.0.1:<paramref name="port"/>.</summary>
     public async Task InitAsync(string dataDir, int port, string superuser, string password, IReadOnlyDictionary<string, string>? settings, CancellationToken ct)
     {
         Directory.CreateDirectory(dataDir);
-        var pwFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $".{Path.GetFileName(dataDir)}.pw");
-        await File.WriteAllTextAsync(pwFile, password, ct);
+        var pwFile = PasswordFileOf(dataDir);
         try
         {
+            await WritePrivateAsync(pwFile, password, ct);
             await OwnAsync(dataDir, ct);
             await OwnAsync(pwFile, ct);
             await RunAsync(Path.Combine(binDir, "initdb"),
                 ["-D", dataDir, "-U", superuser, $"--pwfile={pwFile}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"], ct);
+                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"], ct, killOnCancel: true);
         }
         finally
         {
@@ -105,19 +109,38 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         return int.Parse(line["port = ".Length..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// Writes <paramref name="secret"/> to a new file that is private (0600) from the moment it exists. A leftover of a killed
+    /// run is removed first: opening an existing file would keep its old mode.
+    /// </summary>
+    private static async Task WritePrivateAsync(string path, string secret, CancellationToken ct)
+    {
+        File.Delete(path);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        await using var stream = new FileStream(path, options);
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(secret), ct);
+    }
+
     private Task OwnAsync(string path, CancellationToken ct) =>
         Environment.IsPrivilegedProcess ? RunAsync("chown", ["-R", $"{osUser}:{osUser}", path], ct, asServerUser: false) : Task.CompletedTask;
 
-    private async Task RunAsync(string file, IReadOnlyList<string> args, CancellationToken ct, bool asServerUser = true)
+    private async Task RunAsync(string file, IReadOnlyList<string> args, CancellationToken ct, bool asServerUser = true, bool killOnCancel = false)
     {
-        var result = await RunRawAsync(file, args, ct, asServerUser);
+        var result = await RunRawAsync(file, args, ct, asServerUser, killOnCancel);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"{Path.GetFileName(file)} {args.LastOrDefault()} failed with exit code {result.ExitCode}: {result.Output.Trim()}");
         }
     }
 
-    private async Task<(int ExitCode, string Output)> RunRawAsync(string file, IReadOnlyList<string> args, CancellationToken ct, bool asServerUser = true)
+    /// <param name="killOnCancel">On cancellation, kill the child and its children instead of leaving them running.</param>
+    private async Task<(int ExitCode, string Output)> RunRawAsync(string file, IReadOnlyList<string> args, CancellationToken ct, bool asServerUser = true,
+        bool killOnCancel = false)
     {
         var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (asServerUser && Environment.IsPrivilegedProcess)
@@ -142,7 +165,25 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         // pg_ctl start leaves the server holding inherited pipes; read until the command itself exits, not until EOF.
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
-        await process.WaitForExitAsync(ct);
+        try
+        {
+            await process.WaitForExitAsync(ct);
+        }
+        catch (OperationCanceledException) when (killOnCancel)
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited meanwhile.
+            }
+
+            await process.WaitForExitAsync(CancellationToken.None);
+            throw;
+        }
+
         var both = Task.WhenAll(stdout, stderr);
         var output = await Task.WhenAny(both, Task.Delay(TimeSpan.FromSeconds(2), ct)) == both ? string.Join("\n", await both) : "";
         return (process.ExitCode, output);

@@ -89,6 +89,8 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
         {
             Directory.Delete(dataDir, recursive: true);
         }
+
+        File.Delete(LocalPostgres.PasswordFileOf(dataDir)); // left behind only when this process was killed during initdb
     }
 
     public async Task RestartAsync(PoolServerRef server, CancellationToken ct)

@@ -7,3 +7,9 @@ public sealed class Secret(string value)
 
     public override string ToString() => "[secret]";
 }
+
+/// <summary>What a printed record shows in place of a password it holds.</summary>
+public static class Redacted
+{
+    public const string Mask = "[redacted]";
+}

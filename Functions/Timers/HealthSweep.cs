@@ -10,9 +10,11 @@ namespace TenantDb.Functions.Timers;
 /// <summary>
 /// Every few minutes (<c>Sweep__Schedule</c>, default every 5 minutes): a real health check of every pool in service,
 /// then undo allocations abandoned mid-way, then the headroom rule, so the next shared pool is provisioned before tenants
-/// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9).
+/// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9); last, a batch of pool admin
+/// passwords re-wrapped under the current secrets key.
 /// </summary>
-public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning, HandoffService handoff)
+public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning, HandoffService handoff,
+    KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
     public async Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
@@ -21,5 +23,6 @@ public sealed class HealthSweep(HealthService health, AllocationService allocati
         await allocation.RecoverAbandonedAsync(ct);
         await handoff.SweepRotationsAsync(ct);
         await provisioning.EnsureHeadroomAsync(client, ct);
+        await keys.RewrapStepAsync(ct);
     }
 }

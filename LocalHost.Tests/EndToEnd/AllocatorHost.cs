@@ -120,6 +120,26 @@ public sealed class AllocatorHost : IAsyncDisposable
         }
     }
 
+    /// <summary>The platform catalog's connection string (the allocator's own setting).</summary>
+    public string CatalogConnectionString => _environment["ConnectionStrings__Catalog"];
+
+    /// <summary>A setting (environment variable name) as the next <see cref="StartProcessAsync"/> passes it; null removes it.</summary>
+    public string? this[string setting]
+    {
+        get => _environment.GetValueOrDefault(setting);
+        set
+        {
+            if (value is null)
+            {
+                _environment.Remove(setting);
+            }
+            else
+            {
+                _environment[setting] = value;
+            }
+        }
+    }
+
     /// <summary>SIGKILL: no shutdown, no flush; only what is durable survives.</summary>
     public async Task KillAsync()
     {

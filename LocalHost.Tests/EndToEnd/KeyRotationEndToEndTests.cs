@@ -1,0 +1,122 @@
+using System.Text.Json;
+using Npgsql;
+using TenantDb.Functions.Secrets;
+using Xunit;
+
+namespace TenantDb.LocalHost.Tests.EndToEnd;
+
+/// <summary>
+/// Rotation of the secrets key on the running allocator (issue 9, item 9): pools made by the process driver and handoffs
+/// waiting in the real Durable entities survive a new current key; the operator's re-wrap leaves no old ciphertext in the
+/// catalog; with the old key gone every pool is still healthy. No key in any response or log line.
+/// </summary>
+public sealed class KeyRotationEndToEndTests
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);
+
+    private static object Allocation(Guid instance) =>
+        new { instance_id = instance.ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard" };
+
+    private static async Task ClaimAndConnectAsync(AllocatorHost host, string claimUrl)
+    {
+        var (status, credentials) = await host.SendAsync(HttpMethod.Post, new Uri(claimUrl).PathAndQuery);
+        Assert.Equal(200, status);
+        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
+        {
+            Host = credentials.GetProperty("db_host").GetString(),
+            Port = credentials.GetProperty("db_port").GetInt32(),
+            Database = credentials.GetProperty("db_name").GetString(),
+            Username = credentials.GetProperty("db_user").GetString(),
+            Password = credentials.GetProperty("db_password").GetString(),
+            Pooling = false,
+        }.ConnectionString);
+        await conn.OpenAsync();
+    }
+
+    private static async Task AssertEveryPoolHealthyAsync(AllocatorHost host)
+    {
+        var (_, list) = await host.SendAsync(HttpMethod.Get, "/api/database/admin/pools", AllocatorHost.MasterKey);
+        var pools = list.GetProperty("pools").EnumerateArray().ToList();
+        Assert.NotEmpty(pools);
+        foreach (var pool in pools)
+        {
+            var (status, report) = await host.SendAsync(HttpMethod.Post, $"/api/database/admin/pools/{pool.GetProperty("id").GetInt64()}/health-check",
+                AllocatorHost.MasterKey);
+            Assert.Equal(200, status);
+            Assert.Equal("healthy", report.GetProperty("health_status").GetString());
+        }
+    }
+
+    private static async Task<long> CountNotUnderAsync(AllocatorHost host, string keyId)
+    {
+        await using var conn = new NpgsqlConnection(host.CatalogConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM db_servers WHERE admin_password_encrypted NOT LIKE @prefix", conn);
+        cmd.Parameters.AddWithValue("prefix", $"v2:{keyId}:%");
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    [Fact]
+    [Trait("Issue9", "9")]
+    public async Task RotateSecretsKey_PoolsHealthyPendingHandoffsClaimable_RewrapThenOldKeyRemoved()
+    {
+        // The sweep (which also re-wraps) stays out of the way: the operator's re-wrap is what this test measures.
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Sweep__Schedule"] = "0 0 3 1 1 *" });
+        var oldKey = host["Secrets__Key"]!;
+        var newKey = SecretProtector.GenerateKey();
+        var responses = new List<string>();
+
+        // A pool made by the process driver (its admin password encrypted under the old key) and three unclaimed handoffs.
+        var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(Guid.NewGuid()));
+        Assert.Equal(202, status);
+        var done = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, RunTimeout);
+        Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
+        var claimUrls = new List<string> { done.GetProperty("output").GetProperty("allocation").GetProperty("credentials").GetProperty("claim_url").GetString()! };
+        for (var i = 0; i < 2; i++)
+        {
+            var (placed, body) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(Guid.NewGuid()));
+            Assert.Equal(200, placed);
+            responses.Add(body.GetRawText());
+            claimUrls.Add(body.GetProperty("credentials").GetProperty("claim_url").GetString()!);
+        }
+
+        // Rotate: a new current key, the old one kept for decryption.
+        await host.KillAsync();
+        host["Secrets__Keys__k2"] = newKey;
+        host["Secrets__CurrentKeyId"] = "k2";
+        await host.StartProcessAsync();
+
+        await AssertEveryPoolHealthyAsync(host);
+        foreach (var claimUrl in claimUrls)
+        {
+            await ClaimAndConnectAsync(host, claimUrl);
+        }
+
+        var (madeAfter, after) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(Guid.NewGuid()));
+        Assert.Equal(200, madeAfter);
+        Assert.Equal(1, await CountNotUnderAsync(host, "k2"));
+
+        var (rewrapStatus, summary) = await host.SendAsync(HttpMethod.Post, "/api/database/admin/secrets/rewrap", AllocatorHost.MasterKey);
+        var (functionKeyStatus, _) = await host.SendAsync(HttpMethod.Post, "/api/database/admin/secrets/rewrap", AllocatorHost.FunctionKey);
+        responses.Add(summary.GetRawText());
+
+        Assert.Equal(200, rewrapStatus);
+        Assert.Equal(401, functionKeyStatus);
+        Assert.Equal("k2", summary.GetProperty("current_key_id").GetString());
+        Assert.Equal(1, summary.GetProperty("rewrapped").GetInt32());
+        Assert.Equal(0, summary.GetProperty("remaining").GetInt32());
+        Assert.Equal(0, await CountNotUnderAsync(host, "k2"));
+
+        // The old key removed: pools healthy, a handoff made under the new key still claimable.
+        await host.KillAsync();
+        host["Secrets__Key"] = null;
+        await host.StartProcessAsync();
+
+        await AssertEveryPoolHealthyAsync(host);
+        await ClaimAndConnectAsync(host, after.GetProperty("credentials").GetProperty("claim_url").GetString()!);
+
+        var log = await File.ReadAllTextAsync(host.LogFile);
+        Assert.False(log.Contains(oldKey, StringComparison.Ordinal) || log.Contains(newKey, StringComparison.Ordinal), "a secrets key reached the log");
+        Assert.DoesNotContain(responses, r => r.Contains(oldKey, StringComparison.Ordinal) || r.Contains(newKey, StringComparison.Ordinal));
+    }
+}
