@@ -154,10 +154,18 @@ public sealed partial class HandoffService(
             }
 
             var now = time.GetUtcNow();
-            if (now - madeAt >= Options.Ttl || now >= waitUntil)
+            if (now - madeAt >= Options.Ttl || allocationOptions.Value.InlinePassword)
             {
                 LogRefused(instanceId, ClaimStatus.Unknown);
                 return new ClaimOutcome.Unknown();
+            }
+
+            if (now >= waitUntil)
+            {
+                // A ready allocation younger than the TTL whose deposit is still on its way (a signal queued behind a restart):
+                // not "no credentials" but "not yet" — the caller retries after Retry-After.
+                LogDepositPending(instanceId, Options.ClaimWait);
+                return new ClaimOutcome.Unavailable();
             }
 
             LogWaitingForDeposit(instanceId);
@@ -454,6 +462,9 @@ public sealed partial class HandoffService(
 
     [LoggerMessage(LogLevel.Information, "Claim for instance {InstanceId} refused: {Status}")]
     private partial void LogRefused(Guid instanceId, ClaimStatus status);
+
+    [LoggerMessage(LogLevel.Warning, "Claim for instance {InstanceId} found no deposit after {Wait}; answered unavailable (retry)")]
+    private partial void LogDepositPending(Guid instanceId, TimeSpan wait);
 
     [LoggerMessage(LogLevel.Debug, "Claim for instance {InstanceId} found no deposit yet; waiting for it")]
     private partial void LogWaitingForDeposit(Guid instanceId);
