@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using TenantDb.Functions.Catalog;
 
 namespace TenantDb.Functions.Pools;
 
@@ -12,6 +13,8 @@ public static class PoolsRegistration
                 "Sweep:ProbeTimeout (at most 2 minutes), Sweep:ProvisioningStuckAfter and Sweep:HistoryRetention must be positive; Sweep:ErrorPoolRetention not negative.")
             .ValidateOnStart();
         services.AddSingleton<HealthService>();
+        services.AddSingleton<CatalogServer>();
+        services.AddSingleton<RegisteredServerAudit>();
         services.AddSingleton<PoolAdminService>();
         services.AddSingleton<CleanupService>();
         return services;
