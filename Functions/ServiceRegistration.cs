@@ -1,9 +1,11 @@
+using Microsoft.Azure.Functions.Worker.Middleware;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Api;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -53,6 +55,8 @@ public static class ServiceRegistration
         services.AddHandoff();
         services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();
+        // Program.cs puts it into the worker's pipeline; a host without Program.cs (LocalHost) finds it here.
+        services.AddSingleton<IFunctionsWorkerMiddleware, ExceptionMiddleware>();
         return services;
     }
 }

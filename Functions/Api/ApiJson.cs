@@ -132,7 +132,28 @@ public static class Problems
 
     public static JsonResult Gone(string slug, string detail) => Create(410, slug, "Gone", detail);
 
-    public static JsonResult Unavailable(string slug, string detail) => Create(503, slug, "Service unavailable", detail);
+    /// <summary>What a 503 asks the caller to wait when no configured value is at hand (<c>Allocation:RetryAfterSeconds</c>'s default).</summary>
+    public const int DefaultRetryAfterSeconds = 10;
+
+    /// <summary>A fault, not the caller's mistake: 503 with <c>Retry-After</c> (header and <c>retry_after</c> in the body).</summary>
+    public static JsonResult Unavailable(string slug, string detail, int retryAfterSeconds = DefaultRetryAfterSeconds)
+    {
+        var problem = Create(StatusCodes.Status503ServiceUnavailable, slug, "Service unavailable", detail,
+            new Dictionary<string, object?> { ["retry_after"] = retryAfterSeconds });
+        return new RetryAfterResult(problem.Value, retryAfterSeconds) { StatusCode = problem.StatusCode, ContentType = problem.ContentType };
+    }
+
+    /// <summary>A problem+json answer that also sends <c>Retry-After</c>.</summary>
+    public sealed class RetryAfterResult(object? body, int retryAfterSeconds) : JsonResult(body, ApiJson.Options)
+    {
+        public int RetryAfterSeconds { get; } = retryAfterSeconds;
+
+        public override Task ExecuteResultAsync(ActionContext context)
+        {
+            context.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return base.ExecuteResultAsync(context);
+        }
+    }
 
     public static JsonResult Internal(string? traceId) =>
         Create(500, "internal", "Internal error", "The request failed unexpectedly; nothing was left half-made. Retry later.",
