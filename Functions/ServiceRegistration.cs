@@ -1,3 +1,4 @@
+using Microsoft.Azure.Functions.Worker.Middleware;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -57,6 +58,8 @@ public static class ServiceRegistration
         services.AddHandoff();
         services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();
+        // Program.cs puts it into the worker's pipeline; a host without Program.cs (LocalHost) finds it here.
+        services.AddSingleton<IFunctionsWorkerMiddleware, ExceptionMiddleware>();
         return services;
     }
 }

@@ -3,6 +3,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Abstractions;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.Azure.Functions.Worker.Middleware;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -46,7 +48,7 @@ internal static class HttpFunctionEndpoints
         object? result;
         try
         {
-            result = await function.InvokeAsync(invocation);
+            result = await InvokeThroughMiddlewareAsync(http, function, invocation);
         }
         catch (RequestBindingException e)
         {
@@ -71,6 +73,48 @@ internal static class HttpFunctionEndpoints
 
         await ExecuteResultAsync(http, result, function.ResultType == typeof(void));
     }
+
+    /// <summary>
+    /// Runs the function inside the app's worker middleware, as the Functions host does: every
+    /// <see cref="IFunctionsWorkerMiddleware"/> the app registers as a service, in registration order, with the
+    /// request's <see cref="HttpContext"/> where <c>GetHttpContext()</c> finds it. A request that cannot be bound stays
+    /// LocalHost's 400: its binding error passes the middleware untouched.
+    /// </summary>
+    private static async Task<object?> InvokeThroughMiddlewareAsync(HttpContext http, FunctionInvoker function, Invocation invocation)
+    {
+        IFunctionsWorkerMiddleware[] middleware = http.RequestServices.GetServices<IFunctionsWorkerMiddleware>().ToArray();
+        if (middleware.Length == 0)
+        {
+            return await function.InvokeAsync(invocation);
+        }
+
+        object? result = null;
+        RequestBindingException? notBound = null;
+        FunctionExecutionDelegate pipeline = async _ =>
+        {
+            try
+            {
+                result = await function.InvokeAsync(invocation);
+            }
+            catch (RequestBindingException e)
+            {
+                notBound = e;
+            }
+        };
+        for (int i = middleware.Length - 1; i >= 0; i--)
+        {
+            IFunctionsWorkerMiddleware outer = middleware[i];
+            FunctionExecutionDelegate inner = pipeline;
+            pipeline = context => outer.Invoke(context, inner);
+        }
+
+        invocation.FunctionContext.Items[HttpContextKey] = http;
+        await pipeline(invocation.FunctionContext);
+        return notBound is null ? result : throw notBound;
+    }
+
+    // Where the worker's ASP.NET Core integration keeps the request (FunctionContext.GetHttpContext() reads it).
+    private const string HttpContextKey = "HttpRequestContext";
 
     private static Task ExecuteResultAsync(HttpContext http, object? result, bool isVoid)
     {

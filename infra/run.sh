@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Starts the allocator on its embedded default: a local PostgreSQL catalog, Azurite, LocalHost serving the
 # Functions app on http://127.0.0.1:7071, and pool servers by the `process` driver. Installs what is missing.
-# Data lives in .local/run (TENANTDB_HOME), so pools and tenants survive a restart. Ctrl-C stops all of it.
+# Data lives in .local/run (TENANTDB_HOME), so pools and tenants survive a restart. Ctrl-C stops all of it, and returns
+# only once every process it started is gone. One run per TENANTDB_HOME: a second start refuses while one runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 home=${TENANTDB_HOME:-$root/.local/run}
 port=${TENANTDB_PORT:-7071}
+stop_wait=${TENANTDB_STOP_WAIT:-20}
 cd "$root"
+
+mkdir -p "$home"
+exec 9>"$home/run.lock"
+if ! flock -n 9; then
+  echo "run.sh: already running for $home (pid $(cat "$home/run.pid" 2>/dev/null || echo '?')); stop it first (Ctrl-C), or set TENANTDB_HOME" >&2
+  exit 1
+fi
+echo $$ >"$home/run.pid"
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "run.sh: port $port is already in use; stop what listens there or set TENANTDB_PORT" >&2
+  exit 1
+fi
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -53,23 +67,30 @@ if [ ! -f "$catalog/PG_VERSION" ]; then
 fi
 catalog_port=$(grep -E '^port = ' "$catalog/postgresql.conf" | tail -1 | awk '{print $3}')
 
-start_pg() { as_pg "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1 || as_pg "$bindir/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start >/dev/null; }
+start_pg() { as_pg "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1 || as_pg "$bindir/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start >/dev/null 9>&-; }
 stop_pg() { as_pg "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1 && as_pg "$bindir/pg_ctl" -D "$1" -m fast -w stop >/dev/null || true; }
 
 host_pid=""
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "run.sh: stopping"
-  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true
+  if [ -n "$host_pid" ] && kill -0 "$host_pid" 2>/dev/null; then
+    kill "$host_pid" 2>/dev/null || true
+    deadline=$((SECONDS + stop_wait))
+    while kill -0 "$host_pid" 2>/dev/null && [ $SECONDS -lt "$deadline" ]; do sleep 0.2; done
+    kill -0 "$host_pid" 2>/dev/null && { echo "run.sh: LocalHost did not stop in ${stop_wait}s; killing it" >&2; kill -KILL "$host_pid" 2>/dev/null || true; }
+    wait "$host_pid" 2>/dev/null || true
+  fi
   for pool in "$home"/pools/*/; do [ -f "$pool/PG_VERSION" ] && stop_pg "$pool"; done
   stop_pg "$catalog"
-  infra/azurite.sh stop "$home/azurite"
+  infra/azurite.sh stop "$home/azurite" || true
+  rm -f "$home/run.pid"
 }
 trap cleanup INT TERM EXIT
 
 start_pg "$catalog"
 for pool in "$home"/pools/*/; do [ -f "$pool/PG_VERSION" ] && start_pg "$pool"; done   # pools made by earlier runs
-infra/azurite.sh start "$home/azurite"
+infra/azurite.sh start "$home/azurite" 9>&-   # the lock is this script's, not its children's
 
 echo "run.sh: building LocalHost"
 dotnet build LocalHost/LocalHost.csproj -c Release -nologo -v q >"$home/build.log" 2>&1 || { tail -30 "$home/build.log"; exit 1; }
@@ -81,7 +102,7 @@ export LocalHost__SystemKey="$TENANTDB_SYSTEM_KEY"
 export AzureWebJobsStorage="UseDevelopmentStorage=true"
 export Sweep__Schedule="${Sweep__Schedule:-0 */5 * * * *}" Sweep__CleanupSchedule="${Sweep__CleanupSchedule:-0 0 3 * * *}"
 export Provisioning__Driver="${TENANTDB_DRIVER:-process}" Provisioning__Process__DataRoot="$home/pools"
-dotnet LocalHost/bin/Release/net10.0/TenantDb.LocalHost.dll &
+dotnet LocalHost/bin/Release/net10.0/TenantDb.LocalHost.dll 9>&- &
 host_pid=$!
 
 base="http://127.0.0.1:$port"

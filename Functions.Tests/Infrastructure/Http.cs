@@ -37,7 +37,7 @@ public static class Http
     /// <summary>Status code, content type and the JSON body exactly as it would be written.</summary>
     public static (int Status, string? ContentType, JsonElement Body) Read(IActionResult result)
     {
-        var json = Assert.IsType<JsonResult>(result);
+        var json = Assert.IsAssignableFrom<JsonResult>(result); // a 503 is a JsonResult that also sends Retry-After
         var text = JsonSerializer.Serialize(json.Value, (JsonSerializerOptions?)json.SerializerSettings ?? ApiJson.Options);
         using var doc = JsonDocument.Parse(text);
         return (json.StatusCode ?? 200, json.ContentType, doc.RootElement.Clone());

@@ -73,7 +73,7 @@ public sealed class AdminFunctions(PoolAdminService admin, HealthService health)
         AdminOutcome<T>.Invalid invalid => Problems.Validation(invalid.Errors),
         AdminOutcome<T>.NotFound notFound => Problems.NotFound(notFound.Type, notFound.Detail),
         AdminOutcome<T>.Conflict conflict => Problems.Conflict(conflict.Type, conflict.Detail),
-        AdminOutcome<T>.Unprocessable bad => Problems.Create(StatusCodes.Status422UnprocessableEntity, bad.Type, "Unprocessable content", bad.Detail),
+        AdminOutcome<T>.Unprocessable bad => Problems.Create(StatusCodes.Status422UnprocessableEntity, bad.Type, "Unprocessable content", bad.Detail, bad.Extensions),
         AdminOutcome<T>.Unavailable down => Problems.Unavailable(down.Type, down.Detail),
         _ => throw new InvalidOperationException($"Unknown outcome {outcome.GetType().Name}."),
     };

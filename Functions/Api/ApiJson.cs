@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
@@ -5,7 +6,10 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace TenantDb.Functions.Api;
 
-/// <summary>The platform's JSON contract: snake_case, enums as lower-case words, nulls left out.</summary>
+/// <summary>
+/// The platform's JSON contract: snake_case, enums as lower-case words, nulls left out. Strict on input: a number is a
+/// JSON number (never a string that looks like one) and a key appears once.
+/// </summary>
 public static class ApiJson
 {
     public const int MaxBodyBytes = 64 * 1024;
@@ -15,6 +19,10 @@ public static class ApiJson
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        // The Web defaults read "5" as 5; a caller that sends a string where the contract says number is refused.
+        NumberHandling = JsonNumberHandling.Strict,
+        // {"name":"a","name":"b"}: which one wins differs between parsers, so neither does.
+        AllowDuplicateProperties = false,
     };
 
     public static JsonResult Ok(object body) => new(body, Options) { StatusCode = StatusCodes.Status200OK };
@@ -23,7 +31,7 @@ public static class ApiJson
 
     /// <summary>
     /// Reads a JSON body of at most <see cref="MaxBodyBytes"/>; a missing, oversized or malformed body is a 400 problem,
-    /// never an exception.
+    /// a body that is not declared <c>application/json</c> a 415 problem, never an exception.
     /// </summary>
     public static async Task<(T? Value, IActionResult? Problem)> ReadAsync<T>(HttpRequest request, CancellationToken ct) where T : class
     {
@@ -50,6 +58,11 @@ public static class ApiJson
             return (null, Problems.BadRequest("body-required", "A JSON request body is required."));
         }
 
+        if (!IsJson(request.ContentType))
+        {
+            return (null, Problems.UnsupportedMediaType());
+        }
+
         try
         {
             var value = JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Options);
@@ -61,6 +74,19 @@ public static class ApiJson
         {
             return (null, Problems.BadRequest("malformed-json", $"The body is not valid JSON for this request: {e.Path} (line {e.LineNumber}, byte {e.BytePositionInLine})."));
         }
+    }
+
+    /// <summary><c>application/json</c> or a <c>+json</c> type, parameters (charset) allowed; UTF-8 only.</summary>
+    public static bool IsJson(string? contentType)
+    {
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var media) || media.MediaType is not { } type)
+        {
+            return false;
+        }
+
+        var json = type.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || (type.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && type.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+        return json && (media.CharSet is null || media.CharSet.Trim('"').Equals("utf-8", StringComparison.OrdinalIgnoreCase));
     }
 }
 
@@ -89,6 +115,10 @@ public static class Problems
 
     public static JsonResult BadRequest(string slug, string detail) => Create(400, slug, "Bad request", detail);
 
+    public static JsonResult UnsupportedMediaType() =>
+        Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+            "The request body must be JSON, sent with Content-Type: application/json.");
+
     public static JsonResult InvalidInstanceId() =>
         BadRequest("invalid-instance-id", "instance_id must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).");
 
@@ -102,7 +132,28 @@ public static class Problems
 
     public static JsonResult Gone(string slug, string detail) => Create(410, slug, "Gone", detail);
 
-    public static JsonResult Unavailable(string slug, string detail) => Create(503, slug, "Service unavailable", detail);
+    /// <summary>What a 503 asks the caller to wait when no configured value is at hand (<c>Allocation:RetryAfterSeconds</c>'s default).</summary>
+    public const int DefaultRetryAfterSeconds = 10;
+
+    /// <summary>A fault, not the caller's mistake: 503 with <c>Retry-After</c> (header and <c>retry_after</c> in the body).</summary>
+    public static JsonResult Unavailable(string slug, string detail, int retryAfterSeconds = DefaultRetryAfterSeconds)
+    {
+        var problem = Create(StatusCodes.Status503ServiceUnavailable, slug, "Service unavailable", detail,
+            new Dictionary<string, object?> { ["retry_after"] = retryAfterSeconds });
+        return new RetryAfterResult(problem.Value, retryAfterSeconds) { StatusCode = problem.StatusCode, ContentType = problem.ContentType };
+    }
+
+    /// <summary>A problem+json answer that also sends <c>Retry-After</c>.</summary>
+    public sealed class RetryAfterResult(object? body, int retryAfterSeconds) : JsonResult(body, ApiJson.Options)
+    {
+        public int RetryAfterSeconds { get; } = retryAfterSeconds;
+
+        public override Task ExecuteResultAsync(ActionContext context)
+        {
+            context.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return base.ExecuteResultAsync(context);
+        }
+    }
 
     public static JsonResult Internal(string? traceId) =>
         Create(500, "internal", "Internal error", "The request failed unexpectedly; nothing was left half-made. Retry later.",

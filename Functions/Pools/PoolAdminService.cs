@@ -16,7 +16,7 @@ public abstract record AdminOutcome<T>
     public sealed record Invalid(IReadOnlyDictionary<string, string[]> Errors) : AdminOutcome<T>;
     public sealed record NotFound(string Type, string Detail) : AdminOutcome<T>;
     public sealed record Conflict(string Type, string Detail) : AdminOutcome<T>;
-    public sealed record Unprocessable(string Type, string Detail) : AdminOutcome<T>;
+    public sealed record Unprocessable(string Type, string Detail, IDictionary<string, object?>? Extensions = null) : AdminOutcome<T>;
     public sealed record Unavailable(string Type, string Detail) : AdminOutcome<T>;
 }
 
@@ -68,6 +68,9 @@ public sealed class RegisterPoolRequest
     public int? MaxInstances { get; init; }
     public int? Priority { get; init; }
     public string? ServerType { get; init; }
+
+    /// <summary>Let the allocator revoke CONNECT from PUBLIC on the server's other databases (else their being open refuses the registration).</summary>
+    public bool? ClosePublicDatabases { get; init; }
 }
 
 /// <summary>
@@ -80,6 +83,7 @@ public sealed partial class PoolAdminService(
     PoolProvisioners provisioners,
     PoolConnections connections,
     SecretProtector secrets,
+    RegisteredServerAudit audit,
     ILogger<PoolAdminService> logger)
 {
     public const string Actor = "operator";
@@ -245,7 +249,8 @@ public sealed partial class PoolAdminService(
 
     /// <summary>
     /// Registers an existing server: it must answer with the given admin credentials (through the <c>registered</c>
-    /// driver); the password is stored encrypted; the pool starts active and is health-checked at once.
+    /// driver) and pass <see cref="RegisteredServerAudit"/> (rights, not the catalog's server, no other database open to
+    /// every role); the password is stored encrypted; the pool starts active and is health-checked at once.
     /// </summary>
     public async Task<AdminOutcome<PoolView>> RegisterAsync(RegisterPoolRequest request, CancellationToken ct)
     {
@@ -261,6 +266,15 @@ public sealed partial class PoolAdminService(
         }
 
         var type = Vocabulary.Parse<ServerType>(request.ServerType ?? "shared");
+        var check = await audit.CheckAsync(request.Host!, request.Port!.Value, request.AdminUser!, request.AdminPassword!,
+            request.ClosePublicDatabases ?? false, ct);
+        if (check is RegistrationCheck.Refused refused)
+        {
+            LogRegistrationRefused(request.Host!, request.Port!.Value, refused.Type);
+            return new AdminOutcome<PoolView>.Unprocessable(refused.Type, refused.Detail,
+                refused.Databases is { } databases ? new Dictionary<string, object?> { ["databases"] = databases } : null);
+        }
+
         ServerEndpoint endpoint;
         try
         {
@@ -296,6 +310,11 @@ public sealed partial class PoolAdminService(
         }
 
         LogRegistered(pool.Name, pool.Host, pool.Port);
+        if (check is RegistrationCheck.Passed { Closed.Count: > 0 } passed)
+        {
+            await pools.AppendEventAsync(pool.Id, null, "hardened", $"revoked CONNECT from PUBLIC on: {string.Join(", ", passed.Closed)}", Actor, ct);
+        }
+
         await health.CheckAsync(pool.Id, ct);
         return new AdminOutcome<PoolView>.Done(PoolView.From(await pools.GetAsync(pool.Id, ct) ?? pool));
     }
@@ -395,6 +414,9 @@ public sealed partial class PoolAdminService(
 
     [LoggerMessage(LogLevel.Error, "Driver {Driver} could not remove the server of pool {Pool}")]
     private partial void LogDeprovisionFailed(Exception e, string pool, string driver);
+
+    [LoggerMessage(LogLevel.Warning, "Registration of server {Host}:{Port} refused: {Reason}")]
+    private partial void LogRegistrationRefused(string host, int port, string reason);
 
     [LoggerMessage(LogLevel.Information, "Registered server {Host}:{Port} as pool {Pool}")]
     private partial void LogRegistered(string pool, string host, int port);

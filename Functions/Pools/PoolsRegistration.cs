@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using TenantDb.Functions.Catalog;
 
 namespace TenantDb.Functions.Pools;
 
@@ -15,6 +16,8 @@ public static class PoolsRegistration
             .Validate(o => o.OrphanGrace >= TimeSpan.Zero, "Cleanup:OrphanGrace must not be negative.")
             .ValidateOnStart();
         services.AddSingleton<HealthService>();
+        services.AddSingleton<CatalogServer>();
+        services.AddSingleton<RegisteredServerAudit>();
         services.AddSingleton<PoolAdminService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();

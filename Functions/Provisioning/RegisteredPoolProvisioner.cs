@@ -22,7 +22,8 @@ public sealed class RegisteredPoolProvisioner : IPoolProvisioner
         var probe = await PoolProbe.ProbeAsync(host, port, spec.AdminUser, spec.AdminPassword, ProbeTimeout, ct);
         return probe.Ok
             ? new ServerEndpoint(host, port, $"{host}:{port}", null)
-            : throw new ServerUnreachableException($"The server {host}:{port} did not answer with the given admin credentials: {probe.Error}");
+            // The driver's text (user names, pg_hba lines) stays out of the answer; the health trail keeps it.
+            : throw new ServerUnreachableException($"The server {host}:{port} did not answer with the given admin credentials.");
     }
 
     public async Task<ServerState> InspectAsync(PoolServerRef server, CancellationToken ct)
