@@ -36,6 +36,7 @@ public sealed partial class AllocationService(
         var names = NamesFor(request.InstanceId);
         string? lastFailure = null;
         var raced = 0;
+        var failedPools = new List<long>();
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
         {
             // A new instance (the common case) goes straight to the reservation; an existing one is found by the
@@ -43,7 +44,7 @@ public sealed partial class AllocationService(
             Reservation? reservation;
             try
             {
-                reservation = await ReserveAsync(request, names, ct);
+                reservation = await ReserveAsync(request, names, failedPools, ct);
             }
             catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: TenantStore.LiveInstanceIndex })
             {
@@ -69,6 +70,12 @@ public sealed partial class AllocationService(
                     return existing;
                 }
 
+                // The only pools with room failed just now: a fault to retry, never "no capacity" (that would provision a server).
+                if (failedPools.Count > 0)
+                {
+                    break;
+                }
+
                 LogNoCapacity(request.InstanceId, request.PlanTier);
                 return new AllocationOutcome.NoCapacity(request.Tier.Dedicated);
             }
@@ -80,6 +87,7 @@ public sealed partial class AllocationService(
             }
 
             lastFailure = $"pool '{reservation.Pool.Name}' failed";
+            failedPools.Add(reservation.Pool.Id);
         }
 
         return new AllocationOutcome.Failed($"The tenant database could not be created ({lastFailure}); nothing was left behind. Retry later.");
@@ -175,12 +183,12 @@ public sealed partial class AllocationService(
 
     private DateTimeOffset? PurgeAfter(TenantDatabase tenant) => tenant.ReleasedAt + Options.ReleaseRetention;
 
-    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, CancellationToken ct)
+    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, IReadOnlyCollection<long> avoid, CancellationToken ct)
     {
         // First pass skips pools other allocations hold; an empty answer there proves nothing under contention,
         // so the second pass waits for those locks. Only its empty answer means no eligible pool has room.
-        return await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: true, ct)
-            ?? await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false, ct);
+        return await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: true, ct, avoid)
+            ?? await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false, ct, avoid);
     }
 
     private async Task<AllocationOutcome?> ExistingAsync(ValidAllocationRequest request, CancellationToken ct)
@@ -274,16 +282,21 @@ public sealed partial class AllocationService(
 
         if (IsConnectionFailure(cause))
         {
-            await pools.RecordFailureAsync(pool.Id, reason, timeout.Token);
+            await pools.RecordFailureAsync(pool.Id, reason, poolsOptions.Value.UnhealthyAfterFailures, timeout.Token);
         }
 
         await tenants.CompensateAsync(tenant.Id, reason, cleaned, timeout.Token);
     }
 
+    // The allocator's own connection pool to the server running dry is load here, not a failing server.
     private static bool IsConnectionFailure(Exception e) =>
-        e is NpgsqlException { InnerException: SocketException or IOException or TimeoutException } or TimeoutException or SocketException
+        !IsAdminPoolExhausted(e) && (e is NpgsqlException { InnerException: SocketException or IOException or TimeoutException } or TimeoutException or SocketException
         || e is NpgsqlException and not PostgresException && e.InnerException is not OperationCanceledException
-        || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown };
+        || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown });
+
+    // Npgsql signals a pool with no free connection within its timeout by this message (no SqlState, no socket error).
+    private static bool IsAdminPoolExhausted(Exception e) =>
+        e is NpgsqlException and not PostgresException && e.Message.StartsWith("The connection pool has been exhausted", StringComparison.Ordinal);
 
     // Server messages only: never a command text (a DDL carries a password verifier).
     private static string Describe(Exception e) => e switch

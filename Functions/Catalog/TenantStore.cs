@@ -36,7 +36,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// </summary>
     /// <exception cref="PostgresException">23505 on <see cref="LiveInstanceIndex"/> when the instance already has a live row.</exception>
     public async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
-        PlacementStrategy strategy, bool skipLocked, CancellationToken ct)
+        PlacementStrategy strategy, bool skipLocked, CancellationToken ct, IReadOnlyCollection<long>? avoid = null)
     {
         var target = dedicated
             ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
@@ -50,7 +50,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             WITH candidate AS (
                 SELECT id FROM db_servers
                 WHERE {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
-                  AND current_instances < max_instances
+                  AND current_instances < max_instances AND NOT (id = ANY(@avoid))
                 ORDER BY {order}
                 LIMIT 1
                 FOR UPDATE {(skipLocked ? "SKIP LOCKED" : "")}
@@ -77,6 +77,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         cmd.Parameters.AddWithValue("db_name", dbName);
         cmd.Parameters.AddWithValue("db_user", dbUser);
         cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("avoid", (avoid ?? []).ToArray());
         return (await ReadAsync(cmd, ct)).SingleOrDefault();
     }
 
