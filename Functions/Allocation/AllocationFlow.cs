@@ -122,7 +122,7 @@ public sealed class AllocationFlow(
                 {
                     var pool = dedicated
                         ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
-                        : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
+                        : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
                     return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
                 }
                 catch (ProvisioningRefusedException refused) when (refused.Type == ProvisioningRefusedException.ServerLimit)
@@ -159,7 +159,7 @@ public sealed class AllocationFlow(
             }
             else
             {
-                await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
+                await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
             }
         }
         catch (ProvisioningRefusedException refused)

@@ -42,7 +42,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     /// </summary>
     /// <exception cref="ProvisioningRefusedException">A new server is needed but <paramref name="limits"/> forbid it.</exception>
     public async Task<ReservedPool> ReserveAsync(PoolReservationRequest request, Func<string, string> encryptAdminPassword,
-        Func<ReservedPool, Task> start, CancellationToken ct, ProvisioningLimits? limits = null)
+        Func<ReservedPool, Task> start, CancellationToken ct, ProvisioningLimits? limits = null, bool joinPoolWithRoom = false)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
@@ -54,10 +54,17 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 
         await using (var find = new NpgsqlCommand(request.ServerType == ServerType.Dedicated
             ? "SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('error', 'deleting', 'deleted') LIMIT 1"
-            : "SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared' AND status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL ORDER BY id LIMIT 1",
+            // A shared pool that turned active with room since the caller saw none also answers the need (no second server).
+            : """
+              SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared'
+                AND ((status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL)
+                  OR (@join_room AND status = 'active' AND health_status IN ('healthy', 'unknown') AND current_instances < max_instances))
+              ORDER BY id LIMIT 1
+              """,
             conn, tx))
         {
             find.Parameters.AddWithValue("instance", (object?)request.DedicatedToInstanceId ?? DBNull.Value);
+            find.Parameters.AddWithValue("join_room", joinPoolWithRoom);
             await using var reader = await find.ExecuteReaderAsync(ct);
             if (await reader.ReadAsync(ct))
             {

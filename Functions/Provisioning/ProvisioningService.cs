@@ -34,12 +34,14 @@ public sealed partial class ProvisioningService(
     /// first, so a fresh one starts.
     /// </summary>
     /// <exception cref="ProvisioningRefusedException">A new server would pass <see cref="ProvisioningOptions.MaxServers"/>.</exception>
-    public async Task<ReservedPool> StartSharedAsync(DurableTaskClient client, string actor, string reason, CancellationToken ct)
+    /// <param name="forNoCapacity">A caller that found no room: a shared pool that turned active with room meanwhile answers it.</param>
+    public async Task<ReservedPool> StartSharedAsync(DurableTaskClient client, string actor, string reason, CancellationToken ct, bool forNoCapacity = false)
     {
         await SettleLostRunsAsync(client, null, actor, ct);
         var shared = poolsOptions.Value.Shared;
         var reserved = await store.ReserveAsync(new PoolReservationRequest(ServerType.Shared, shared.MaxInstances, shared.Cpu, shared.Memory,
-            Options.AdminUser, null, null, Options.Driver, actor, reason), NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct, Limits);
+            Options.AdminUser, null, null, Options.Driver, actor, reason), NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct, Limits,
+            joinPoolWithRoom: forNoCapacity);
         return reserved;
     }
 
@@ -213,7 +215,7 @@ public sealed partial class ProvisioningService(
     // reserving and starting).
     private async Task ScheduleAsync(DurableTaskClient client, ReservedPool reserved, CancellationToken ct)
     {
-        if (reserved.Joined && await client.GetInstanceAsync(reserved.ProvisioningInstanceId, ct) is not null)
+        if (reserved.Joined && (reserved.ProvisioningInstanceId.Length == 0 || await client.GetInstanceAsync(reserved.ProvisioningInstanceId, ct) is not null))
         {
             return;
         }
