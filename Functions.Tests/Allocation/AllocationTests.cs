@@ -320,7 +320,8 @@ public sealed class AllocationTests(PostgresFixture fixture)
         Assert.Equal(good.Id, allocated.Pool.Id);
         Assert.Equal(1, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", bad.Id)));
         Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases WHERE status = 'failed'"));
-        Assert.Equal("degraded", await app.CatalogScalarAsync<string>("SELECT health_status FROM db_servers WHERE id = @id", ("id", bad.Id)));
+        // One failure is recorded but does not take the pool out of placement (issue 9 item 16).
+        Assert.Equal(1, await app.CatalogScalarAsync<int>("SELECT consecutive_health_failures FROM db_servers WHERE id = @id", ("id", bad.Id)));
         Assert.True(await app.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE db_server_id = @id AND event = 'allocation_compensated'", ("id", bad.Id)) == 1);
 
         // The server comes back: nothing of the failed allocation is there, and the cleanup has nothing left to drop.

@@ -118,10 +118,22 @@ public sealed class AllocationFlow(
                 // The orchestration's output lands in the task hub in clear text: never the password, only the claim URL.
                 return new AllocateAttempt(true, await ViewAsync(placed, client, input.BaseUrl, inline: false, ct), null, "allocated");
             case AllocationOutcome.NoCapacity { Dedicated: var dedicated }:
-                var pool = dedicated
-                    ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
-                    : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
-                return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
+                try
+                {
+                    var pool = dedicated
+                        ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
+                        : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
+                    return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
+                }
+                catch (ProvisioningRefusedException refused) when (refused.Type == ProvisioningRefusedException.ServerLimit)
+                {
+                    // Room may still come back (a purge, a retired pool, a raised limit): keep waiting, bounded by the run's timeout.
+                    return new AllocateAttempt(false, null, null, refused.Type);
+                }
+                catch (ProvisioningRefusedException refused)
+                {
+                    return new AllocateAttempt(true, null, refused.Message, refused.Type);
+                }
             case AllocationOutcome.InProgress or AllocationOutcome.Failed:
                 return new AllocateAttempt(false, null, null, "retrying");
             case AllocationOutcome.Conflict conflict:
@@ -133,18 +145,30 @@ public sealed class AllocationFlow(
 
     private async Task<AllocateResult> WaitForCapacityAsync(ValidAllocationRequest valid, DurableTaskClient client, string baseUrl, CancellationToken ct)
     {
-        if (valid.Tier.Dedicated)
+        var id = AllocateWhenReady.InstanceIdFor(valid.InstanceId);
+        if (await ConflictWithWaitingAsync(client, id, valid, ct) is { } conflict)
         {
-            await provisioning.StartDedicatedAsync(client, valid, Actor, ct);
-        }
-        else
-        {
-            await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct);
+            return conflict;
         }
 
-        var id = AllocateWhenReady.InstanceIdFor(valid.InstanceId);
+        try
+        {
+            if (valid.Tier.Dedicated)
+            {
+                await provisioning.StartDedicatedAsync(client, valid, Actor, ct);
+            }
+            else
+            {
+                await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
+            }
+        }
+        catch (ProvisioningRefusedException refused)
+        {
+            return new AllocateResult.Refused(new AllocationOutcome.Unavailable(refused.Type, refused.Message));
+        }
+
         var existing = await client.GetInstanceAsync(id, ct);
-        if (existing is not { IsRunning: true })
+        if (!IsWaiting(existing))
         {
             var input = new AllocateWhenReadyInput(valid.InstanceId.ToString("D"), valid.CustomerId.ToString("D"), valid.PlanTier,
                 baseUrl, Options.WaitPollInterval, Options.WaitForCapacityTimeout);
@@ -155,14 +179,37 @@ public sealed class AllocationFlow(
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Two requests for one instance: the other one started the same deterministic run.
-                if (await client.GetInstanceAsync(id, ct) is not { IsRunning: true })
+                if (!IsWaiting(await client.GetInstanceAsync(id, ct)))
                 {
                     throw;
+                }
+
+                if (await ConflictWithWaitingAsync(client, id, valid, ct) is { } raced)
+                {
+                    return raced;
                 }
             }
         }
 
         return new AllocateResult.Pending(id, "waiting-for-capacity");
+    }
+
+    private static bool IsWaiting(OrchestrationMetadata? run) =>
+        run is { RuntimeStatus: OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Suspended };
+
+    /// <summary>The instance already waits for capacity for another customer or tier: 409, as on the fast path.</summary>
+    private static async Task<AllocateResult.Refused?> ConflictWithWaitingAsync(DurableTaskClient client, string id, ValidAllocationRequest valid, CancellationToken ct)
+    {
+        var run = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
+        if (!IsWaiting(run) || run!.ReadInputAs<AllocateWhenReadyInput>() is not { } waiting)
+        {
+            return null;
+        }
+
+        return Guid.TryParse(waiting.CustomerId, out var customer) && customer == valid.CustomerId && waiting.PlanTier == valid.PlanTier
+            ? null
+            : new AllocateResult.Refused(new AllocationOutcome.Conflict("instance-conflict",
+                "This instance_id is already waiting for a database for another customer_id or plan_tier."));
     }
 
     private async Task<AllocationView> ViewAsync(AllocationOutcome.Allocated placed, DurableTaskClient client, string baseUrl, bool inline, CancellationToken ct)

@@ -23,4 +23,7 @@ public abstract record AllocationOutcome
 
     /// <summary>Every attempt failed on the pool servers; everything was compensated.</summary>
     public sealed record Failed(string Detail) : AllocationOutcome;
+
+    /// <summary>Capacity is needed but no new server may be made now (a provisioning limit); nothing was created.</summary>
+    public sealed record Unavailable(string Type, string Detail) : AllocationOutcome;
 }

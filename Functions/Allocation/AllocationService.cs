@@ -36,15 +36,18 @@ public sealed partial class AllocationService(
         var names = NamesFor(request.InstanceId);
         string? lastFailure = null;
         var raced = 0;
+        // Pools that failed this allocation are not tried again by it (one failure does not take a pool out of placement).
+        var failedPools = new List<long>();
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
         {
-            var (step, outcome, pool) = await AttemptAsync(request, names, ct);
+            var (step, outcome, pool) = await AttemptAsync(request, names, failedPools, ct);
             switch (step)
             {
                 case Attempt.Done:
                     return outcome!;
                 case Attempt.PoolFailed:
-                    lastFailure = $"pool '{pool}' failed";
+                    lastFailure = $"pool '{pool!.Name}' failed";
+                    failedPools.Add(pool.Id);
                     continue;
             }
 
@@ -57,6 +60,12 @@ public sealed partial class AllocationService(
 
             if (step == Attempt.NoRoom)
             {
+                // The only pools with room failed just now: a fault to retry, never "no capacity" (that would provision a server).
+                if (failedPools.Count > 0)
+                {
+                    break;
+                }
+
                 LogNoCapacity(request.InstanceId, request.PlanTier);
                 return new AllocationOutcome.NoCapacity(request.Tier.Dedicated);
             }
@@ -76,8 +85,8 @@ public sealed partial class AllocationService(
 
     /// <summary>One placement: reserve under the instance's lock, make the objects, mark ready. The lock (and its catalog
     /// connection) is held only for this, never while waiting on another request of the same instance.</summary>
-    private async Task<(Attempt Step, AllocationOutcome? Outcome, string? Pool)> AttemptAsync(ValidAllocationRequest request, TenantNames names,
-        CancellationToken ct)
+    private async Task<(Attempt Step, AllocationOutcome? Outcome, Pool? Pool)> AttemptAsync(ValidAllocationRequest request, TenantNames names,
+        IReadOnlyCollection<long> avoid, CancellationToken ct)
     {
         // Held from the reservation until the row is ready or compensated: the sweep and the cleanup see a live worker.
         await using var instanceLock = await tenants.OpenInstanceLockAsync(request.InstanceId, ct);
@@ -86,7 +95,7 @@ public sealed partial class AllocationService(
         {
             // A new instance (the common case) goes straight to the reservation; an existing one is found by the
             // unique index on live instance rows, so the fast path never pays for a look-up first.
-            reservation = await ReserveAsync(request, names, instanceLock, ct);
+            reservation = await ReserveAsync(request, names, instanceLock, avoid, ct);
         }
         catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: TenantStore.LiveInstanceIndex })
         {
@@ -99,7 +108,7 @@ public sealed partial class AllocationService(
         }
 
         var outcome = await CreateOnPoolAsync(reservation, names, request, instanceLock, ct);
-        return outcome is null ? (Attempt.PoolFailed, null, reservation.Pool.Name) : (Attempt.Done, outcome, null);
+        return outcome is null ? (Attempt.PoolFailed, null, reservation.Pool) : (Attempt.Done, outcome, null);
     }
 
     /// <summary>The instance's live database, or null when there is none.</summary>
@@ -224,15 +233,17 @@ public sealed partial class AllocationService(
 
     private DateTimeOffset? PurgeAfter(TenantDatabase tenant) => tenant.ReleasedAt + Options.ReleaseRetention;
 
-    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, InstanceLock instanceLock, CancellationToken ct)
+    private async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, TenantNames names, InstanceLock instanceLock,
+        IReadOnlyCollection<long> avoid, CancellationToken ct)
     {
         // First pass skips pools other allocations hold; an empty answer there proves nothing under contention,
         // so the second pass waits for those locks. Only its empty answer means no eligible pool has room.
         var reserved = await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy,
-            skipLocked: true, instanceLock, ct);
+            skipLocked: true, instanceLock, ct, avoid);
         return reserved is not null || !instanceLock.Held
             ? reserved
-            : await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false, instanceLock, ct);
+            : await tenants.ReserveAsync(request, names.Database, names.LoginRole, request.Tier.Dedicated, Options.Strategy, skipLocked: false,
+                instanceLock, ct, avoid);
     }
 
     private async Task<AllocationOutcome?> ExistingAsync(ValidAllocationRequest request, CancellationToken ct)
@@ -349,7 +360,7 @@ public sealed partial class AllocationService(
         LogCompensating(cause, tenant.InstanceId, pool.Name);
         if (poolAtFault)
         {
-            await pools.RecordFailureAsync(pool.Id, reason, timeout.Token);
+            await pools.RecordFailureAsync(pool.Id, reason, poolsOptions.Value.UnhealthyAfterFailures, timeout.Token);
         }
 
         if (!await tenants.CompensateAsync(tenant.Id, reason, timeout.Token))
@@ -371,10 +382,15 @@ public sealed partial class AllocationService(
         return (true, null);
     }
 
+    // The allocator's own connection pool to the server running dry is load here, not a failing server.
     private static bool IsConnectionFailure(Exception e) =>
-        e is NpgsqlException { InnerException: SocketException or IOException or TimeoutException } or TimeoutException or SocketException
+        !IsAdminPoolExhausted(e) && (e is NpgsqlException { InnerException: SocketException or IOException or TimeoutException } or TimeoutException or SocketException
         || e is NpgsqlException and not PostgresException && e.InnerException is not OperationCanceledException
-        || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown };
+        || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.CrashShutdown });
+
+    // Npgsql signals a pool with no free connection within its timeout by this message (no SqlState, no socket error).
+    private static bool IsAdminPoolExhausted(Exception e) =>
+        e is NpgsqlException and not PostgresException && e.Message.StartsWith("The connection pool has been exhausted", StringComparison.Ordinal);
 
     // Server messages only: never a command text (a DDL carries a password verifier).
     private static string Describe(Exception e) => e switch

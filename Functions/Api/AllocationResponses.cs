@@ -41,6 +41,7 @@ public static class AllocationResponses
             instance_id = progress.Tenant.InstanceId,
             retry_after = retryAfterSeconds,
         }, null),
+        AllocateResult.Refused { Outcome: AllocationOutcome.Unavailable } refused => WithRetryAfter(request, retryAfterSeconds, Problem(refused.Outcome)),
         AllocateResult.Refused refused => Problem(refused.Outcome),
         _ => throw new InvalidOperationException($"Unmapped allocation result {result.GetType().Name}."),
     };
@@ -51,8 +52,15 @@ public static class AllocationResponses
         AllocationOutcome.Conflict conflict => Problems.Conflict(conflict.Type, conflict.Detail),
         AllocationOutcome.Failed failed => Problems.Unavailable("allocation-failed", failed.Detail),
         AllocationOutcome.NoCapacity => Problems.Unavailable("no-capacity", "No pool has room for this tenant."),
+        AllocationOutcome.Unavailable unavailable => Problems.Unavailable(unavailable.Type, unavailable.Detail),
         _ => throw new InvalidOperationException($"Unmapped allocation outcome {outcome.GetType().Name}."),
     };
+
+    private static IActionResult WithRetryAfter(HttpRequest request, int retryAfterSeconds, IActionResult result)
+    {
+        request.HttpContext.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return result;
+    }
 
     private static JsonResult Accepted(HttpRequest request, int retryAfterSeconds, object body, string? location)
     {

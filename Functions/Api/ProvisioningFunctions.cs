@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
+using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Provisioning;
 
 namespace TenantDb.Functions.Api;
@@ -9,12 +10,24 @@ namespace TenantDb.Functions.Api;
 /// <summary>Operators: provision a shared pool now (joins the run already under way, never a second one).</summary>
 public sealed class ProvisioningFunctions(ProvisioningService provisioning)
 {
+    private const string RetryAfterSeconds = "60";
+
     [Function(nameof(ProvisionPoolNow))]
     public async Task<IActionResult> ProvisionPoolNow(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = "database/admin/provision-pool")] HttpRequest req,
         [DurableClient] DurableTaskClient client, CancellationToken ct)
     {
-        var reserved = await provisioning.StartSharedAsync(client, "operator", "requested by an operator", ct);
+        ReservedPool reserved;
+        try
+        {
+            reserved = await provisioning.StartSharedAsync(client, "operator", "requested by an operator", ct);
+        }
+        catch (ProvisioningRefusedException refused)
+        {
+            req.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
+            return Problems.Unavailable(refused.Type, refused.Message);
+        }
+
         var urls = StatusUrls.For(client, reserved.ProvisioningInstanceId);
         req.HttpContext.Response.Headers.Location = urls.StatusQueryGetUri;
         return ApiJson.Status(StatusCodes.Status202Accepted, new

@@ -119,24 +119,29 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
     }
 
     /// <summary>
-    /// A pool server refused work on the request path: out of placement (degraded) until a health check sees it well again.
+    /// A pool server refused work on the request path: counted with the health probes' failures. One failure leaves the
+    /// pool in placement (a <c>pool_failure</c> event); the <paramref name="unhealthyAfter"/>-th in a row makes it
+    /// unhealthy (out of placement) until a health check sees it well again.
     /// </summary>
-    public async Task RecordFailureAsync(long id, string error, CancellationToken ct)
+    public async Task RecordFailureAsync(long id, string error, int unhealthyAfter, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand("""
             WITH before AS (SELECT id, health_status FROM db_servers WHERE id = @id FOR UPDATE),
             changed AS (
-                UPDATE db_servers s SET health_status = CASE WHEN s.health_status = 'unhealthy' THEN 'unhealthy' ELSE 'degraded' END,
+                UPDATE db_servers s SET
+                    health_status = CASE WHEN s.consecutive_health_failures + 1 >= @unhealthy_after THEN 'unhealthy' ELSE s.health_status END,
                     consecutive_health_failures = s.consecutive_health_failures + 1, last_error = @error, updated_at = now()
                 FROM before b WHERE s.id = b.id
-                RETURNING s.id, s.health_status
+                RETURNING s.id, s.health_status, s.consecutive_health_failures
             )
             INSERT INTO pool_events (db_server_id, event, from_status, to_status, reason, actor)
-            SELECT c.id, 'health_changed', b.health_status, c.health_status, @error, @actor
+            SELECT c.id, CASE WHEN c.health_status <> b.health_status THEN 'health_changed' ELSE 'pool_failure' END, b.health_status,
+                c.health_status, format('%s (failure %s of %s in a row)', @error, c.consecutive_health_failures, @unhealthy_after), @actor
             FROM changed c JOIN before b ON b.id = c.id
             """);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("error", error);
+        cmd.Parameters.AddWithValue("unhealthy_after", unhealthyAfter);
         cmd.Parameters.AddWithValue("actor", Actor);
         await cmd.ExecuteNonQueryAsync(ct);
     }
@@ -458,6 +463,22 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
             """);
         cmd.Parameters.AddWithValue("provisioning_before", provisioningBefore);
         cmd.Parameters.AddWithValue("error_before", errorBefore);
+        return await ReadPoolsAsync(cmd, ct);
+    }
+
+    /// <summary>
+    /// Dedicated servers whose tenants are all purged: no live tenant row, and at least one dropped one (so a new dedicated
+    /// server still waiting for its first tenant is never among them). Retiring one re-checks under the pool's lock.
+    /// </summary>
+    public async Task<IReadOnlyList<Pool>> ListReclaimableDedicatedAsync(CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT * FROM db_servers s
+            WHERE s.server_type = 'dedicated' AND s.status IN ('active', 'full', 'draining', 'error')
+              AND NOT EXISTS (SELECT 1 FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status IN {LiveTenantStatuses})
+              AND EXISTS (SELECT 1 FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status = 'dropped')
+            ORDER BY s.id
+            """);
         return await ReadPoolsAsync(cmd, ct);
     }
 

@@ -10,6 +10,20 @@ public sealed record PoolReservationRequest(
     ServerType ServerType, int MaxInstances, decimal? Cpu, string? Memory, string AdminUser,
     Guid? DedicatedToInstanceId, Guid? DedicatedToCustomerId, string Driver, string Actor, string Reason);
 
+/// <summary>A pool provisioning run the catalog believes in flight (its pool provisioning or initializing).</summary>
+public sealed record InFlightRun(long PoolId, string Name, PoolStatus Status, string RunId);
+
+/// <summary>Limits on what provisioning may make; 0 turns a limit off.</summary>
+public sealed record ProvisioningLimits(int MaxServers, int MaxDedicatedFailures);
+
+/// <summary>No new server was reserved: a limit was reached (recorded as a pool event). <see cref="Type"/> names the problem.</summary>
+public sealed class ProvisioningRefusedException(string type, string detail) : Exception(detail)
+{
+    public const string ServerLimit = "server-limit-reached";
+    public const string DedicatedFailures = "dedicated-provisioning-failed";
+    public string Type { get; } = type;
+}
+
 /// <summary>
 /// The catalog side of provisioning. Reservation runs under a transaction-scoped advisory lock, so two callers that
 /// both see "no pool is being provisioned" can never both start one: the second joins the first.
@@ -18,13 +32,17 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 {
     internal const long ProvisioningLockKey = 0x7465_6e61_6e74_6462; // "tenantdb"
 
+    // A refusal repeated by every waiting tenant's poll is recorded once in this period, not once per poll.
+    private static readonly TimeSpan RefusalEventQuietPeriod = TimeSpan.FromMinutes(5);
+
     /// <summary>
     /// Reserves a new pool row, or finds the one already being provisioned for the same need, and calls
     /// <paramref name="start"/> for it while still holding the lock, so its run is started exactly once; if starting
     /// fails, the reservation is rolled back.
     /// </summary>
+    /// <exception cref="ProvisioningRefusedException">A new server is needed but <paramref name="limits"/> forbid it.</exception>
     public async Task<ReservedPool> ReserveAsync(PoolReservationRequest request, Func<string, string> encryptAdminPassword,
-        Func<ReservedPool, Task> start, CancellationToken ct)
+        Func<ReservedPool, Task> start, CancellationToken ct, ProvisioningLimits? limits = null, bool joinPoolWithRoom = false)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
@@ -36,10 +54,17 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 
         await using (var find = new NpgsqlCommand(request.ServerType == ServerType.Dedicated
             ? "SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('error', 'deleting', 'deleted') LIMIT 1"
-            : "SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared' AND status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL ORDER BY id LIMIT 1",
+            // A shared pool that turned active with room since the caller saw none also answers the need (no second server).
+            : """
+              SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared'
+                AND ((status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL)
+                  OR (@join_room AND status = 'active' AND health_status IN ('healthy', 'unknown') AND current_instances < max_instances))
+              ORDER BY id LIMIT 1
+              """,
             conn, tx))
         {
             find.Parameters.AddWithValue("instance", (object?)request.DedicatedToInstanceId ?? DBNull.Value);
+            find.Parameters.AddWithValue("join_room", joinPoolWithRoom);
             await using var reader = await find.ExecuteReaderAsync(ct);
             if (await reader.ReadAsync(ct))
             {
@@ -49,6 +74,12 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
                 await tx.CommitAsync(ct);
                 return joined;
             }
+        }
+
+        if (limits is not null && await RefusalAsync(conn, tx, request, limits, ct) is { } refusal)
+        {
+            await tx.CommitAsync(ct);
+            throw refusal;
         }
 
         string name;
@@ -92,6 +123,84 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
             await tx.CommitAsync(ct);
             return reserved;
         }
+    }
+
+    /// <summary>
+    /// Under the reservation lock: the servers the catalog has (every pool not deleted) against <see cref="ProvisioningLimits.MaxServers"/>,
+    /// and a dedicated instance's failed servers (pools in error) against <see cref="ProvisioningLimits.MaxDedicatedFailures"/>.
+    /// A refusal is recorded as a pool event (at most once per quiet period and kind).
+    /// </summary>
+    private static async Task<ProvisioningRefusedException?> RefusalAsync(NpgsqlConnection conn, NpgsqlTransaction tx, PoolReservationRequest request,
+        ProvisioningLimits limits, CancellationToken ct)
+    {
+        int servers, failures;
+        await using (var count = new NpgsqlCommand("""
+            SELECT count(*) FILTER (WHERE status <> 'deleted')::int,
+                count(*) FILTER (WHERE dedicated_to_instance_id = @instance AND status = 'error')::int
+            FROM db_servers
+            """, conn, tx))
+        {
+            count.Parameters.AddWithValue("instance", NpgsqlTypes.NpgsqlDbType.Uuid, (object?)request.DedicatedToInstanceId ?? DBNull.Value);
+            await using var reader = await count.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            (servers, failures) = (reader.GetInt32(0), reader.GetInt32(1));
+        }
+
+        ProvisioningRefusedException? refusal = null;
+        if (request.ServerType == ServerType.Dedicated && limits.MaxDedicatedFailures > 0 && failures >= limits.MaxDedicatedFailures)
+        {
+            refusal = new ProvisioningRefusedException(ProvisioningRefusedException.DedicatedFailures,
+                $"Provisioning a dedicated server for this instance failed {failures} times; no further attempt is made until an operator " +
+                "has looked at the pool events and retired the failed dedicated pools.");
+        }
+        else if (limits.MaxServers > 0 && servers >= limits.MaxServers)
+        {
+            refusal = new ProvisioningRefusedException(ProvisioningRefusedException.ServerLimit,
+                $"The catalog has {servers} servers, the limit set by Provisioning:MaxServers ({limits.MaxServers}); no new server is made. " +
+                "Capacity returns when tenants are purged or pools retired, or when the limit is raised.");
+        }
+
+        if (refusal is null)
+        {
+            return null;
+        }
+
+        await using var record = new NpgsqlCommand("""
+            INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+            SELECT NULL, @instance, @event, @reason, @actor
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pool_events WHERE event = @event AND at > now() - @quiet
+                  AND instance_id IS NOT DISTINCT FROM @instance)
+            """, conn, tx);
+        record.Parameters.AddWithValue("instance", NpgsqlTypes.NpgsqlDbType.Uuid, (object?)request.DedicatedToInstanceId ?? DBNull.Value);
+        record.Parameters.AddWithValue("event", refusal.Type);
+        record.Parameters.AddWithValue("reason", $"{refusal.Message} (asked: {request.Reason})");
+        record.Parameters.AddWithValue("actor", request.Actor);
+        record.Parameters.AddWithValue("quiet", RefusalEventQuietPeriod);
+        await record.ExecuteNonQueryAsync(ct);
+        return refusal;
+    }
+
+    /// <summary>
+    /// Pools whose provisioning run the catalog believes in flight: shared ones, or the dedicated ones of one instance.
+    /// </summary>
+    public async Task<IReadOnlyList<InFlightRun>> ListInFlightAsync(Guid? dedicatedToInstanceId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            SELECT id, name, status, provisioning_instance_id FROM db_servers
+            WHERE status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL
+              AND (CASE WHEN @instance::uuid IS NULL THEN server_type = 'shared' ELSE dedicated_to_instance_id = @instance END)
+            ORDER BY id
+            """);
+        cmd.Parameters.AddWithValue("instance", NpgsqlTypes.NpgsqlDbType.Uuid, (object?)dedicatedToInstanceId ?? DBNull.Value);
+        var runs = new List<InFlightRun>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            runs.Add(new InFlightRun(reader.GetInt64(0), reader.GetString(1), Vocabulary.Parse<PoolStatus>(reader.GetString(2)), reader.GetString(3)));
+        }
+
+        return runs;
     }
 
     public async Task SetEndpointAsync(long poolId, string host, int port, string resourceId, string? storagePath, CancellationToken ct)

@@ -48,7 +48,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// unless the lock is held (<see cref="InstanceLock.Held"/> says which), so only one worker at a time makes an instance's objects.
     /// </summary>
     public async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
-        PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct)
+        PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct, IReadOnlyCollection<long>? avoid = null)
     {
         var target = dedicated
             ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
@@ -65,7 +65,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             ), candidate AS (
                 SELECT id FROM db_servers
                 WHERE {locked} AND {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
-                  AND current_instances < max_instances
+                  AND current_instances < max_instances AND NOT (id = ANY(@avoid))
                 ORDER BY {order}
                 LIMIT 1
                 FOR UPDATE {(skipLocked ? "SKIP LOCKED" : "")}
@@ -93,6 +93,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         cmd.Parameters.AddWithValue("db_name", dbName);
         cmd.Parameters.AddWithValue("db_user", dbUser);
         cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("avoid", (avoid ?? []).ToArray());
         var heldBefore = instanceLock?.Held ?? false;
         if (instanceLock is not null)
         {

@@ -22,6 +22,9 @@ public sealed record AllocateAttempt(
 /// </summary>
 public sealed class AllocateWhenReady(AllocationFlow flow)
 {
+    /// <summary>Attempts of one try (it touches the catalog and a pool server), the first retry after one poll interval.</summary>
+    private const int TryAttempts = 3;
+
     public static string InstanceIdFor(Guid instanceId) => $"allocate-{instanceId:D}";
 
     [Function(nameof(AllocateWhenReady))]
@@ -30,9 +33,20 @@ public sealed class AllocateWhenReady(AllocationFlow flow)
         var input = context.GetInput<AllocateWhenReadyInput>() ?? throw new InvalidOperationException("AllocateWhenReady needs its input.");
         var deadline = context.CurrentUtcDateTime + input.Timeout;
         var maxAttempts = (int)Math.Ceiling(input.Timeout / input.PollInterval) + 1;
+        var retry = TaskOptions.FromRetryPolicy(new RetryPolicy(TryAttempts, input.PollInterval, backoffCoefficient: 2));
         for (var attempt = 1; attempt <= maxAttempts && context.CurrentUtcDateTime < deadline; attempt++)
         {
-            var result = await context.CallActivityAsync<AllocateAttempt>(nameof(TryAllocate), input);
+            AllocateAttempt result;
+            try
+            {
+                result = await context.CallActivityAsync<AllocateAttempt>(nameof(TryAllocate), input, retry);
+            }
+            catch (TaskFailedException)
+            {
+                // The catalog or a server failed past the retries: the wait goes on, bounded by its deadline.
+                result = new AllocateAttempt(false, null, null, "retrying");
+            }
+
             context.SetCustomStatus(result.Step);
             if (result.Done)
             {

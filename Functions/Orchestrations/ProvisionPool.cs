@@ -12,7 +12,7 @@ public sealed record ProvisionPoolResult(long PoolId, string Status, string? Err
 public sealed record FailPoolInput(long PoolId, string Reason);
 
 /// <summary>
-/// Provisions a pool server: create through the driver (retried with exponential backoff), poll health on durable
+/// Provisions a pool server: create through the driver (every activity retried with exponential backoff), poll health on durable
 /// timers until it answers or the deadline passes, harden, activate. On final failure: remove what was created, pool → error.
 /// </summary>
 public sealed class ProvisionPool(ProvisioningService provisioning)
@@ -25,23 +25,23 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
         try
         {
             context.SetCustomStatus("creating-server");
-            var retry = TaskOptions.FromRetryPolicy(new RetryPolicy(input.CreateAttempts, input.FirstRetryInterval, backoffCoefficient: 2));
+            var retry = RetryOf(input);
             await context.CallActivityAsync(nameof(CreatePoolServer), input.PoolId, retry);
 
             context.SetCustomStatus("waiting-for-health");
             var deadline = context.CurrentUtcDateTime + input.ReadyTimeout;
-            while (!await context.CallActivityAsync<bool>(nameof(CheckPoolReady), input.PoolId))
+            while (!await context.CallActivityAsync<bool>(nameof(CheckPoolReady), input.PoolId, retry))
             {
                 if (context.CurrentUtcDateTime >= deadline)
                 {
-                    return await FailAsync(context, input.PoolId, $"the server did not answer within {input.ReadyTimeout}");
+                    return await FailAsync(context, input, $"the server did not answer within {input.ReadyTimeout}");
                 }
 
                 await context.CreateTimer(context.CurrentUtcDateTime + input.PollInterval, CancellationToken.None);
             }
 
             context.SetCustomStatus("initializing");
-            await context.CallActivityAsync(nameof(InitializePool), input.PoolId);
+            await context.CallActivityAsync(nameof(InitializePool), input.PoolId, retry);
             context.SetCustomStatus("active");
             log.LogInformation("Pool {PoolId} provisioned", input.PoolId);
             return new ProvisionPoolResult(input.PoolId, "active", null);
@@ -49,7 +49,7 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
         catch (TaskFailedException e)
         {
             log.LogWarning("Provisioning pool {PoolId} failed: {Error}", input.PoolId, e.FailureDetails.ErrorMessage);
-            return await FailAsync(context, input.PoolId, e.FailureDetails.ErrorMessage);
+            return await FailAsync(context, input, e.FailureDetails.ErrorMessage);
         }
     }
 
@@ -65,10 +65,14 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
     [Function(nameof(FailPool))]
     public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) => provisioning.FailAsync(input.PoolId, input.Reason, ct);
 
-    private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, long poolId, string reason)
+    private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, ProvisionPoolInput input, string reason)
     {
         context.SetCustomStatus("failed");
-        await context.CallActivityAsync(nameof(FailPool), new FailPoolInput(poolId, reason));
-        return new ProvisionPoolResult(poolId, "error", reason);
+        await context.CallActivityAsync(nameof(FailPool), new FailPoolInput(input.PoolId, reason), RetryOf(input));
+        return new ProvisionPoolResult(input.PoolId, "error", reason);
     }
+
+    // Every activity touches the catalog or the server: each is retried with the same backoff as the create step.
+    private static TaskOptions RetryOf(ProvisionPoolInput input) =>
+        TaskOptions.FromRetryPolicy(new RetryPolicy(input.CreateAttempts, input.FirstRetryInterval, backoffCoefficient: 2));
 }

@@ -9,7 +9,7 @@ namespace TenantDb.Functions.Pools;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
 public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
-    int FailedAllocationsCleaned, int Errors);
+    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
@@ -30,6 +30,7 @@ public sealed partial class CleanupService(
 {
     public const string Actor = "daily-cleanup";
     private static readonly PoolStatus[] Abandonable = [PoolStatus.Provisioning, PoolStatus.Error, PoolStatus.Deleting];
+    private static readonly PoolStatus[] Reclaimable = [PoolStatus.Active, PoolStatus.Full, PoolStatus.Draining, PoolStatus.Error];
     private static readonly OrchestrationRuntimeStatus[] Finished =
         [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated];
 
@@ -41,7 +42,9 @@ public sealed partial class CleanupService(
         var (orphansStopped, orphansRemoved, orphanErrors) = await RemoveOrphanServersAsync(ct);
         var purge = await allocation.PurgeExpiredAsync(Actor, ct);
         var cleaned = await allocation.CleanFailedAsync(ct);
-        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned, poolErrors + orphanErrors + purge.Failed);
+        var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
+        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned,
+            poolErrors + orphanErrors + purge.Failed + reclaimErrors, reclaimed);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;
@@ -86,6 +89,33 @@ public sealed partial class CleanupService(
         }
 
         return (removed, kept, errors);
+    }
+
+    // A dedicated server whose tenants are all purged serves nobody: retired (the retire gate re-checks for live tenants
+    // under the pool's lock) and deprovisioned, with its events.
+    private async Task<(int Reclaimed, int Errors)> ReclaimDedicatedAsync(CancellationToken ct)
+    {
+        int reclaimed = 0, errors = 0;
+        foreach (var pool in await pools.ListReclaimableDedicatedAsync(ct))
+        {
+            var reason = $"dedicated server of instance {pool.DedicatedToInstanceId:D} reclaimed: its tenant was purged";
+            if (await pools.BeginRetireAsync(pool.Id, Reclaimable, reason, Actor, ct) is not RetireGate.Started started)
+            {
+                continue;
+            }
+
+            if (await admin.DeprovisionAsync(started.Pool, Actor, ct) is null)
+            {
+                errors++;
+                continue;
+            }
+
+            await pools.AppendEventAsync(pool.Id, pool.DedicatedToInstanceId, "dedicated_reclaimed", reason, Actor, ct);
+            reclaimed++;
+            LogDedicatedReclaimed(pool.Name, pool.DedicatedToInstanceId);
+        }
+
+        return (reclaimed, errors);
     }
 
     // A server a driver owns is an orphan of this catalog when it carries this catalog's id and no live pool has its name.
@@ -171,6 +201,9 @@ public sealed partial class CleanupService(
 
     [LoggerMessage(LogLevel.Information, "Cleanup: {Removed} stale pools removed, {Kept} kept (tenants), {OrphansStopped} orphan servers stopped, {OrphansRemoved} removed, {Purged} tenant databases purged, {Cleaned} failed allocations cleaned, {Errors} errors")]
     private partial void LogCleaned(int removed, int kept, int orphansStopped, int orphansRemoved, int purged, int cleaned, int errors);
+
+    [LoggerMessage(LogLevel.Information, "Reclaimed dedicated server {Pool} of instance {InstanceId}: its tenant was purged")]
+    private partial void LogDedicatedReclaimed(string pool, Guid? instanceId);
 
     [LoggerMessage(LogLevel.Information, "Purged {Count} finished orchestrations from the task hub")]
     private partial void LogHistoryPurged(int count);

@@ -178,9 +178,18 @@ public sealed partial class PoolAdminService(
         };
     }
 
-    /// <summary>Back into placement: active, or full when at capacity. Idempotent.</summary>
+    /// <summary>Back into placement: active, or full when at capacity, only when its server answers a probe now. Idempotent.</summary>
     public async Task<AdminOutcome<PoolView>> ActivateAsync(long id, CancellationToken ct)
     {
+        // A pool in error (or drained) may sit on a dead server: it takes tenants again only once a real probe answers.
+        if (await pools.GetAsync(id, ct) is { Host.Length: > 0 } candidate && Activatable.Contains(candidate.Status)
+            && await health.CheckAsync(id, ct) is AdminOutcome<PoolHealthReport>.Done { Value: { Reachable: false } probe })
+        {
+            LogActivationRefused(candidate.Name, probe.Error);
+            return new AdminOutcome<PoolView>.Conflict("pool-unreachable",
+                $"Pool {candidate.Name} did not answer its health probe ({probe.Error}); it stays {candidate.Status.ToSql()}.");
+        }
+
         if (await pools.ActivateAsync(id, Activatable, "activated by an operator", Actor, ct) is { } activated)
         {
             LogActivated(activated.Name, activated.Status.ToSql());
@@ -405,6 +414,9 @@ public sealed partial class PoolAdminService(
 
     [LoggerMessage(LogLevel.Information, "Pool {Pool} drained")]
     private partial void LogDrained(string pool);
+
+    [LoggerMessage(LogLevel.Warning, "Pool {Pool} not activated: its server did not answer the probe ({Error})")]
+    private partial void LogActivationRefused(string pool, string? error);
 
     [LoggerMessage(LogLevel.Information, "Pool {Pool} activated ({Status})")]
     private partial void LogActivated(string pool, string status);

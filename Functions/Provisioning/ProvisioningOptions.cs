@@ -30,6 +30,14 @@ public sealed class ProvisioningOptions
 
     public TimeSpan FirstRetryInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Most servers the catalog may hold (every pool not deleted, registered ones included).</summary>
+    [Range(1, 100_000)]
+    public int MaxServers { get; set; } = 100;
+
+    /// <summary>Failed dedicated servers (pools in error) of one instance after which no new one is tried for it.</summary>
+    [Range(1, 100)]
+    public int MaxDedicatedAttempts { get; set; } = 3;
+
     /// <summary>How often the orchestration polls a new server's health, on a durable timer.</summary>
     public TimeSpan ReadyPollInterval { get; set; } = TimeSpan.FromSeconds(2);
 

@@ -21,6 +21,7 @@ public sealed partial class ProvisioningService(
     PoolProvisioners provisioners,
     PoolConnections connections,
     CatalogIdentity identity,
+    PoolAdminService admin,
     SecretProtector secrets,
     IOptions<ProvisioningOptions> provisioningOptions,
     IOptions<PoolsOptions> poolsOptions,
@@ -29,22 +30,34 @@ public sealed partial class ProvisioningService(
     private const int AdminPasswordLength = 40;
     private ProvisioningOptions Options => provisioningOptions.Value;
 
-    /// <summary>Provision a shared pool, or join the run already under way.</summary>
-    public async Task<ReservedPool> StartSharedAsync(DurableTaskClient client, string actor, string reason, CancellationToken ct)
+    /// <summary>
+    /// Provision a shared pool, or join the run already under way; a run that failed, was terminated or vanished is settled
+    /// first, so a fresh one starts.
+    /// </summary>
+    /// <exception cref="ProvisioningRefusedException">A new server would pass <see cref="ProvisioningOptions.MaxServers"/>.</exception>
+    /// <param name="forNoCapacity">A caller that found no room: a shared pool that turned active with room meanwhile answers it.</param>
+    public async Task<ReservedPool> StartSharedAsync(DurableTaskClient client, string actor, string reason, CancellationToken ct, bool forNoCapacity = false)
     {
+        await SettleLostRunsAsync(client, null, actor, ct);
         var shared = poolsOptions.Value.Shared;
         var reserved = await store.ReserveAsync(new PoolReservationRequest(ServerType.Shared, shared.MaxInstances, shared.Cpu, shared.Memory,
-            Options.AdminUser, null, null, Options.Driver, actor, reason), NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct);
+            Options.AdminUser, null, null, Options.Driver, actor, reason), NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct, Limits,
+            joinPoolWithRoom: forNoCapacity);
         return reserved;
     }
 
-    /// <summary>Provision the dedicated server of one instance, or join the run already under way.</summary>
+    /// <summary>Provision the dedicated server of one instance, or join the run already under way (a lost run is settled first).</summary>
+    /// <exception cref="ProvisioningRefusedException">
+    /// A new server would pass <see cref="ProvisioningOptions.MaxServers"/>, or this instance's dedicated provisioning already
+    /// failed <see cref="ProvisioningOptions.MaxDedicatedAttempts"/> times.
+    /// </exception>
     public async Task<ReservedPool> StartDedicatedAsync(DurableTaskClient client, ValidAllocationRequest request, string actor, CancellationToken ct)
     {
+        await SettleLostRunsAsync(client, request.InstanceId, actor, ct);
         var tier = request.Tier;
         var reserved = await store.ReserveAsync(new PoolReservationRequest(ServerType.Dedicated, tier.MaxInstances, tier.Cpu, tier.Memory,
             Options.AdminUser, request.InstanceId, request.CustomerId, Options.Driver, actor, $"dedicated server for tier {request.PlanTier}"),
-            NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct);
+            NewEncryptedAdminPassword, r => ScheduleAsync(client, r, ct), ct, Limits);
         return reserved;
     }
 
@@ -52,13 +65,62 @@ public sealed partial class ProvisioningService(
     public async Task<ReservedPool?> EnsureHeadroomAsync(DurableTaskClient client, CancellationToken ct)
     {
         var (free, provisioning) = await store.SharedHeadroomAsync(ct);
+        if (provisioning && await SettleLostRunsAsync(client, null, PoolStore.Actor, ct) > 0)
+        {
+            (free, provisioning) = await store.SharedHeadroomAsync(ct);
+        }
+
         if (provisioning || free >= poolsOptions.Value.MinFreeSlots)
         {
             return null;
         }
 
         LogHeadroom(free, poolsOptions.Value.MinFreeSlots);
-        return await StartSharedAsync(client, PoolStore.Actor, $"headroom: {free} free slots < {poolsOptions.Value.MinFreeSlots}", ct);
+        try
+        {
+            return await StartSharedAsync(client, PoolStore.Actor, $"headroom: {free} free slots < {poolsOptions.Value.MinFreeSlots}", ct);
+        }
+        catch (ProvisioningRefusedException e)
+        {
+            // Headroom is ahead of demand: at the server limit it simply is not made (the refusal is in the pool events).
+            LogHeadroomRefused(e.Type);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A pool still provisioning or initializing whose run is over (failed, terminated, completed) or gone (purged) will never
+    /// become active: it goes to error (with events), and what its run made is deprovisioned through the retire path. Returns
+    /// how many pools were settled. Safe under concurrency: only the caller that moves the pool to error deprovisions it.
+    /// </summary>
+    public async Task<int> SettleLostRunsAsync(DurableTaskClient client, Guid? dedicatedToInstanceId, string actor, CancellationToken ct)
+    {
+        var settled = 0;
+        foreach (var run in await store.ListInFlightAsync(dedicatedToInstanceId, ct))
+        {
+            var metadata = await client.GetInstanceAsync(run.RunId, ct);
+            if (metadata is { RuntimeStatus: OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Suspended })
+            {
+                continue;
+            }
+
+            var state = metadata is null ? "gone" : metadata.RuntimeStatus.ToString().ToLowerInvariant();
+            var reason = $"provisioning run {run.RunId} is {state} while the pool is {run.Status.ToSql()}";
+            if (await pools.TransitionAsync(run.PoolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, actor, ct) is null)
+            {
+                continue; // it moved on meanwhile (its run finished it), or another caller settles it
+            }
+
+            settled++;
+            await pools.AppendEventAsync(run.PoolId, null, "provisioning_run_lost", reason, actor, ct);
+            LogRunLost(run.Name, run.RunId, state);
+            if (await pools.BeginRetireAsync(run.PoolId, [PoolStatus.Error], reason, actor, ct) is RetireGate.Started started)
+            {
+                await admin.DeprovisionAsync(started.Pool, actor, ct);
+            }
+        }
+
+        return settled;
     }
 
     /// <summary>Activity: the server exists (created through the pool's driver, idempotent by name) and the catalog knows its endpoint.</summary>
@@ -75,6 +137,19 @@ public sealed partial class ProvisioningService(
         var endpoint = await provisioners.For(pool.Driver).CreateAsync(spec, ct);
         await store.SetEndpointAsync(poolId, endpoint.Host, endpoint.Port, endpoint.ResourceId, endpoint.StoragePath, ct);
         LogCreated(pool.Name, pool.Driver, endpoint.Host, endpoint.Port);
+        if (await RequirePoolAsync(poolId, ct) is { Status: not PoolStatus.Provisioning } settled)
+        {
+            // Its run was lost and the pool settled while this activity was still creating: leave no server behind, and
+            // finish the retirement the settling began (its own deprovision may have raced this creation).
+            if (settled.Status == PoolStatus.Deleting)
+            {
+                await admin.DeprovisionAsync(settled, PoolStore.Actor, ct);
+            }
+            else
+            {
+                await provisioners.For(pool.Driver).DeleteAsync(RefOf(settled), ct);
+            }
+        }
     }
 
     /// <summary>Activity: does the server answer <c>SELECT 1</c> with its admin credentials?</summary>
@@ -133,6 +208,8 @@ public sealed partial class ProvisioningService(
         }
     }
 
+    private ProvisioningLimits Limits => new(Options.MaxServers, Options.MaxDedicatedAttempts);
+
     public ProvisionPoolInput InputFor(long poolId) =>
         new(poolId, Options.CreateAttempts, Options.FirstRetryInterval, Options.ReadyPollInterval, Options.ReadyTimeout);
 
@@ -140,7 +217,7 @@ public sealed partial class ProvisioningService(
     // reserving and starting).
     private async Task ScheduleAsync(DurableTaskClient client, ReservedPool reserved, CancellationToken ct)
     {
-        if (reserved.Joined && await client.GetInstanceAsync(reserved.ProvisioningInstanceId, ct) is not null)
+        if (reserved.Joined && (reserved.ProvisioningInstanceId.Length == 0 || await client.GetInstanceAsync(reserved.ProvisioningInstanceId, ct) is not null))
         {
             return;
         }
@@ -165,6 +242,12 @@ public sealed partial class ProvisioningService(
 
     [LoggerMessage(LogLevel.Information, "Headroom: {FreeSlots} free shared slots, below {MinFreeSlots}; provisioning the next pool")]
     private partial void LogHeadroom(int freeSlots, int minFreeSlots);
+
+    [LoggerMessage(LogLevel.Warning, "Headroom pool not provisioned: {Refusal}")]
+    private partial void LogHeadroomRefused(string refusal);
+
+    [LoggerMessage(LogLevel.Warning, "Pool {Pool} was still being provisioned but its run {OrchestrationId} is {State}; settled to error and deprovisioned")]
+    private partial void LogRunLost(string pool, string orchestrationId, string state);
 
     [LoggerMessage(LogLevel.Information, "Pool {Pool} server created by driver {Driver} at {Host}:{Port}")]
     private partial void LogCreated(string pool, string driver, string host, int port);
