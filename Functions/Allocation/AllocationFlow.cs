@@ -1,5 +1,6 @@
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Orchestrations;
@@ -28,12 +29,13 @@ public abstract record AllocateResult
 /// The allocate use case around <see cref="AllocationService"/>: the credential handoff, and the wait for capacity
 /// (start or join pool provisioning, then an <c>AllocateWhenReady</c> orchestration) when no pool has room.
 /// </summary>
-public sealed class AllocationFlow(
+public sealed partial class AllocationFlow(
     AllocationService allocation,
     ProvisioningService provisioning,
     ICredentialDeposit handoff,
     IOptions<AllocationOptions> allocationOptions,
-    IOptions<PoolsOptions> poolsOptions)
+    IOptions<PoolsOptions> poolsOptions,
+    ILogger<AllocationFlow> logger)
 {
     public const string Actor = "instance-service";
     private AllocationOptions Options => allocationOptions.Value;
@@ -53,7 +55,7 @@ public sealed class AllocationFlow(
                 var view = await ViewAsync(placed, client, baseUrl, inline: Options.InlinePassword, ct);
                 if (placed.Pool.Status == PoolStatus.Full)
                 {
-                    await provisioning.EnsureHeadroomAsync(client, ct);
+                    await EnsureHeadroomBestEffortAsync(client, ct);
                 }
 
                 return new AllocateResult.Placed(view);
@@ -227,4 +229,21 @@ public sealed class AllocationFlow(
         var expires = await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, ct);
         return AllocationView.Of(placed.Pool, placed.Tenant, new CredentialsView(ClaimUrl(baseUrl, placed.Tenant.InstanceId), expires));
     }
+
+    // The tenant is allocated; the headroom rule is a side effect the health sweep also applies. A fault in it (task hub,
+    // catalog, a lost run's deprovisioning) never turns a finished allocation, and its one-time password, into a 503.
+    private async Task EnsureHeadroomBestEffortAsync(DurableTaskClient client, CancellationToken ct)
+    {
+        try
+        {
+            await provisioning.EnsureHeadroomAsync(client, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            LogHeadroomDeferred(e);
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "The headroom rule could not run after an allocation; the health sweep applies it")]
+    private partial void LogHeadroomDeferred(Exception e);
 }

@@ -187,7 +187,7 @@ public sealed partial class AllocationService(
             }
 
             var cause = new InvalidOperationException("abandoned while creating: the allocator stopped mid-way");
-            if ((await CompensateAsync(reservation, NamesFor(reservation.Tenant.InstanceId), cause, poolAtFault: false)).Moved)
+            if ((await CompensateAsync(reservation, NamesFor(reservation.Tenant.InstanceId), cause, poolAtFault: false, instanceLock)).Moved)
             {
                 recovered++;
             }
@@ -305,7 +305,7 @@ public sealed partial class AllocationService(
         }
         catch (Exception e)
         {
-            await CompensateAsync(reservation, names, e, poolAtFault: IsConnectionFailure(e));
+            await CompensateAsync(reservation, names, e, poolAtFault: IsConnectionFailure(e), instanceLock);
             return Retryable(e, pool, ct);
         }
 
@@ -317,7 +317,7 @@ public sealed partial class AllocationService(
         catch (Exception e)
         {
             // The catalog's answer is lost: the row may be ready (then the objects are the tenant's and the allocation stands).
-            if ((await CompensateAsync(reservation, names, e, poolAtFault: false)).Ready is { } readyMeanwhile)
+            if ((await CompensateAsync(reservation, names, e, poolAtFault: false, instanceLock)).Ready is { } readyMeanwhile)
             {
                 LogAllocated(request.InstanceId, pool.Name, readyMeanwhile.DbName);
                 return new AllocationOutcome.Allocated(pool, readyMeanwhile, new Secret(password));
@@ -352,10 +352,14 @@ public sealed partial class AllocationService(
     /// row; <c>Ready</c> is the row when it had turned ready instead. A catalog fault propagates with nothing dropped (the
     /// row stays creating, and the sweep recovers it once no worker holds the instance).
     /// </summary>
-    private async Task<(bool Moved, TenantDatabase? Ready)> CompensateAsync(Reservation reservation, TenantNames names, Exception cause, bool poolAtFault)
+    private async Task<(bool Moved, TenantDatabase? Ready)> CompensateAsync(Reservation reservation, TenantNames names, Exception cause, bool poolAtFault,
+        InstanceLock instanceLock)
     {
         var (pool, tenant) = reservation;
         using var timeout = new CancellationTokenSource(CompensationTimeout);
+        // The objects may only be dropped while this worker provably holds the instance: the lock's connection may have
+        // broken (a lost reply), and with it the lock, so a retry of the same instance could be making its objects now.
+        await using var confirmed = await ConfirmLockAsync(instanceLock, tenant.InstanceId, timeout.Token);
         var reason = $"{cause.GetType().Name}: {Describe(cause)}";
         LogCompensating(cause, tenant.InstanceId, pool.Name);
         if (poolAtFault)
@@ -369,6 +373,13 @@ public sealed partial class AllocationService(
             return (false, live is { Tenant.Status: TenantDatabaseStatus.Ready } && live.Tenant.Id == tenant.Id ? live.Tenant : null);
         }
 
+        if (confirmed is null)
+        {
+            // Not ours any more: the failed row keeps cleaned_at NULL, and the leftover cleanup settles it under the lock.
+            LogCleanupDeferred(null, tenant.InstanceId, pool.Name);
+            return (true, null);
+        }
+
         try
         {
             await ddl.DropAsync(pool, names, timeout.Token);
@@ -380,6 +391,41 @@ public sealed partial class AllocationService(
         }
 
         return (true, null);
+    }
+
+    /// <summary>
+    /// The instance's lock, confirmed held: re-taken on <paramref name="held"/>'s connection (re-entrant when it is still this
+    /// session's), or on a fresh connection when that one broke. Null when another session holds it. A fresh lock is
+    /// returned for the caller to dispose; <paramref name="held"/> itself is returned as a borrowed wrapper.
+    /// </summary>
+    private async Task<IAsyncDisposable?> ConfirmLockAsync(InstanceLock held, Guid instanceId, CancellationToken ct)
+    {
+        try
+        {
+            if (await held.TryAcquireAsync(ct))
+            {
+                return NoRelease.Instance;
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            // Its connection broke, and the server released the lock with the session.
+        }
+
+        var fresh = await tenants.OpenInstanceLockAsync(instanceId, ct);
+        if (await fresh.TryAcquireAsync(ct))
+        {
+            return fresh;
+        }
+
+        await fresh.DisposeAsync();
+        return null;
+    }
+
+    private sealed class NoRelease : IAsyncDisposable
+    {
+        public static readonly NoRelease Instance = new();
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     // The allocator's own connection pool to the server running dry is load here, not a failing server.
@@ -409,7 +455,7 @@ public sealed partial class AllocationService(
     private partial void LogCompensating(Exception e, Guid instanceId, string pool);
 
     [LoggerMessage(LogLevel.Warning, "Could not drop the objects of instance {InstanceId} on pool {Pool}; the cleanup will retry")]
-    private partial void LogCleanupDeferred(Exception e, Guid instanceId, string pool);
+    private partial void LogCleanupDeferred(Exception? e, Guid instanceId, string pool);
 
     [LoggerMessage(LogLevel.Information, "Released the database of instance {InstanceId} on pool {Pool}")]
     private partial void LogReleased(Guid instanceId, string pool);

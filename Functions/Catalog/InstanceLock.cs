@@ -39,7 +39,9 @@ public sealed class InstanceLock : IAsyncDisposable
     public async Task<bool> TryAcquireAsync(CancellationToken ct)
     {
         await using var cmd = Command($"SELECT {TryLockSql}");
-        Held = (bool)(await cmd.ExecuteScalarAsync(ct))!;
+        var heldBefore = Held;
+        Held = true; // until the answer says otherwise: a call cancelled after the server took the lock must still release it
+        Held = heldBefore | (bool)(await cmd.ExecuteScalarAsync(ct))!;
         return Held;
     }
 

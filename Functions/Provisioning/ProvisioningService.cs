@@ -137,7 +137,9 @@ public sealed partial class ProvisioningService(
         var endpoint = await provisioners.For(pool.Driver).CreateAsync(spec, ct);
         await store.SetEndpointAsync(poolId, endpoint.Host, endpoint.Port, endpoint.ResourceId, endpoint.StoragePath, ct);
         LogCreated(pool.Name, pool.Driver, endpoint.Host, endpoint.Port);
-        if (await RequirePoolAsync(poolId, ct) is { Status: not PoolStatus.Provisioning } settled)
+        // Only a pool settled as lost (error, or retired) gives up its server: a duplicate run of this activity (activities run
+        // at least once) that finds the pool already initializing, active or full must leave the server in service alone.
+        if (await RequirePoolAsync(poolId, ct) is { Status: PoolStatus.Error or PoolStatus.Deleting or PoolStatus.Deleted } settled)
         {
             // Its run was lost and the pool settled while this activity was still creating: leave no server behind, and
             // finish the retirement the settling began (its own deprovision may have raced this creation).
