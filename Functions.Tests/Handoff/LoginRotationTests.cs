@@ -141,7 +141,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
 
     [Fact]
     [Trait("Issue9", "7")]
-    public async Task Sweep_DepositedRotationUnclaimedPastItsGrace_NewLoginInUseAndTheOldOneRefused()
+    public async Task Sweep_DepositedRotationUnclaimedPastItsGrace_IsAbandonedAndTheLoginInUseKeepsWorking()
     {
         await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Handoff:RotationGrace"] = "00:00:01" });
         await app.AddPoolAsync(fixture.Pools[1], 10);
@@ -155,19 +155,19 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(1, await handoff.SweepRotationsAsync(CancellationToken.None));
 
-        Assert.Equal(changed.Login, await DbUserAsync(app, instance));
-        Assert.Equal("28000", await LoginAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, allocated.Password!.Reveal()));
-        Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, changed.Login, changed.Password.Reveal()));
-        Assert.Null(await app.CatalogScalarAsync<string>("SELECT retiring_login FROM tenant_databases WHERE instance_id = @i", ("i", instance)));
-        Assert.Equal(RotationCommit.AlreadyCommitted, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, changed.Login, "test", CancellationToken.None));
+        // Nobody claimed the new password, so nobody holds it: the login in use stays, the new one is refused (DESIGN §8.3).
+        Assert.Equal(allocated.Tenant.DbUser, await DbUserAsync(app, instance));
+        Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, allocated.Password!.Reveal()));
+        Assert.Equal("28000", await LoginAsync(allocated.Pool, allocated.Tenant, changed.Login, changed.Password.Reveal()));
+        Assert.Equal("abandoned", await app.CatalogScalarAsync<string>("SELECT rotation_state FROM tenant_databases WHERE instance_id = @i", ("i", instance)));
+        Assert.Null(await app.CatalogScalarAsync<string>("SELECT rotation_password_encrypted FROM tenant_databases WHERE instance_id = @i", ("i", instance)));
+        Assert.NotEqual(RotationCommit.Committed, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, changed.Login, "test", CancellationToken.None));
 
-        // The next rotation goes to the login now idle, which logs in again (NOLOGIN → LOGIN); a claim of the committed
-        // rotation's password (replayed, or first claimed after the grace) still commits: its login is still the one in use.
+        // The next rotation goes to the idle login again, which logs in again (NOLOGIN → LOGIN).
         var next = Assert.IsType<PasswordChange.Changed>(await handoff.ChangePasswordAsync(instance, CancellationToken.None));
-        Assert.Equal(allocated.Tenant.DbUser, next.Login);
+        Assert.Equal(changed.Login, next.Login);
         Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, next.Login, next.Password.Reveal()));
-        Assert.Equal(RotationCommit.AlreadyCommitted, await app.Get<LoginRotationStore>().CommitAsync(allocated.Tenant.Id, changed.RotationId, changed.Login, "test", CancellationToken.None));
-        Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, changed.Login, changed.Password.Reveal()));
+        Assert.Null(await LoginAsync(allocated.Pool, allocated.Tenant, allocated.Tenant.DbUser, allocated.Password!.Reveal()));
     }
 
     [Fact]

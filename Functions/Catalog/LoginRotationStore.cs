@@ -130,7 +130,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
                 RETURNING db_server_id, instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
-                SELECT db_server_id, instance_id, 'login_rotated', 'the new password was claimed or its grace ended', @actor FROM t
+                SELECT db_server_id, instance_id, 'login_rotated', 'the new password was claimed', @actor FROM t
             )
             SELECT 'now' FROM t
             UNION ALL
@@ -164,9 +164,12 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             return "retiring_login = NULL";
         }, ct);
 
-    /// <summary>Gives up a rotation that never reached the handoff (crash, fault): its login refused, its ciphertext gone.</summary>
+    /// <summary>
+    /// Gives up a rotation nobody holds the password of: one that never reached the handoff (crash, fault), or one handed off
+    /// but never claimed within the grace. Its login is refused and its ciphertext gone; the login in use stays (DESIGN §8.3).
+    /// </summary>
     public Task<bool> WhileAbandoningAsync(long tenantId, long rotationId, Func<string, Task> disableOnPool, CancellationToken ct) =>
-        WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state IN ('setting', 'unconfirmed') AND t.rotation_login <> t.db_user", rotationId,
+        WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state IN ('setting', 'unconfirmed', 'pending') AND t.rotation_login <> t.db_user", rotationId,
             async row =>
             {
                 await disableOnPool(row.RotationLogin!);

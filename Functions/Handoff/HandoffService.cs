@@ -290,11 +290,9 @@ public sealed partial class HandoffService(
             {
                 switch (due)
                 {
-                    case { RotationState: "pending", RotationId: { } pending, RotationLogin: { } login }:
-                        await CommitRotationAsync(due.Pool, due.TenantId, names, pending, login, ct, actor: "sweep");
-                        LogGraceEnded(due.InstanceId, due.RotationLogin);
-                        break;
-                    case { RotationState: "setting" or "unconfirmed", RotationId: { } failed }:
+                    // Handed off but never claimed within the grace: nobody holds that password, so the login in use stays
+                    // and the new one is refused (a claim commits a rotation the moment it hands the password over).
+                    case { RotationState: "setting" or "unconfirmed" or "pending", RotationId: { } failed }:
                         await rotations.WhileAbandoningAsync(due.TenantId, failed, login => ddl.DisableLoginAsync(due.Pool, names, login, ct), ct);
                         LogAbandoned(due.InstanceId, failed);
                         break;
@@ -451,8 +449,6 @@ public sealed partial class HandoffService(
     [LoggerMessage(LogLevel.Warning, "The password of rotation {RotationId} (instance {InstanceId}) did not reach its handoff in time; the login in use is untouched")]
     private partial void LogDepositFailed(Exception e, Guid instanceId, long rotationId);
 
-    [LoggerMessage(LogLevel.Information, "The rotation of instance {InstanceId} was never claimed; after its grace, login {Login} is the one in use")]
-    private partial void LogGraceEnded(Guid instanceId, string? login);
 
     [LoggerMessage(LogLevel.Information, "Gave up rotation {RotationId} of instance {InstanceId}, which never reached its handoff")]
     private partial void LogAbandoned(Guid instanceId, long rotationId);
