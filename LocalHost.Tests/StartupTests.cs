@@ -70,6 +70,19 @@ public sealed class StartupTests : IDisposable
         Assert.DoesNotContain("same-key", error.Message);
     }
 
+    [Fact]
+    [Trait("Issue9", "4")]
+    public void Build_SystemKeyEqualToTheMasterKey_Throws()
+    {
+        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
+            ["--app", this.directory, "--port", "0", "--LocalHost:MasterKey=same-key", "--LocalHost:FunctionKeys=a", "--LocalHost:SystemKey=same-key"]));
+
+        Assert.Contains("SystemKey", error.Message);
+        Assert.DoesNotContain("same-key", error.Message);
+    }
+
     public void Dispose() => Directory.Delete(this.directory, recursive: true);
 
     private void WriteMetadata(string name, string entryPoint, object trigger)

@@ -35,9 +35,9 @@ internal sealed class FunctionKeys
             .ToArray();
         this.SystemKey = string.IsNullOrEmpty(options.SystemKey) ? NewKey() : options.SystemKey;
         this.system = Encoding.UTF8.GetBytes(this.SystemKey);
-        if (this.functionKeys.Any(k => k.AsSpan().SequenceEqual(this.system)))
+        if (this.functionKeys.Any(k => k.AsSpan().SequenceEqual(this.system)) || (this.master is not null && this.master.AsSpan().SequenceEqual(this.system)))
         {
-            throw new InvalidOperationException($"{LocalHostOptions.Section}:SystemKey must differ from every function key: status URLs carry it.");
+            throw new InvalidOperationException($"{LocalHostOptions.Section}:SystemKey must differ from the master key and every function key: status URLs carry it.");
         }
     }
 

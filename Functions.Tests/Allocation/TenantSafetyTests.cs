@@ -80,7 +80,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         // As if an allocation had failed with its server unreachable: the row failed, its objects still there.
         await app.CatalogScalarAsync<int>("UPDATE tenant_databases SET status = 'failed', cleaned_at = NULL WHERE id = @id", ("id", live.Tenant.Id));
 
-        Assert.Equal(1, await app.Allocation.CleanFailedAsync(None));
+        Assert.Equal(new CleanResult(1, 0), await app.Allocation.CleanFailedAsync(None));
 
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{names.Database}'"));
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{names.Database}%'"));

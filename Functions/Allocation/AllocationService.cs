@@ -201,9 +201,9 @@ public sealed partial class AllocationService(
     /// per instance, so a name match proves nothing: under the instance's lock, a leftover on a server where a live row of the
     /// same instance now lives is only marked settled (its objects are that tenant's); any other is dropped.
     /// </summary>
-    public async Task<int> CleanFailedAsync(CancellationToken ct)
+    public async Task<CleanResult> CleanFailedAsync(CancellationToken ct)
     {
-        var cleaned = 0;
+        int cleaned = 0, failed = 0;
         foreach (var (pool, tenant) in await tenants.ListUncleanedFailuresAsync(500, ct))
         {
             await using var instanceLock = await tenants.OpenInstanceLockAsync(tenant.InstanceId, ct);
@@ -224,11 +224,12 @@ public sealed partial class AllocationService(
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
             {
+                failed++;
                 LogPurgeFailed(e, tenant.InstanceId, pool.Name);
             }
         }
 
-        return cleaned;
+        return new CleanResult(cleaned, failed);
     }
 
     private DateTimeOffset? PurgeAfter(TenantDatabase tenant) => tenant.ReleasedAt + Options.ReleaseRetention;
@@ -472,6 +473,9 @@ public sealed partial class AllocationService(
 
 /// <summary>What a purge run did: databases dropped, and purges that failed (recorded, retried next time).</summary>
 public sealed record PurgeResult(int Purged, int Failed);
+
+/// <summary>What a leftover cleanup did: failed allocations settled or dropped, and those that failed (retried next time).</summary>
+public sealed record CleanResult(int Cleaned, int Failed);
 
 public abstract record ReleaseOutcome
 {

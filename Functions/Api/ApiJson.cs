@@ -150,7 +150,12 @@ public static class Problems
 
         public override Task ExecuteResultAsync(ActionContext context)
         {
-            context.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            // A caller that set the configured value already keeps it.
+            if (!context.HttpContext.Response.Headers.ContainsKey("Retry-After"))
+            {
+                context.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
             return base.ExecuteResultAsync(context);
         }
     }

@@ -84,7 +84,9 @@ public static class Faults
                 // Connection refused or broken, pool exhausted, command or connect timeout.
                 case NpgsqlException:
                     return DatabaseUnavailable;
-                case TimeoutException:
+                // The caller's own abort is filtered out before; what is left is a bound inside the app that ran out
+                // (a compensation timeout, a host shutting down).
+                case TimeoutException or OperationCanceledException:
                     return Timeout;
                 case RpcException { StatusCode: StatusCode.Unavailable or StatusCode.DeadlineExceeded }:
                     return StorageUnavailable;

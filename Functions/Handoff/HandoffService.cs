@@ -119,7 +119,7 @@ public sealed partial class HandoffService(
         var waitUntil = time.GetUtcNow() + Options.ClaimWait;
         while (true)
         {
-            ClaimResult result;
+            ClaimResult? result;
             try
             {
                 result = await RunClaimAsync(client, instanceId, idempotencyKey, ct);
@@ -127,6 +127,12 @@ public sealed partial class HandoffService(
             catch (TimeoutException)
             {
                 LogClaimTimedOut(instanceId);
+                return new ClaimOutcome.Unavailable();
+            }
+
+            if (result is null)
+            {
+                // The claim run failed (a worker fault): nothing was handed over; the caller retries.
                 return new ClaimOutcome.Unavailable();
             }
 
@@ -395,7 +401,8 @@ public sealed partial class HandoffService(
         }
     }
 
-    private async Task<ClaimResult> RunClaimAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct)
+    /// <summary>One take-once claim run; null when the run failed rather than answered.</summary>
+    private async Task<ClaimResult?> RunClaimAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct)
     {
         var id = ClaimInstanceId(instanceId);
         var input = idempotencyKey is null
@@ -415,18 +422,31 @@ public sealed partial class HandoffService(
             throw new TimeoutException($"The claim run {id} did not finish within {Options.ClaimTimeout}.");
         }
 
+        var answer = run.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? run.ReadOutputAs<ClaimResult>() : null;
+        if (answer is null)
+        {
+            LogClaimRunFailed(instanceId, run.RuntimeStatus);
+        }
+
         try
         {
-            return run.RuntimeStatus == OrchestrationRuntimeStatus.Completed && run.ReadOutputAs<ClaimResult>() is { } result
-                ? result
-                : throw new InvalidOperationException($"The claim run {id} ended {run.RuntimeStatus}: {run.FailureDetails?.ErrorMessage}");
+            // Its output (ciphertext) and history have served their purpose; best effort and bounded (the history purge
+            // of the daily cleanup removes what is left), so it never replaces the answer.
+            await BoundedAsync(t => client.PurgeInstanceAsync(id, t), time.GetUtcNow() + Options.StorageTimeout, CancellationToken.None);
         }
-        finally
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Its output (ciphertext) and history have served their purpose.
-            await client.PurgeInstanceAsync(id, CancellationToken.None);
+            LogClaimPurgeDeferred(e, instanceId);
         }
+
+        return answer;
     }
+
+    [LoggerMessage(LogLevel.Warning, "The claim run of instance {InstanceId} ended {RuntimeStatus} without an answer; answered unavailable")]
+    private partial void LogClaimRunFailed(Guid instanceId, OrchestrationRuntimeStatus runtimeStatus);
+
+    [LoggerMessage(LogLevel.Warning, "The finished claim run of instance {InstanceId} could not be purged now; the history cleanup removes it")]
+    private partial void LogClaimPurgeDeferred(Exception e, Guid instanceId);
 
     [LoggerMessage(LogLevel.Information, "Deposited the credential handoff of instance {InstanceId}, expiring at {ExpiresAt}")]
     private partial void LogDeposited(Guid instanceId, DateTimeOffset expiresAt);

@@ -43,8 +43,8 @@ public sealed partial class CleanupService(
         var purge = await allocation.PurgeExpiredAsync(Actor, ct);
         var cleaned = await allocation.CleanFailedAsync(ct);
         var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
-        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned,
-            poolErrors + orphanErrors + purge.Failed + reclaimErrors, reclaimed);
+        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned.Cleaned,
+            poolErrors + orphanErrors + purge.Failed + cleaned.Failed + reclaimErrors, reclaimed);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;
