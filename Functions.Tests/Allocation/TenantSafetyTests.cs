@@ -240,6 +240,27 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
 
     [Fact]
     [Trait("Issue9", "13")]
+    public async Task Purge_GrantorClosedItsDatabaseToBlockIt_VictimStillPurgedAndGrantorClosedAgain()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        await app.AddPoolAsync(fixture.Pools[2], 10);
+        var grantor = Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(Request(Guid.NewGuid()), None));
+        var victimId = Guid.NewGuid();
+        var victim = Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(Request(victimId), None));
+        var victimOwner = app.Allocation.NamesFor(victimId).OwnerRole;
+        await RunAsync(LoginOf(grantor), $"CREATE TABLE shared(x int); GRANT SELECT ON shared TO \"{victimOwner}\"");
+        await RunAsync(LoginOf(grantor, "postgres"), $"ALTER DATABASE \"{grantor.Tenant.DbName}\" ALLOW_CONNECTIONS false");
+        await app.Allocation.ReleaseAsync(victimId, "test", None);
+
+        var purge = await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None);
+
+        Assert.Equal(new PurgeResult(1, 0), purge);
+        Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{victim.Tenant.DbName}%'"));
+        Assert.False(await fixture.Pools[2].ScalarAsync<bool>($"SELECT datallowconn FROM pg_database WHERE datname = '{grantor.Tenant.DbName}'"));
+    }
+
+    [Fact]
+    [Trait("Issue9", "13")]
     public async Task Cleanup_PurgeThatFails_IsCountedAndRecorded()
     {
         var server = await fixture.StartServerAsync($"purge-{Guid.NewGuid():N}"[..14], null);

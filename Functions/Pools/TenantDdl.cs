@@ -94,34 +94,52 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
         // What the tenant left elsewhere (a large object in postgres, a grant another tenant gave it) would block DROP ROLE (2BP01):
         // in every database still holding something of the roles, its objects pass to the admin and its privileges go. Nothing
         // of anyone else is dropped.
-        foreach (var database in await DatabasesDependingOnAsync(conn, roles, ct))
+        foreach (var (database, allowsConnections) in await DatabasesDependingOnAsync(conn, roles, ct))
         {
-            await using var other = database == conn.Database ? null : await connections.OpenDatabaseAsync(pool, database, ct);
-            var target = other ?? conn;
-            var owned = string.Join(", ", await ExistingRolesAsync(target, roles, ct));
-            if (owned.Length > 0)
+            // A database closed to connections (a released tenant's, or one its owner closed to block this purge) is opened
+            // for the admin's moment here and closed again; CONNECT stays revoked from everyone else meanwhile.
+            var reopen = !allowsConnections && database != conn.Database;
+            if (reopen)
             {
-                await ExecuteAsync(target, $"REASSIGN OWNED BY {owned} TO CURRENT_USER; DROP OWNED BY {owned};", ct);
+                await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.QuoteAny(database)} ALLOW_CONNECTIONS true", ct);
+            }
+
+            try
+            {
+                await using var other = database == conn.Database ? null : await connections.OpenDatabaseAsync(pool, database, ct);
+                var target = other ?? conn;
+                var owned = string.Join(", ", await ExistingRolesAsync(target, roles, ct));
+                if (owned.Length > 0)
+                {
+                    await ExecuteAsync(target, $"REASSIGN OWNED BY {owned} TO CURRENT_USER; DROP OWNED BY {owned};", ct);
+                }
+            }
+            finally
+            {
+                if (reopen)
+                {
+                    await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.QuoteAny(database)} ALLOW_CONNECTIONS false", CancellationToken.None);
+                }
             }
         }
 
         await ExecuteAsync(conn, string.Join("\n", roles.Select(r => $"DROP ROLE IF EXISTS {Identifier.Quote(r)};")), ct);
     }
 
-    private static async Task<IReadOnlyList<string>> DatabasesDependingOnAsync(NpgsqlConnection conn, string[] roles, CancellationToken ct)
+    private static async Task<IReadOnlyList<(string Name, bool AllowsConnections)>> DatabasesDependingOnAsync(NpgsqlConnection conn, string[] roles, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand("""
-            SELECT DISTINCT d.datname FROM pg_shdepend s
+            SELECT DISTINCT d.datname, d.datallowconn FROM pg_shdepend s
             JOIN pg_roles r ON r.oid = s.refobjid AND s.refclassid = 'pg_authid'::regclass
             JOIN pg_database d ON d.oid = s.dbid
             WHERE r.rolname = ANY(@roles)
             """, conn);
         cmd.Parameters.AddWithValue("roles", roles);
-        var databases = new List<string>();
+        var databases = new List<(string, bool)>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            databases.Add(reader.GetString(0));
+            databases.Add((reader.GetString(0), reader.GetBoolean(1)));
         }
 
         return databases;
