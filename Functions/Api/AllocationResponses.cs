@@ -41,24 +41,29 @@ public static class AllocationResponses
             instance_id = progress.Tenant.InstanceId,
             retry_after = retryAfterSeconds,
         }, null),
-        AllocateResult.Refused { Outcome: AllocationOutcome.Unavailable } refused => WithRetryAfter(request, retryAfterSeconds, Problem(refused.Outcome)),
-        AllocateResult.Refused refused => Problem(refused.Outcome),
+        AllocateResult.Refused refused => WithRetryAfter(request, Problem(refused.Outcome, retryAfterSeconds)),
         _ => throw new InvalidOperationException($"Unmapped allocation result {result.GetType().Name}."),
     };
 
-    public static IActionResult Problem(AllocationOutcome outcome) => outcome switch
+    /// <summary>A refusal as problem+json; every 503 carries the configured <c>Retry-After</c>, in its header and body.</summary>
+    public static IActionResult Problem(AllocationOutcome outcome, int retryAfterSeconds) => outcome switch
     {
         AllocationOutcome.Invalid invalid => Problems.Validation(invalid.Errors),
         AllocationOutcome.Conflict conflict => Problems.Conflict(conflict.Type, conflict.Detail),
-        AllocationOutcome.Failed failed => Problems.Unavailable("allocation-failed", failed.Detail),
-        AllocationOutcome.NoCapacity => Problems.Unavailable("no-capacity", "No pool has room for this tenant."),
-        AllocationOutcome.Unavailable unavailable => Problems.Unavailable(unavailable.Type, unavailable.Detail),
+        AllocationOutcome.Failed failed => Problems.Unavailable("allocation-failed", failed.Detail, retryAfterSeconds),
+        AllocationOutcome.NoCapacity => Problems.Unavailable("no-capacity", "No pool has room for this tenant.", retryAfterSeconds),
+        AllocationOutcome.Unavailable unavailable => Problems.Unavailable(unavailable.Type, unavailable.Detail, retryAfterSeconds),
         _ => throw new InvalidOperationException($"Unmapped allocation outcome {outcome.GetType().Name}."),
     };
 
-    private static IActionResult WithRetryAfter(HttpRequest request, int retryAfterSeconds, IActionResult result)
+    // The header on the response at once (not only when the result executes), for every 503.
+    private static IActionResult WithRetryAfter(HttpRequest request, IActionResult result)
     {
-        request.HttpContext.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (result is Problems.RetryAfterResult unavailable)
+        {
+            request.HttpContext.Response.Headers.RetryAfter = unavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         return result;
     }
 

@@ -88,11 +88,8 @@ public sealed partial class CredentialsFunctions(HandoffService handoff, IOption
         return ApiJson.Ok(body);
     }
 
-    private JsonResult Unavailable(HttpRequest request, string slug, string detail)
-    {
-        request.HttpContext.Response.Headers.RetryAfter = options.Value.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-        return Problems.Unavailable(slug, detail);
-    }
+    private JsonResult Unavailable(HttpRequest request, string slug, string detail) =>
+        Problems.Unavailable(slug, detail, options.Value.RetryAfterSeconds);
 
     /// <summary>No header: null (strictly once). One well-formed value (an RFC 8941 string's quotes allowed): the key.</summary>
     private static bool TryReadIdempotencyKey(HttpRequest request, out string? key)

@@ -139,15 +139,6 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         SELECT * FROM t
         """;
 
-    public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, CancellationToken ct)
-    {
-        await using var cmd = catalog.CreateCommand(MarkReadySql);
-        cmd.Parameters.AddWithValue("id", tenantId);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? reader.ToTenant() : null;
-    }
-
     /// <summary>
     /// Undoes a reservation whose DDL failed: the row becomes failed, the pool gets its slot back (full → active),
     /// and the pool's trail records why. True when this call moved the row out of <c>creating</c>: only then may the caller

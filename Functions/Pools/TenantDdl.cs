@@ -68,7 +68,7 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
             ALTER DATABASE {db} ALLOW_CONNECTIONS false;
             ALTER ROLE {login} NOLOGIN;
             """, ct);
-        await DisableAlternateLoginAsync(conn, names, ct);
+        await DisableLoginAsync(conn, names.AlternateLoginRole, ct);
         await using var terminate = new NpgsqlCommand(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", conn);
         terminate.Parameters.AddWithValue("db", names.Database);
@@ -193,27 +193,20 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
 
     public async Task DisableLoginAsync(Pool pool, TenantNames names, string login, CancellationToken ct)
     {
-        var role = Identifier.Quote(EnsureLogin(names, login));
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await DisableLoginAsync(conn, EnsureLogin(names, login), ct);
+    }
+
+    // The second login exists only once the tenant rotated: one never created is refused already.
+    private static async Task DisableLoginAsync(NpgsqlConnection conn, string login, CancellationToken ct)
+    {
         try
         {
-            await ExecuteAsync(conn, $"ALTER ROLE {role} NOLOGIN", ct);
+            await ExecuteAsync(conn, $"ALTER ROLE {Identifier.Quote(login)} NOLOGIN", ct);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedObject)
         {
             // Never created: nothing logs in with it.
-        }
-    }
-
-    // The second login exists only once the tenant rotated.
-    private static async Task DisableAlternateLoginAsync(NpgsqlConnection conn, TenantNames names, CancellationToken ct)
-    {
-        try
-        {
-            await ExecuteAsync(conn, $"ALTER ROLE {Identifier.Quote(names.AlternateLoginRole)} NOLOGIN", ct);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedObject)
-        {
         }
     }
 
