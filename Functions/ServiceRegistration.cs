@@ -4,13 +4,15 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions;
 
@@ -36,6 +38,7 @@ public static class ServiceRegistration
 
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SecretProtector>();
+        services.AddSingleton<PoolAdminPasswords>();
         services.AddSingleton<PoolConnections>();
         services.AddSingleton<ITenantDdl, TenantDdl>();
         services.AddSingleton<PoolStore>();
@@ -53,6 +56,7 @@ public static class ServiceRegistration
         services.AddSingleton<IPoolProvisioner, RegisteredPoolProvisioner>();
         services.AddSingleton<PoolProvisioners>();
         services.AddSingleton<ProvisioningStore>();
+        services.AddSingleton<PoolDeprovisioner>();
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();

@@ -1,8 +1,6 @@
 using System.Reflection;
 using System.Runtime.Loader;
 using System.Text.Json;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace TenantDb.LocalHost;
 

@@ -1,6 +1,4 @@
 using System.Reflection;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace TenantDb.LocalHost;
 

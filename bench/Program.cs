@@ -5,11 +5,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using TenantDb.Functions;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 // The benchmark harness: every number is a ratio against the raw floor measured in the same run on the same machine.
 //   allocate (catalog transaction + DDL + ready)  vs  raw CREATE ROLE + CREATE DATABASE on the same pool server
@@ -64,7 +65,7 @@ try
     {
         Name = "bench-pool", Host = "127.0.0.1", Port = pool.Port, ServerType = ServerType.Shared, Status = PoolStatus.Active,
         MaxInstances = 10_000, Driver = "registered", AdminUser = "postgres",
-        AdminPasswordEncrypted = protector.Protect(pool.Password, PoolConnections.AdminPasswordPurpose("bench-pool")),
+        AdminPasswordEncrypted = protector.Protect(pool.Password, PoolAdminPasswords.Purpose("bench-pool")),
     }, "bench", CancellationToken.None);
     var allocation = services.GetRequiredService<AllocationService>();
     AllocationRequest NewRequest() => new(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard");

@@ -1,10 +1,10 @@
 using System.Text.Json;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
-using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Tests.Infrastructure;
 using static TenantDb.Functions.Tests.Admin.AdminTestKit;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Admin;
 

@@ -1,12 +1,12 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Pools;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Admin;
 

@@ -1,9 +1,10 @@
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Allocation;
 

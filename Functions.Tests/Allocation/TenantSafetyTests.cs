@@ -1,9 +1,10 @@
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Allocation;
 

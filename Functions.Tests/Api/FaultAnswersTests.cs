@@ -1,4 +1,3 @@
-using Microsoft.DurableTask;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using TenantDb.Functions.Api;

@@ -1,4 +1,3 @@
-using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Tests.Infrastructure;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Orchestrations;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Allocations;
 
 namespace TenantDb.Functions.Tests.Api;
 

@@ -1,10 +1,8 @@
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Handoff;
-using TenantDb.Functions.Pools;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Api;
 

@@ -1,7 +1,7 @@
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Tests.Infrastructure;
 using static TenantDb.Functions.Tests.Admin.AdminTestKit;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Capacity;
 

@@ -1,6 +1,4 @@
-using Npgsql;
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
 

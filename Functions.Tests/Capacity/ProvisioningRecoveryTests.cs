@@ -1,13 +1,14 @@
-using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Orchestrations;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Tests.Infrastructure;
 using TenantDb.Functions.Tests.Orchestrations;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Capacity;
 

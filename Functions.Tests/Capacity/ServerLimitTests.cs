@@ -1,11 +1,14 @@
 using Microsoft.Extensions.DependencyInjection;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Tests.Infrastructure;
 using static TenantDb.Functions.Tests.Admin.AdminTestKit;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Capacity;
 

@@ -1,6 +1,6 @@
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Tests.Infrastructure;
 

@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Handoff;
 

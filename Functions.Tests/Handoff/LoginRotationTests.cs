@@ -1,10 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Handoff;
 

@@ -1,5 +1,5 @@
 using Npgsql;
-using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Infrastructure;
 

@@ -3,10 +3,11 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Infrastructure;
 
@@ -70,7 +71,7 @@ public sealed class TestApp : IAsyncDisposable
         int maxInstances, ServerType type = ServerType.Shared, PoolStatus status = PoolStatus.Active, int priority = 100,
         Guid? dedicatedTo = null, string? resourceId = null)
     {
-        var encrypted = Get<SecretProtector>().Protect(adminPassword, PoolConnections.AdminPasswordPurpose(name));
+        var encrypted = Get<SecretProtector>().Protect(adminPassword, PoolAdminPasswords.Purpose(name));
         return await Get<PoolStore>().InsertAsync(new NewPool
         {
             Name = name,

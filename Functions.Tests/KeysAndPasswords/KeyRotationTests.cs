@@ -9,6 +9,8 @@ using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
 using TenantDb.Functions.Timers;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.KeysAndPasswords;
 
@@ -75,7 +77,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
         var legacy = await before.AddPoolAsync(legacyName, "127.0.0.1", fixture.Pools[2].Port, TestServer.Superuser, fixture.Pools[2].Password, "registered", 10);
         await using (var cmd = before.Catalog.CreateCommand("UPDATE db_servers SET admin_password_encrypted = @c WHERE id = @id"))
         {
-            cmd.Parameters.AddWithValue("c", FirstFormat(oldKey, fixture.Pools[2].Password, PoolConnections.AdminPasswordPurpose(legacyName)));
+            cmd.Parameters.AddWithValue("c", FirstFormat(oldKey, fixture.Pools[2].Password, PoolAdminPasswords.Purpose(legacyName)));
             cmd.Parameters.AddWithValue("id", legacy.Id);
             await cmd.ExecuteNonQueryAsync();
         }
@@ -208,7 +210,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
         var pool = await app.AddPoolAsync(fixture.Pools[0], 10);
         var store = app.Get<AdminPasswordStore>();
         var protector = app.Get<SecretProtector>();
-        var purpose = PoolConnections.AdminPasswordPurpose(pool.Name);
+        var purpose = PoolAdminPasswords.Purpose(pool.Name);
         var writers = protector.Protect("the writer's new password", purpose);
         await using (var cmd = app.Catalog.CreateCommand("UPDATE db_servers SET admin_password_encrypted = @c WHERE id = @id"))
         {

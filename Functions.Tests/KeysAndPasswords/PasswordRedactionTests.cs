@@ -1,8 +1,8 @@
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Pools;
-using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.KeysAndPasswords;
 

@@ -1,12 +1,13 @@
-using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Orchestrations;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Orchestrations;
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using Docker.DotNet.Models;
 using Npgsql;
-using TenantDb.Functions.Allocation;
-using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
 using Xunit.Abstractions;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Provisioning;
 

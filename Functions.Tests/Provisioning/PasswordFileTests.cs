@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Provisioning;
 

@@ -1,12 +1,13 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using TenantDb.Functions.Allocation;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
-using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Tests.Infrastructure;
 using TenantDb.Functions.Timers;
 using static TenantDb.Functions.Tests.Admin.AdminTestKit;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Timers;
 

@@ -1,10 +1,11 @@
 using Microsoft.Azure.Functions.Worker;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Pools;
 using TenantDb.Functions.Tests.Infrastructure;
 using TenantDb.Functions.Timers;
 using static TenantDb.Functions.Tests.Admin.AdminTestKit;
+using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Tests.Timers;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
-using TenantDb.Functions.Pools;
+using TenantDb.Functions.Administration;
 
 namespace TenantDb.Functions.Api;
 

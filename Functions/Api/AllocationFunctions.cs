@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 
 namespace TenantDb.Functions.Api;
 

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 
 namespace TenantDb.Functions.Api;
 

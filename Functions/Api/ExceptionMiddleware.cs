@@ -7,7 +7,7 @@ using Microsoft.Azure.Functions.Worker.Middleware;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 
 namespace TenantDb.Functions.Api;
 

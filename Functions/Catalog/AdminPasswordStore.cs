@@ -1,4 +1,5 @@
 using Npgsql;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -11,7 +12,7 @@ public sealed record StoredAdminPassword(long PoolId, string PoolName, string Ci
 /// <summary>The ciphertext column <c>db_servers.admin_password_encrypted</c>, for re-wrapping it under a new key.</summary>
 public sealed class AdminPasswordStore(NpgsqlDataSource catalog)
 {
-    public const string RewrappedEvent = "admin_password_rewrapped";
+    public const string RewrappedEvent = PoolEventNames.AdminPasswordRewrapped;
 
     /// <summary>Pools (deleted ones too) whose ciphertext does not begin with <paramref name="currentPrefix"/>, by id after <paramref name="afterId"/>.</summary>
     public async Task<IReadOnlyList<StoredAdminPassword>> ListNotUnderAsync(string currentPrefix, long afterId, int limit, CancellationToken ct)

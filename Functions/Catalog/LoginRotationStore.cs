@@ -1,4 +1,5 @@
 using Npgsql;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 

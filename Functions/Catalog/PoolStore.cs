@@ -1,4 +1,5 @@
 using Npgsql;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -27,7 +28,7 @@ public sealed record NewPool
 /// <summary>The <c>db_servers</c> table and its audit trail.</summary>
 public sealed class PoolStore(NpgsqlDataSource catalog)
 {
-    public const string Actor = "allocator";
+    public const string Actor = Actors.Allocator;
 
     /// <exception cref="PostgresException">SqlState 23505 when the name is taken.</exception>
     public async Task<Pool> InsertAsync(NewPool pool, string actor, CancellationToken ct)

@@ -1,4 +1,5 @@
 using Npgsql;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -25,7 +26,7 @@ public sealed class ProvisioningRefusedException(string type, string detail) : E
 }
 
 /// <summary>
-/// The catalog side of provisioning. Reservation runs under a transaction-scoped advisory lock, so two callers that
+/// The catalog side of provisioning. Allocation runs under a transaction-scoped advisory lock, so two callers that
 /// both see "no pool is being provisioned" can never both start one: the second joins the first.
 /// </summary>
 public sealed class ProvisioningStore(NpgsqlDataSource catalog)

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 

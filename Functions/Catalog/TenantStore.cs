@@ -1,10 +1,7 @@
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
-
-/// <summary>A reserved slot: the pool chosen, its counter already incremented, and the tenant row in <c>creating</c>.</summary>
-public sealed record Reservation(Pool Pool, TenantDatabase Tenant);
 
 /// <summary>The <c>tenant_databases</c> table and the capacity counters that move with it.</summary>
 public sealed class TenantStore(NpgsqlDataSource catalog)
@@ -21,7 +18,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     public Task<InstanceLock> OpenInstanceLockAsync(Guid instanceId, CancellationToken ct) => InstanceLock.OpenAsync(catalog, instanceId, ct);
 
     /// <summary>The instance's live row (creating, ready or released) with its pool, if any.</summary>
-    public async Task<Reservation?> FindLiveAsync(Guid instanceId, CancellationToken ct)
+    public async Task<Allocation?> FindLiveAsync(Guid instanceId, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {TenantColumns}
@@ -38,7 +35,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// without it the statement waits for the lock, so "nothing returned" then means no eligible pool has room.
     /// </summary>
     /// <exception cref="PostgresException">23505 on <see cref="LiveInstanceIndex"/> when the instance already has a live row.</exception>
-    public Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
+    public Task<Allocation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
         PlacementStrategy strategy, bool skipLocked, CancellationToken ct) =>
         ReserveAsync(request, dbName, dbUser, dedicated, strategy, skipLocked, instanceLock: null, ct);
 
@@ -47,7 +44,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// first try-locks the instance on <paramref name="instanceLock"/>'s connection, in the same statement: nothing is reserved
     /// unless the lock is held (<see cref="InstanceLock.Held"/> says which), so only one worker at a time makes an instance's objects.
     /// </summary>
-    public async Task<Reservation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
+    public async Task<Allocation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
         PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct, IReadOnlyCollection<long>? avoid = null)
     {
         var target = dedicated
@@ -108,7 +105,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             instanceLock.Held = heldBefore || reader.GetBoolean(reader.GetOrdinal("instance_locked"));
         }
 
-        return reader.IsDBNull(reader.GetOrdinal("id")) ? null : new Reservation(reader.ToPool(), reader.ToTenant("t_"));
+        return reader.IsDBNull(reader.GetOrdinal("id")) ? null : new Allocation(reader.ToPool(), reader.ToTenant("t_"));
     }
 
     /// <summary>
@@ -222,15 +219,15 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     }
 
     /// <summary>Released tenants whose retention ended, with their pools.</summary>
-    public Task<IReadOnlyList<Reservation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct) =>
+    public Task<IReadOnlyList<Allocation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct) =>
         ListAsync("t.status = 'released' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
 
     /// <summary>Allocations still <c>creating</c> long after they began: the allocator stopped mid-way (a crash, a kill).</summary>
-    public Task<IReadOnlyList<Reservation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct) =>
+    public Task<IReadOnlyList<Allocation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct) =>
         ListAsync("t.status = 'creating' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
 
     /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
-    public Task<IReadOnlyList<Reservation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
+    public Task<IReadOnlyList<Allocation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
         ListAsync("t.status = 'failed' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
 
     /// <summary>The failed allocation's objects are known gone from its server.</summary>
@@ -270,7 +267,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     private const string LiveStatuses = "('creating', 'ready', 'released')";
 
     // The conditions are this class's own constants; values travel only as parameters.
-    private async Task<IReadOnlyList<Reservation>> ListAsync(string condition, string orderBy, DateTimeOffset? before, int limit, CancellationToken ct)
+    private async Task<IReadOnlyList<Allocation>> ListAsync(string condition, string orderBy, DateTimeOffset? before, int limit, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {TenantColumns}
@@ -287,13 +284,13 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         return await ReadAsync(cmd, ct);
     }
 
-    private static async Task<IReadOnlyList<Reservation>> ReadAsync(NpgsqlCommand cmd, CancellationToken ct)
+    private static async Task<IReadOnlyList<Allocation>> ReadAsync(NpgsqlCommand cmd, CancellationToken ct)
     {
-        var rows = new List<Reservation>();
+        var rows = new List<Allocation>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            rows.Add(new Reservation(reader.ToPool(), reader.ToTenant("t_")));
+            rows.Add(new Allocation(reader.ToPool(), reader.ToTenant("t_")));
         }
 
         return rows;

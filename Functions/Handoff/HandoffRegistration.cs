@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 
 namespace TenantDb.Functions.Handoff;

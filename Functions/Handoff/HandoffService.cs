@@ -7,10 +7,11 @@ using Microsoft.DurableTask.Client.Entities;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Handoff;
 
@@ -49,7 +50,7 @@ public abstract record RotateOutcome
 public abstract record PasswordChange
 {
     /// <summary>Recorded (encrypted) as rotation <see cref="RotationId"/>, then set on <see cref="Login"/>, the idle login.</summary>
-    public sealed record Changed(Reservation Placement, Secret Password, string Login, long RotationId, string Ciphertext) : PasswordChange;
+    public sealed record Changed(Allocation Placement, Secret Password, string Login, long RotationId, string Ciphertext) : PasswordChange;
     public sealed record NotFound : PasswordChange;
     public sealed record NotReady(TenantDatabaseStatus Status) : PasswordChange;
     public sealed record InProgress : PasswordChange;
@@ -74,7 +75,7 @@ public sealed partial class HandoffService(
     ITenantDdl ddl,
     ILogger<HandoffService> logger) : ICredentialDeposit
 {
-    public const string Actor = "credential-handoff";
+    public const string Actor = Actors.CredentialHandoff;
     private HandoffOptions Options => options.Value;
 
     /// <summary>What the handoff keeps of an <c>Idempotency-Key</c>: its SHA-256, never the key.</summary>
@@ -253,7 +254,7 @@ public sealed partial class HandoffService(
 
         var (rotationId, login) = (RotationStart.Begun)start;
         var tenantId = live.Tenant.Id;
-        var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTierOptions().ConnectionLimit;
+        var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
         try
         {
             var set = await rotations.WhileSettingAsync(tenantId, rotationId,

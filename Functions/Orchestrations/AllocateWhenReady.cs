@@ -1,20 +1,9 @@
-using System.Text.Json.Serialization;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 
 namespace TenantDb.Functions.Orchestrations;
-
-/// <param name="BaseUrl">The app's public base URL (<c>Api:PublicBaseUrl</c>); the claim URL of the result is built from it.</param>
-public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout);
-
-/// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
-public sealed record AllocateAttempt(
-    [property: JsonPropertyName("done")] bool Done,
-    [property: JsonPropertyName("allocation")] AllocationView? Allocation,
-    [property: JsonPropertyName("error")] string? Error,
-    [property: JsonPropertyName("step")] string Step);
 
 /// <summary>
 /// A tenant waiting for capacity: tries the allocation on a durable timer until a pool has room (starting or joining the
@@ -25,9 +14,9 @@ public sealed class AllocateWhenReady(AllocationFlow flow)
     /// <summary>Attempts of one try (it touches the catalog and a pool server), the first retry after one poll interval.</summary>
     private const int TryAttempts = 3;
 
-    public static string InstanceIdFor(Guid instanceId) => $"allocate-{instanceId:D}";
+    public static string InstanceIdFor(Guid instanceId) => WaitForCapacity.InstanceIdFor(instanceId);
 
-    [Function(nameof(AllocateWhenReady))]
+    [Function(WaitForCapacity.Orchestrator)]
     public static async Task<AllocateAttempt> Run([OrchestrationTrigger] TaskOrchestrationContext context)
     {
         var input = context.GetInput<AllocateWhenReadyInput>() ?? throw new InvalidOperationException("AllocateWhenReady needs its input.");

@@ -5,19 +5,13 @@ using TenantDb.Functions.Provisioning;
 
 namespace TenantDb.Functions.Orchestrations;
 
-public sealed record ProvisionPoolInput(long PoolId, int CreateAttempts, TimeSpan FirstRetryInterval, TimeSpan PollInterval, TimeSpan ReadyTimeout);
-
-public sealed record ProvisionPoolResult(long PoolId, string Status, string? Error);
-
-public sealed record FailPoolInput(long PoolId, string Reason);
-
 /// <summary>
 /// Provisions a pool server: create through the driver (every activity retried with exponential backoff), poll health on durable
 /// timers until it answers or the deadline passes, harden, activate. On final failure: remove what was created, pool → error.
 /// </summary>
 public sealed class ProvisionPool(ProvisioningService provisioning)
 {
-    [Function(nameof(ProvisionPool))]
+    [Function(ProvisionPoolRun.Orchestrator)]
     public static async Task<ProvisionPoolResult> Run([OrchestrationTrigger] TaskOrchestrationContext context)
     {
         var input = context.GetInput<ProvisionPoolInput>() ?? throw new InvalidOperationException("ProvisionPool needs its input.");

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Pools;
 
@@ -10,11 +9,9 @@ namespace TenantDb.Functions.Pools;
 /// One cached <see cref="NpgsqlDataSource"/> per pool server, built from the catalog row with the admin password
 /// decrypted at use. Rebuilt when the pool's endpoint or credentials change; disposed when the pool is retired.
 /// </summary>
-public sealed class PoolConnections(SecretProtector secrets, IOptions<PoolsOptions> options) : IAsyncDisposable
+public sealed class PoolConnections(PoolAdminPasswords passwords, IOptions<PoolsOptions> options) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<long, (string Fingerprint, NpgsqlDataSource Source)> _sources = new();
-
-    public static string AdminPasswordPurpose(string poolName) => $"pool-admin:{poolName}";
 
     public NpgsqlDataSource For(Pool pool)
     {
@@ -24,7 +21,7 @@ public sealed class PoolConnections(SecretProtector secrets, IOptions<PoolsOptio
             return cached.Source;
         }
 
-        var created = Build(pool.Host, pool.Port, pool.AdminUser, secrets.Unprotect(pool.AdminPasswordEncrypted, AdminPasswordPurpose(pool.Name)), "postgres");
+        var created = Build(pool.Host, pool.Port, pool.AdminUser, passwords.Reveal(pool), "postgres");
         var entry = _sources.AddOrUpdate(pool.Id, (fingerprint, created), (_id, old) =>
         {
             if (old.Fingerprint == fingerprint)
@@ -46,7 +43,7 @@ public sealed class PoolConnections(SecretProtector secrets, IOptions<PoolsOptio
     /// <summary>A one-off admin connection (not pooled) to another database of the pool's server, e.g. to undo what a tenant left there.</summary>
     public async Task<NpgsqlConnection> OpenDatabaseAsync(Pool pool, string database, CancellationToken ct)
     {
-        var builder = Settings(pool.Host, pool.Port, pool.AdminUser, secrets.Unprotect(pool.AdminPasswordEncrypted, AdminPasswordPurpose(pool.Name)), database);
+        var builder = Settings(pool.Host, pool.Port, pool.AdminUser, passwords.Reveal(pool), database);
         builder.Pooling = false;
         var conn = new NpgsqlConnection(builder.ConnectionString);
         try

@@ -1,27 +1,8 @@
 using System.ComponentModel.DataAnnotations;
 
+using TenantDb.Functions.Domain;
+
 namespace TenantDb.Functions.Pools;
-
-/// <summary>A plan tier: whether it gets a server of its own, and what its tenants may use.</summary>
-public sealed class PlanTierOptions
-{
-    /// <summary>Premium tiers get a dedicated server (<c>provision-dedicated</c>); the others share pools.</summary>
-    public bool Dedicated { get; set; }
-
-    /// <summary>Per-tenant connection limit on the tenant database.</summary>
-    [Range(1, 10_000)]
-    public int ConnectionLimit { get; set; } = 20;
-
-    /// <summary>CPUs of a dedicated server of this tier.</summary>
-    public decimal Cpu { get; set; } = 1;
-
-    /// <summary>Memory of a dedicated server of this tier, e.g. <c>2g</c>.</summary>
-    public string Memory { get; set; } = "1g";
-
-    /// <summary>Tenants on a dedicated server of this tier (normally 1).</summary>
-    [Range(1, 10_000)]
-    public int MaxInstances { get; set; } = 1;
-}
 
 /// <summary>Size of a shared pool server.</summary>
 public sealed class SharedPoolOptions
@@ -38,7 +19,7 @@ public sealed class PoolsOptions
     public const string Section = "Pools";
 
     /// <summary>Configured plan tiers by name (lower case). Configuration adds to or overrides these defaults.</summary>
-    public Dictionary<string, PlanTierOptions> Tiers { get; set; } = new(StringComparer.Ordinal)
+    public Dictionary<string, PlanTier> Tiers { get; set; } = new(StringComparer.Ordinal)
     {
         ["starter"] = new() { ConnectionLimit = 20 },
         ["standard"] = new() { ConnectionLimit = 40 },
@@ -65,7 +46,7 @@ public sealed class PoolsOptions
     [Range(1, 200)]
     public int MaxAdminConnections { get; set; } = 10;
 
-    public bool TryGetTier(string? name, out PlanTierOptions tier)
+    public bool TryGetTier(string? name, out PlanTier tier)
     {
         tier = null!;
         return name is not null && Tiers.TryGetValue(name, out tier!);

@@ -1,5 +1,5 @@
 using Npgsql;
-using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Pools;
 

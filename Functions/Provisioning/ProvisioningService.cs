@@ -3,11 +3,11 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using TenantDb.Functions.Allocation;
 using TenantDb.Functions.Catalog;
-using TenantDb.Functions.Orchestrations;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Provisioning;
 
@@ -21,8 +21,8 @@ public sealed partial class ProvisioningService(
     PoolProvisioners provisioners,
     PoolConnections connections,
     CatalogIdentity identity,
-    PoolAdminService admin,
-    SecretProtector secrets,
+    PoolDeprovisioner deprovisioner,
+    PoolAdminPasswords passwords,
     IOptions<ProvisioningOptions> provisioningOptions,
     IOptions<PoolsOptions> poolsOptions,
     ILogger<ProvisioningService> logger)
@@ -112,11 +112,11 @@ public sealed partial class ProvisioningService(
             }
 
             settled++;
-            await pools.AppendEventAsync(run.PoolId, null, "provisioning_run_lost", reason, actor, ct);
+            await pools.AppendEventAsync(run.PoolId, null, PoolEventNames.ProvisioningRunLost, reason, actor, ct);
             LogRunLost(run.Name, run.RunId, state);
             if (await pools.BeginRetireAsync(run.PoolId, [PoolStatus.Error], reason, actor, ct) is RetireGate.Started started)
             {
-                await admin.DeprovisionAsync(started.Pool, actor, ct);
+                await deprovisioner.DeprovisionAsync(started.Pool, actor, ct);
             }
         }
 
@@ -132,7 +132,7 @@ public sealed partial class ProvisioningService(
             return;
         }
 
-        var spec = new PoolServerSpec(pool.Name, pool.ServerType.ToSql(), pool.AdminUser, AdminPassword(pool), pool.CpuLimit, pool.MemoryLimit,
+        var spec = new PoolServerSpec(pool.Name, pool.ServerType.ToSql(), pool.AdminUser, passwords.Reveal(pool), pool.CpuLimit, pool.MemoryLimit,
             CatalogId: await identity.GetAsync(ct));
         var endpoint = await provisioners.For(pool.Driver).CreateAsync(spec, ct);
         await store.SetEndpointAsync(poolId, endpoint.Host, endpoint.Port, endpoint.ResourceId, endpoint.StoragePath, ct);
@@ -145,7 +145,7 @@ public sealed partial class ProvisioningService(
             // finish the retirement the settling began (its own deprovision may have raced this creation).
             if (settled.Status == PoolStatus.Deleting)
             {
-                await admin.DeprovisionAsync(settled, PoolStore.Actor, ct);
+                await deprovisioner.DeprovisionAsync(settled, PoolStore.Actor, ct);
             }
             else
             {
@@ -224,7 +224,7 @@ public sealed partial class ProvisioningService(
             return;
         }
 
-        await client.ScheduleNewOrchestrationInstanceAsync(nameof(ProvisionPool), InputFor(reserved.PoolId),
+        await client.ScheduleNewOrchestrationInstanceAsync(ProvisionPoolRun.Orchestrator, InputFor(reserved.PoolId),
             new StartOrchestrationOptions(reserved.ProvisioningInstanceId), ct);
         LogStarted(reserved.Name, reserved.ProvisioningInstanceId);
     }
@@ -232,12 +232,10 @@ public sealed partial class ProvisioningService(
     private async Task<Pool> RequirePoolAsync(long poolId, CancellationToken ct) =>
         await pools.GetAsync(poolId, ct) ?? throw new InvalidOperationException($"Pool {poolId} is not in the catalog.");
 
-    private string AdminPassword(Pool pool) => secrets.Unprotect(pool.AdminPasswordEncrypted, PoolConnections.AdminPasswordPurpose(pool.Name));
-
-    private PoolServerRef RefOf(Pool pool) => new(pool.Name, pool.DriverResourceId, pool.Host, pool.Port, pool.AdminUser, AdminPassword(pool));
+    private PoolServerRef RefOf(Pool pool) => PoolServerRef.Of(pool, passwords.Reveal(pool));
 
     private string NewEncryptedAdminPassword(string poolName) =>
-        secrets.Protect(PasswordGenerator.Generate(AdminPasswordLength), PoolConnections.AdminPasswordPurpose(poolName));
+        passwords.Protect(PasswordGenerator.Generate(AdminPasswordLength), poolName);
 
     [LoggerMessage(LogLevel.Information, "Provisioning pool {Pool} as orchestration {OrchestrationId}")]
     private partial void LogStarted(string pool, string orchestrationId);

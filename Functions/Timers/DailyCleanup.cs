@@ -1,6 +1,6 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using TenantDb.Functions.Pools;
+using TenantDb.Functions.Administration;
 
 namespace TenantDb.Functions.Timers;
 

@@ -1,9 +1,9 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using TenantDb.Functions.Allocation;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Handoff;
-using TenantDb.Functions.Pools;
 using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Administration;
 
 namespace TenantDb.Functions.Timers;
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Npgsql;
 using TenantDb.Functions.Secrets;
 using Xunit;

@@ -2,7 +2,6 @@ using DurableTask.AzureStorage;
 using DurableTask.AzureStorage.Tracking;
 using DurableTask.Core;
 using DurableTask.Core.History;
-using DurableTask.Core.Query;
 using OrchestrationQuery = Microsoft.DurableTask.Client.OrchestrationQuery;
 using PurgeResult = Microsoft.DurableTask.Client.PurgeResult;
 using Microsoft.DurableTask;

@@ -1,0 +1,25 @@
+using System.Text.Json.Serialization;
+
+namespace TenantDb.Functions.Allocations;
+
+/// <summary>
+/// The durable run a tenant waits in while no pool has room: its name, instance id, input and output. The allocate use case
+/// owns this contract and starts the run by name; <c>Orchestrations/AllocateWhenReady</c> implements it.
+/// </summary>
+public static class WaitForCapacity
+{
+    public const string Orchestrator = "AllocateWhenReady";
+
+    /// <summary>One run per instance: its id is derived from the instance id, so two requests join the same run.</summary>
+    public static string InstanceIdFor(Guid instanceId) => $"allocate-{instanceId:D}";
+}
+
+/// <param name="BaseUrl">The app's public base URL (<c>Api:PublicBaseUrl</c>); the claim URL of the result is built from it.</param>
+public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout);
+
+/// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
+public sealed record AllocateAttempt(
+    [property: JsonPropertyName("done")] bool Done,
+    [property: JsonPropertyName("allocation")] AllocationView? Allocation,
+    [property: JsonPropertyName("error")] string? Error,
+    [property: JsonPropertyName("step")] string Step);

@@ -1,0 +1,24 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TenantDb.Functions.Domain;
+
+/// <summary>A plan tier: whether it gets a server of its own, and what its tenants may use.</summary>
+public sealed class PlanTier
+{
+    /// <summary>Premium tiers get a dedicated server (<c>provision-dedicated</c>); the others share pools.</summary>
+    public bool Dedicated { get; set; }
+
+    /// <summary>Per-tenant connection limit on the tenant database.</summary>
+    [Range(1, 10_000)]
+    public int ConnectionLimit { get; set; } = 20;
+
+    /// <summary>CPUs of a dedicated server of this tier.</summary>
+    public decimal Cpu { get; set; } = 1;
+
+    /// <summary>Memory of a dedicated server of this tier, e.g. <c>2g</c>.</summary>
+    public string Memory { get; set; } = "1g";
+
+    /// <summary>Tenants on a dedicated server of this tier (normally 1).</summary>
+    [Range(1, 10_000)]
+    public int MaxInstances { get; set; } = 1;
+}

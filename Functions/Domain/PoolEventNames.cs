@@ -1,0 +1,23 @@
+namespace TenantDb.Functions.Domain;
+
+/// <summary>The kinds of line in the audit trail (<c>pool_events.event</c>).</summary>
+public static class PoolEventNames
+{
+    public const string PoolCreated = "pool_created";
+    public const string StatusChanged = "status_changed";
+    public const string HealthChanged = "health_changed";
+    public const string CapacityReconciled = "capacity_reconciled";
+    public const string PoolFailure = "pool_failure";
+    public const string ProvisioningRunLost = "provisioning_run_lost";
+    public const string DeprovisionFailed = "deprovision_failed";
+    public const string Hardened = "hardened";
+    public const string DedicatedReclaimed = "dedicated_reclaimed";
+    public const string OrphanServerStopped = "orphan_server_stopped";
+    public const string OrphanServerRemoved = "orphan_server_removed";
+    public const string AdminPasswordRewrapped = "admin_password_rewrapped";
+    public const string TenantStatusChanged = "tenant_status_changed";
+    public const string AllocationCompensated = "allocation_compensated";
+    public const string LeftoverSettled = "leftover_settled";
+    public const string PurgeFailed = "purge_failed";
+    public const string LoginRotated = "login_rotated";
+}

@@ -1,0 +1,18 @@
+namespace TenantDb.Functions.Domain;
+
+/// <summary>A tenant's database on a pool (a row of <c>tenant_databases</c>).</summary>
+public sealed record TenantDatabase
+{
+    public required long Id { get; init; }
+    public required Guid InstanceId { get; init; }
+    public required Guid CustomerId { get; init; }
+    public required string PlanTier { get; init; }
+    public required long DbServerId { get; init; }
+    public required string DbName { get; init; }
+    public required string DbUser { get; init; }
+    public required TenantDatabaseStatus Status { get; init; }
+    public string? LastError { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? ReadyAt { get; init; }
+    public DateTimeOffset? ReleasedAt { get; init; }
+}

@@ -1,0 +1,91 @@
+using System.ComponentModel.DataAnnotations;
+using TenantDb.Functions.Domain;
+
+namespace TenantDb.Functions.Drivers;
+
+public sealed class ProvisioningOptions
+{
+    public const string Section = "Provisioning";
+
+    /// <summary><c>process</c> (the embedded default), <c>docker</c>, <c>swarm</c> or <c>registered</c>.</summary>
+    [RegularExpression(DriverNames.Pattern)]
+    public string Driver { get; set; } = DriverNames.Process;
+
+    /// <summary>Marks every server this allocator owns (Docker label value; process: the data root).</summary>
+    [RegularExpression("^[a-z0-9][a-z0-9-]{0,62}$")]
+    public string Owner { get; set; } = "tenantdb-allocator";
+
+    /// <summary>The superuser the allocator creates on a server it provisions.</summary>
+    [RegularExpression("^[a-z_][a-z0-9_]{0,62}$")]
+    public string AdminUser { get; set; } = "tenantdb_admin";
+
+    /// <summary>Extra <c>postgres -c key=value</c> settings for every provisioned server.</summary>
+    public Dictionary<string, string> ServerSettings { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["max_connections"] = "200",
+    };
+
+    /// <summary>Attempts of the create step in the provisioning orchestration (exponential backoff between them).</summary>
+    [Range(1, 20)]
+    public int CreateAttempts { get; set; } = 4;
+
+    public TimeSpan FirstRetryInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Most servers the catalog may hold (every pool not deleted, registered ones included).</summary>
+    [Range(1, 100_000)]
+    public int MaxServers { get; set; } = 100;
+
+    /// <summary>Failed dedicated servers (pools in error) of one instance after which no new one is tried for it.</summary>
+    [Range(1, 100)]
+    public int MaxDedicatedAttempts { get; set; } = 3;
+
+    /// <summary>How often the orchestration polls a new server's health, on a durable timer.</summary>
+    public TimeSpan ReadyPollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a new server may take to answer before provisioning fails.</summary>
+    public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    public ProcessDriverOptions Process { get; set; } = new();
+    public DockerDriverOptions Docker { get; set; } = new();
+    public SwarmDriverOptions Swarm { get; set; } = new();
+}
+
+public sealed class ProcessDriverOptions
+{
+    /// <summary>PostgreSQL server binaries; empty: the newest under /usr/lib/postgresql.</summary>
+    public string? BinDir { get; set; }
+
+    /// <summary>One folder per pool server below this.</summary>
+    public string DataRoot { get; set; } = "/var/lib/tenantdb/pools";
+}
+
+public sealed class DockerDriverOptions
+{
+    /// <summary>Docker engine endpoint; empty: DOCKER_HOST, else the default socket.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>PostgreSQL image honouring the official <c>postgres</c> image contract.</summary>
+    public string Image { get; set; } = "postgres:16-alpine";
+
+    /// <summary><c>host</c>: the server listens on a free loopback port of the host; <c>bridge</c>: 5432 published on 127.0.0.1.</summary>
+    [RegularExpression("^(host|bridge)$")]
+    public string NetworkMode { get; set; } = "bridge";
+}
+
+public sealed class SwarmDriverOptions
+{
+    /// <summary>Placement constraint of every pool service.</summary>
+    public string PlacementConstraint { get; set; } = "node.labels.role==database";
+
+    /// <summary>Network the services join: an overlay (reached as service-name:5432) or <c>host</c> (a free port on the node).</summary>
+    public string Network { get; set; } = "host";
+
+    /// <summary>Host the allocator uses to reach a host-networked service (the node's address).</summary>
+    public string HostNetworkAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Data root on the nodes (the platform's CephFS path); empty: a named volume on the node.</summary>
+    public string? StorageRoot { get; set; }
+
+    /// <summary>True when <see cref="StorageRoot"/> is shared by all nodes; otherwise a service is pinned to the node it first ran on.</summary>
+    public bool SharedStorage { get; set; }
+}

@@ -1,0 +1,257 @@
+using System.Globalization;
+using System.Net;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Options;
+using TenantDb.Functions.Pools;
+using TenantDb.Functions.Domain;
+
+namespace TenantDb.Functions.Drivers;
+
+/// <summary>
+/// A pool server as a Docker Swarm service (the platform's production path): image, env per the official image
+/// contract, cpu/memory limits, a placement constraint, a data mount, the network to join, a restart policy, and
+/// labels marking it as this allocator's. Unless the storage root is shared across nodes, the service is pinned to the
+/// node it first ran on, so a reschedule never brings the pool back without its data.
+/// </summary>
+public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<ProvisioningOptions> options) : IPoolProvisioner
+{
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan PinWait = TimeSpan.FromSeconds(30);
+    private SwarmDriverOptions Swarm => options.Value.Swarm;
+    private bool HostNetwork => Swarm.Network == "host";
+
+    public string Driver => DriverNames.Swarm;
+
+    public async Task<ServerEndpoint> CreateAsync(PoolServerSpec spec, CancellationToken ct)
+    {
+        var name = DockerEngine.ResourceName(spec.Name);
+        var service = await FindAsync(name, ct);
+        if (service is null)
+        {
+            var port = HostNetwork ? LocalPostgres.FreeLoopbackPort() : 5432;
+            try
+            {
+                await engine.Client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = Spec(spec, name, port) }, ct);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
+            {
+                // A concurrent create of the same name won; use its service.
+            }
+
+            service = await FindAsync(name, ct) ?? throw new InvalidOperationException($"Service {name} vanished right after it was created.");
+        }
+
+        await PinToNodeAsync(service, ct);
+        var (host, endpointPort) = Endpoint(service);
+        return new ServerEndpoint(host, endpointPort, service.ID, StoragePath(spec.Name) ?? DockerEngine.VolumeName(spec.Name));
+    }
+
+    public async Task<ServerState> InspectAsync(PoolServerRef server, CancellationToken ct)
+    {
+        var service = await FindAsync(DockerEngine.ResourceName(server.Name), ct);
+        if (service is null)
+        {
+            return new ServerState(ServerPresence.Missing, null, null);
+        }
+
+        var tasks = await TasksAsync(service.ID, ct);
+        var (host, port) = Endpoint(service);
+        if (!tasks.Any(t => t.Status?.State == TaskState.Running))
+        {
+            var state = tasks.OrderByDescending(t => t.UpdatedAt).FirstOrDefault()?.Status;
+            return new ServerState(ServerPresence.Down, host, port, state is null ? "no task" : $"task {state.State}: {state.Err}");
+        }
+
+        await PinToNodeAsync(service, ct);
+        var probe = await PoolProbe.ProbeAsync(host, port, server.AdminUser, server.AdminPassword, ProbeTimeout, ct);
+        return new ServerState(probe.Ok ? ServerPresence.Running : ServerPresence.Starting, host, port, probe.Error);
+    }
+
+    public async Task DeleteAsync(PoolServerRef server, CancellationToken ct)
+    {
+        var name = DockerEngine.ResourceName(server.Name);
+        if (await FindAsync(name, ct) is { } service)
+        {
+            try
+            {
+                await engine.Client.Swarm.RemoveServiceAsync(service.ID, ct);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                // Removed concurrently.
+            }
+        }
+
+        // The service's containers go away asynchronously; the volume can be removed once none uses it.
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var left = await engine.Client.Containers.ListContainersAsync(new ContainersListParameters
+            {
+                All = true,
+                Filters = Filter("label", $"com.docker.swarm.service.name={name}"),
+            }, ct);
+            if (left.Count == 0)
+            {
+                break;
+            }
+
+            if (DateTimeOffset.UtcNow > deadline)
+            {
+                throw new TimeoutException($"The containers of service {name} were not removed within 60 s.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+        }
+
+        // The engine may still hold the volume for a moment after the last container is gone.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await engine.Client.Volumes.RemoveAsync(DockerEngine.VolumeName(server.Name), force: true, ct);
+                break;
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                break; // A bind-mounted or never-started service has no volume.
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict && attempt < 120)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            }
+        }
+
+        if (StoragePath(server.Name) is { } path && Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    public async Task RestartAsync(PoolServerRef server, CancellationToken ct)
+    {
+        var service = await FindAsync(DockerEngine.ResourceName(server.Name), ct)
+            ?? throw new InvalidOperationException($"No service for pool {server.Name}.");
+        var spec = service.Spec;
+        spec.TaskTemplate.ForceUpdate++;
+        await engine.Client.Swarm.UpdateServiceAsync(service.ID, new ServiceUpdateParameters { Service = spec, Version = (long)service.Version.Index }, ct);
+    }
+
+    public async Task<IReadOnlyList<OwnedServer>> ListOwnedAsync(CancellationToken ct)
+    {
+        var services = await engine.Client.Swarm.ListServicesAsync(new ServicesListParameters
+        {
+            Filters = new ServiceFilter { Label = [$"{DockerEngine.OwnerLabel}={engine.Owner}"] },
+        }, ct);
+        return services.Select(s => DockerEngine.Owned(s.Spec.Labels, s.ID)).OfType<OwnedServer>().ToList();
+    }
+
+    /// <summary>Scales the service to zero replicas: its volume and spec stay, no task runs.</summary>
+    public async Task StopAsync(PoolServerRef server, CancellationToken ct)
+    {
+        if (await FindAsync(DockerEngine.ResourceName(server.Name), ct) is { } service && service.Spec.Mode?.Replicated is { Replicas: > 0 })
+        {
+            var spec = service.Spec;
+            spec.Mode.Replicated.Replicas = 0;
+            await engine.Client.Swarm.UpdateServiceAsync(service.ID, new ServiceUpdateParameters { Service = spec, Version = (long)service.Version.Index }, ct);
+        }
+    }
+
+    private ServiceSpec Spec(PoolServerSpec spec, string name, int port)
+    {
+        var labels = engine.Labels(spec, HostNetwork ? port : null);
+        var storage = StoragePath(spec.Name);
+        if (storage is not null)
+        {
+            // The path lives on shared storage the allocator's host mounts too; the bind source must exist.
+            Directory.CreateDirectory(storage);
+        }
+
+        return new ServiceSpec
+        {
+            Name = name,
+            Labels = labels,
+            Mode = new ServiceMode { Replicated = new ReplicatedService { Replicas = 1 } },
+            TaskTemplate = new TaskSpec
+            {
+                ContainerSpec = new ContainerSpec
+                {
+                    Image = engine.Image,
+                    Env = engine.Environment(spec),
+                    Args = engine.Command(port, HostNetwork ? Swarm.HostNetworkAddress : "*"),
+                    Labels = labels,
+                    Mounts =
+                    [
+                        storage is null
+                            ? new Mount { Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath }
+                            : new Mount { Type = "bind", Source = storage, Target = DockerEngine.DataPath },
+                    ],
+                    StopGracePeriod = 30_000_000_000,
+                },
+                Resources = new ResourceRequirements
+                {
+                    Limits = new SwarmLimit { NanoCPUs = DockerEngine.NanoCpus(spec.Cpu) ?? 0, MemoryBytes = DockerEngine.MemoryBytes(spec.Memory) ?? 0 },
+                },
+                RestartPolicy = new SwarmRestartPolicy { Condition = "any", Delay = 5_000_000_000 },
+                Placement = new Placement { Constraints = string.IsNullOrWhiteSpace(Swarm.PlacementConstraint) ? [] : [Swarm.PlacementConstraint] },
+                Networks = [new NetworkAttachmentConfig { Target = Swarm.Network }],
+            },
+        };
+    }
+
+    /// <summary>Adds <c>node.id==…</c> once the first task has a node, unless the data lives on storage every node shares.</summary>
+    private async Task PinToNodeAsync(SwarmService service, CancellationToken ct)
+    {
+        var constraints = service.Spec.TaskTemplate.Placement?.Constraints ?? [];
+        if (Swarm.SharedStorage || constraints.Any(c => c.StartsWith("node.id==", StringComparison.Ordinal)))
+        {
+            return;
+        }
+
+        var deadline = DateTimeOffset.UtcNow + PinWait;
+        string? node = null;
+        while (node is null && DateTimeOffset.UtcNow < deadline)
+        {
+            node = (await TasksAsync(service.ID, ct)).Select(t => t.NodeID).FirstOrDefault(n => !string.IsNullOrEmpty(n));
+            if (node is null)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            }
+        }
+
+        if (node is null)
+        {
+            return; // Not scheduled yet; the next inspect pins it.
+        }
+
+        var current = await engine.Client.Swarm.InspectServiceAsync(service.ID, ct);
+        var spec = current.Spec;
+        spec.TaskTemplate.Placement ??= new Placement();
+        spec.TaskTemplate.Placement.Constraints = [.. spec.TaskTemplate.Placement.Constraints ?? [], $"node.id=={node}"];
+        await engine.Client.Swarm.UpdateServiceAsync(current.ID, new ServiceUpdateParameters { Service = spec, Version = (long)current.Version.Index }, ct);
+    }
+
+    private (string Host, int Port) Endpoint(SwarmService service) =>
+        HostNetwork && service.Spec.Labels.TryGetValue(DockerEngine.PortLabel, out var port)
+            ? (Swarm.HostNetworkAddress, int.Parse(port, CultureInfo.InvariantCulture))
+            : (service.Spec.Name, 5432);
+
+    private string? StoragePath(string poolName) =>
+        string.IsNullOrWhiteSpace(Swarm.StorageRoot) ? null : Path.Combine(Swarm.StorageRoot, poolName);
+
+    private async Task<SwarmService?> FindAsync(string name, CancellationToken ct)
+    {
+        var services = await engine.Client.Swarm.ListServicesAsync(new ServicesListParameters { Filters = new ServiceFilter { Name = [name] } }, ct);
+        return services.FirstOrDefault(s => s.Spec.Name == name);
+    }
+
+    private static Dictionary<string, IDictionary<string, bool>> Filter(string key, string value) =>
+        new() { [key] = new Dictionary<string, bool> { [value] = true } };
+
+    private async Task<IList<TaskResponse>> TasksAsync(string serviceId, CancellationToken ct) =>
+        await engine.Client.Tasks.ListAsync(new TasksListParameters
+        {
+            Filters = Filter("service", serviceId),
+        }, ct);
+}
