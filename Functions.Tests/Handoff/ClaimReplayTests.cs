@@ -8,8 +8,9 @@ using TenantDb.Functions.Tests.Infrastructure;
 namespace TenantDb.Functions.Tests.Handoff;
 
 /// <summary>
-/// A claim lost on the wire (issue 9, item 8): the entity's keyed claim on the fake entity runtime, the header's validation
-/// and <c>Cache-Control: no-store</c> through the functions. The whole retry runs end to end on LocalHost.
+/// A claim lost on the wire (issue 9, item 8): the entity's keyed claim on the fake entity runtime and the header's
+/// validation, with no database; what answers from the catalog (a good key, <c>Cache-Control: no-store</c>) is in
+/// <see cref="ClaimReplayCatalogTests"/>. The whole retry runs end to end on LocalHost.
 /// </summary>
 [Trait("Category", Tier.Unit)]
 public sealed class ClaimReplayTests
@@ -119,7 +120,7 @@ public sealed class ClaimReplayTests
     }
 }
 
-/// <summary>The halves of the claim-replay work that answer from the catalog: a well-formed key gets past the check, an inline password is no-store.</summary>
+/// <summary>The claim-replay answers that come from the catalog: a well-formed key gets past the check, an inline password is no-store.</summary>
 [Collection(PostgresCollection.Name)]
 [Trait("Category", Tier.Database)]
 public sealed class ClaimReplayCatalogTests(PostgresFixture fixture)
