@@ -6,6 +6,7 @@ using Xunit;
 
 namespace TenantDb.LocalHost.Tests;
 
+[Trait("Category", Tier.Database)]
 public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<LocalHostFixture>
 {
     private const string Management = "/runtime/webhooks/durabletask/instances";

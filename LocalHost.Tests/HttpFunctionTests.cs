@@ -6,6 +6,7 @@ using Xunit;
 
 namespace TenantDb.LocalHost.Tests;
 
+[Trait("Category", Tier.Database)]
 public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<LocalHostFixture>
 {
     [Fact]

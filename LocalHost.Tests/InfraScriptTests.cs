@@ -9,6 +9,7 @@ namespace TenantDb.LocalHost.Tests;
 /// same data refuses instead of starting a second set of processes. Azurite runs on ports of its own here, never the
 /// shared 10000-10002.
 /// </summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class InfraScriptTests
 {
     private static readonly string Root = FindRoot();

@@ -3,6 +3,7 @@ using Xunit;
 
 namespace TenantDb.LocalHost.Tests;
 
+[Trait("Category", Tier.Unit)]
 public sealed class StartupTests : IDisposable
 {
     private readonly string directory = Directory.CreateTempSubdirectory("localhost-startup-").FullName;

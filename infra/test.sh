@@ -2,12 +2,15 @@
 # The whole test suite on a fresh machine: installs what is missing, starts what the tests need
 # (Docker engine with a swarm, the local PostgreSQL image, Azurite), runs every test project, and
 # ends with one totals line: "N passed, N failed, N skipped".
+# Usage: infra/test.sh [FILTER]   FILTER goes to dotnet test --filter, e.g. Category=Database (README: test tiers).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 state="$root/.local/test"
 mkdir -p "$state"
 log="$state/dotnet-test.log"
+filter=()
+[ $# -gt 0 ] && filter=(--filter "$1")
 
 fail() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
@@ -24,7 +27,7 @@ dotnet build Functions.sln -c Release -nologo -v q 2>&1 | tail -3
 
 results="$state/results"
 rm -rf "$results"
-dotnet test Functions.sln -c Release --no-build --results-directory "$results" \
+dotnet test Functions.sln -c Release --no-build "${filter[@]}" --results-directory "$results" \
   --logger "console;verbosity=normal" --logger "trx" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 

@@ -10,6 +10,7 @@ namespace TenantDb.Functions.Tests.Admin;
 
 /// <summary>The operators' pool routes, called as the host calls them, against a real catalog and real pool servers.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class AdminFunctionsTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -48,29 +49,6 @@ public sealed class AdminFunctionsTests(PostgresFixture fixture)
         Assert.Equal(7, beyond.GetProperty("total").GetInt64());
     }
 
-    [Theory]
-    [InlineData("?status=bogus", "status")]
-    [InlineData("?status=Active", "status")]
-    [InlineData("?server_type=platforms", "server_type")]
-    [InlineData("?health_status=1", "health_status")]
-    [InlineData("?page=0", "page")]
-    [InlineData("?page=-1", "page")]
-    [InlineData("?page=abc", "page")]
-    [InlineData("?page_size=201", "page_size")]
-    [InlineData("?page_size=99999999999999999999", "page_size")]
-    [InlineData("?status=active&status=full", "status")]
-    public async Task ListPools_InvalidFilter_IsValidationProblem(string query, string field)
-    {
-        await using var app = await TestApp.StartAsync(fixture);
-
-        var (status, contentType, body) = Http.Read(await AdminApi(app).ListPools(Get("/api/database/admin/pools", query), None));
-
-        Assert.Equal(400, status);
-        Assert.Equal(Problems.ContentType, contentType);
-        Assert.Equal("urn:tenantdb:problem:validation", body.GetProperty("type").GetString());
-        Assert.True(body.GetProperty("errors").TryGetProperty(field, out _));
-    }
-
     [Fact]
     public async Task GetPool_WithTenantsAndDrain_ShowsCountsAndRecentEventsButNoSecret()
     {
@@ -105,12 +83,8 @@ public sealed class AdminFunctionsTests(PostgresFixture fixture)
     }
 
     [Theory]
-    [InlineData("abc", 400)]
-    [InlineData("1.5", 400)]
-    [InlineData("-3", 400)]
-    [InlineData("99999999999999999999999", 400)]
     [InlineData("424242", 404)]
-    public async Task PoolRoutes_BadOrUnknownId_AreProblemsNever500(string id, int expected)
+    public async Task PoolRoutes_UnknownId_AreProblemsNever500(string id, int expected)
     {
         await using var app = await TestApp.StartAsync(fixture);
         var api = AdminApi(app);
@@ -356,4 +330,63 @@ public sealed class AdminFunctionsTests(PostgresFixture fixture)
     }
 
     private static int LocalPostgresPort() => LocalPostgres.FreeLoopbackPort();
+}
+
+/// <summary>The operators' pool routes refusing a bad query or id before any catalog work: no database behind them.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class AdminInputTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Theory]
+    [InlineData("?status=bogus", "status")]
+    [InlineData("?status=Active", "status")]
+    [InlineData("?server_type=platforms", "server_type")]
+    [InlineData("?health_status=1", "health_status")]
+    [InlineData("?page=0", "page")]
+    [InlineData("?page=-1", "page")]
+    [InlineData("?page=abc", "page")]
+    [InlineData("?page_size=201", "page_size")]
+    [InlineData("?page_size=99999999999999999999", "page_size")]
+    [InlineData("?status=active&status=full", "status")]
+    public async Task ListPools_InvalidFilter_IsValidationProblem(string query, string field)
+    {
+        await using var app = OfflineApp.Start();
+
+        var (status, contentType, body) = Http.Read(await AdminApi(app).ListPools(Get("/api/database/admin/pools", query), None));
+
+        Assert.Equal(400, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal("urn:tenantdb:problem:validation", body.GetProperty("type").GetString());
+        Assert.True(body.GetProperty("errors").TryGetProperty(field, out _));
+    }
+
+    [Theory]
+    [InlineData("abc", 400)]
+    [InlineData("1.5", 400)]
+    [InlineData("-3", 400)]
+    [InlineData("99999999999999999999999", 400)]
+    public async Task PoolRoutes_BadId_AreProblemsNever500(string id, int expected)
+    {
+        await using var app = OfflineApp.Start();
+        var api = AdminApi(app);
+        var path = $"/api/database/admin/pools/{id}";
+
+        var results = new[]
+        {
+            await api.GetPool(Get(path), id, None),
+            await api.DrainPool(Send("POST", path + "/drain", id: id), id, None),
+            await api.ActivatePool(Send("POST", path + "/activate", id: id), id, None),
+            await api.RetirePool(Send("DELETE", path, id: id), id, None),
+            await api.CheckPoolHealth(Send("POST", path + "/health-check", id: id), id, None),
+        };
+
+        Assert.All(results, r =>
+        {
+            var (status, contentType, body) = Http.Read(r);
+            Assert.Equal(expected, status);
+            Assert.Equal(Problems.ContentType, contentType);
+            Assert.StartsWith("urn:tenantdb:problem:", body.GetProperty("type").GetString());
+        });
+    }
 }

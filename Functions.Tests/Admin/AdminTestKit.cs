@@ -15,6 +15,8 @@ internal static class AdminTestKit
 {
     public static AdminFunctions AdminApi(TestApp app) => new(app.Get<PoolAdminService>(), app.Get<HealthService>());
 
+    public static AdminFunctions AdminApi(OfflineApp app) => new(app.Get<PoolAdminService>(), app.Get<HealthService>());
+
     public static HttpRequest Get(string path, string? query = null)
     {
         var req = Http.Request("GET", path, functionKey: null);

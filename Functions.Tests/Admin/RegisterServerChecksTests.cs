@@ -10,6 +10,7 @@ namespace TenantDb.Functions.Tests.Admin;
 /// which databases every role may connect to. Each test gets a server of its own (it changes server-wide grants).
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class RegisterServerChecksTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

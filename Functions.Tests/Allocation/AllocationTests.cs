@@ -9,6 +9,7 @@ using TenantDb.Functions.Domain;
 namespace TenantDb.Functions.Tests.Allocation;
 
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class AllocationTests(PostgresFixture fixture)
 {
     private static AllocationRequest Request(Guid? instance = null, Guid? customer = null, string tier = "standard") =>
@@ -443,19 +444,10 @@ public sealed class AllocationTests(PostgresFixture fixture)
         Assert.Equal(rolesBefore, await fixture.Pools[2].ScalarAsync<long>("SELECT count(*) FROM pg_roles"));
         Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases"));
     }
-
-    [Fact]
-    public async Task Allocate_NullBody_IsInvalid()
-    {
-        await using var app = await TestApp.StartAsync(fixture);
-
-        var outcome = await app.Allocation.AllocateAsync((AllocationRequest?)null, CancellationToken.None);
-
-        Assert.True(Assert.IsType<AllocationOutcome.Invalid>(outcome).Errors.ContainsKey("body"));
-    }
 }
 
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class AbandonedAllocationTests(PostgresFixture fixture)
 {
     [Fact]
@@ -483,5 +475,20 @@ public sealed class AbandonedAllocationTests(PostgresFixture fixture)
         Assert.Equal(0, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", pool.Id)));
         Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname = '{names.OwnerRole}'"));
         Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(request, CancellationToken.None));
+    }
+}
+
+/// <summary>A request the allocator refuses before it looks at the catalog: no database behind it.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class AllocationInputTests
+{
+    [Fact]
+    public async Task Allocate_NullBody_IsInvalid()
+    {
+        await using var app = OfflineApp.Start();
+
+        var outcome = await app.Get<AllocationService>().AllocateAsync((AllocationRequest?)null, CancellationToken.None);
+
+        Assert.True(Assert.IsType<AllocationOutcome.Invalid>(outcome).Errors.ContainsKey("body"));
     }
 }

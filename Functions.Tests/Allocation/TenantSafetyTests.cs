@@ -14,6 +14,7 @@ namespace TenantDb.Functions.Tests.Allocation;
 /// tenant cannot make its own (or another tenant's) purge fail.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class TenantSafetyTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

@@ -9,6 +9,7 @@ namespace TenantDb.Functions.Tests.Api;
 
 /// <summary>The instance-service's routes called directly with ASP.NET Core request contexts, against the real catalog and pools.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class AllocationFunctionsTests(PostgresFixture fixture)
 {
     private static readonly Dictionary<string, string?> Inline = new() { ["Allocation:InlinePassword"] = "true" };
@@ -65,19 +66,6 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
         Assert.Equal(Problems.ContentType, contentType);
         Assert.StartsWith(Problems.TypePrefix, problem.GetProperty("type").GetString());
         Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases"));
-    }
-
-    [Fact]
-    public async Task Allocate_HugeBody_400()
-    {
-        var (app, functions, engine) = await StartAsync(fixture);
-        await using var appScope = app;
-        await using var engineScope = engine;
-
-        var huge = Http.Json(new { instance_id = new string('a', 200_000) });
-        var (status, _, _) = Http.Read(await functions.AllocateDatabase(Http.Request("POST", "/api/database/allocate", huge), engine.Client, default));
-
-        Assert.Equal(400, status);
     }
 
     [Fact]
@@ -179,5 +167,23 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
         Assert.Equal(202, dedicated);
         Assert.Equal("provisioning", body.GetProperty("status").GetString());
         Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM db_servers WHERE server_type = 'dedicated' AND status = 'provisioning'"));
+    }
+}
+
+/// <summary>The instance-service's routes refusing a body before any catalog or engine work: no database, no engine.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class AllocationFunctionsInputTests
+{
+    [Fact]
+    public async Task Allocate_HugeBody_400()
+    {
+        await using var app = OfflineApp.Start();
+        var functions = ActivatorUtilities.CreateInstance<AllocationFunctions>(app.Services);
+
+        // No Durable client: a refused body never reaches the engine.
+        var huge = Http.Json(new { instance_id = new string('a', 200_000) });
+        var (status, _, _) = Http.Read(await functions.AllocateDatabase(Http.Request("POST", "/api/database/allocate", huge), null!, default));
+
+        Assert.Equal(400, status);
     }
 }

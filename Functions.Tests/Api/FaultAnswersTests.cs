@@ -12,6 +12,7 @@ namespace TenantDb.Functions.Tests.Api;
 /// Retry-After (never 500), and the answer carries no exception text.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class FaultAnswersTests(PostgresFixture fixture)
 {
     private static string Path(Guid id, string action = "") => $"/api/database/{(action.Length == 0 ? "allocations" : "credentials")}/{id}{action}";
@@ -122,12 +123,17 @@ public sealed class FaultAnswersTests(PostgresFixture fixture)
 
         AssertUnavailable(claim, "handoff-unavailable"); // the handoff answers its own 503 (issue 9, item 7) before the middleware sees a timeout
     }
+}
 
+/// <summary>The app's exception middleware on its own: an unexpected exception is a 500 problem that carries none of its text.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class ExceptionMiddlewareTests
+{
     [Fact]
     [Trait("Issue9", "18")]
     public async Task UnexpectedException_Is500WithoutItsText()
     {
-        await using var app = await TestApp.StartAsync(fixture);
+        await using var app = OfflineApp.Start();
 
         var answer = await ThroughMiddleware.CallAsync(app.Services, Http.Request("GET", "/api/x"),
             () => throw new InvalidOperationException("Host=10.0.0.1;Password=hunter2"));

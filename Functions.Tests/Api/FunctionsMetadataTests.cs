@@ -3,6 +3,7 @@ using System.Text.Json;
 namespace TenantDb.Functions.Tests.Api;
 
 /// <summary>The Worker SDK's functions.metadata is what a host serves: it must carry every route of DESIGN.md §2 and both timers.</summary>
+[Trait("Category", Tier.Unit)]
 public sealed class FunctionsMetadataTests
 {
     private static readonly List<JsonElement> Functions = Load();

@@ -7,6 +7,7 @@ namespace TenantDb.Functions.Tests.Api;
 
 /// <summary>Bodies are read strictly: JSON declared as JSON, each key once, numbers as numbers; refusals never echo driver text.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class InputStrictnessTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -56,14 +57,6 @@ public sealed class InputStrictnessTests(PostgresFixture fixture)
         Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM db_servers"));
     }
 
-    [Theory]
-    [Trait("Issue9", "21")]
-    [InlineData("application/json")]
-    [InlineData("application/json; charset=utf-8")]
-    [InlineData("Application/JSON; charset=\"UTF-8\"")]
-    [InlineData("application/merge-patch+json")]
-    public void IsJson_JsonMediaTypes_AreAccepted(string contentType) => Assert.True(ApiJson.IsJson(contentType));
-
     [Fact]
     [Trait("Issue9", "21")]
     public async Task Allocate_DuplicateKeyOrTextBody_IsRefusedAndNothingCreated()
@@ -102,4 +95,17 @@ public sealed class InputStrictnessTests(PostgresFixture fixture)
         Assert.DoesNotContain("password authentication failed", detail);
         Assert.DoesNotContain("\"postgres\"", detail);
     }
+}
+
+/// <summary>Which declared content types count as JSON: the media type alone decides, parameters and case aside.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class JsonMediaTypeTests
+{
+    [Theory]
+    [Trait("Issue9", "21")]
+    [InlineData("application/json")]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("Application/JSON; charset=\"UTF-8\"")]
+    [InlineData("application/merge-patch+json")]
+    public void IsJson_JsonMediaTypes_AreAccepted(string contentType) => Assert.True(ApiJson.IsJson(contentType));
 }

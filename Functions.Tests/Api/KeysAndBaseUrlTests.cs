@@ -15,6 +15,7 @@ namespace TenantDb.Functions.Tests.Api;
 /// on the configured public base, never on the request's Host header.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class KeysAndBaseUrlTests(PostgresFixture fixture)
 {
     private const string CallerKey = "caller-function-key-4f9c2e81";
@@ -104,7 +105,12 @@ public sealed class KeysAndBaseUrlTests(PostgresFixture fixture)
         Assert.DoesNotContain("evil.example", run.SerializedInput);
         Assert.Equal(PublicBaseUrl, run.ReadInputAs<AllocateWhenReadyInput>()!.BaseUrl);
     }
+}
 
+/// <summary>Issue 9 item 5 at start-up: the configured public base URL is validated, and defaults from the host name.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class PublicBaseUrlTests
+{
     [Theory]
     [Trait("Issue9", "5")]
     [InlineData("ftp://allocator.example.test")]

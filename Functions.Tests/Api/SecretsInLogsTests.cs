@@ -11,6 +11,7 @@ namespace TenantDb.Functions.Tests.Api;
 /// secret — allocation, a failed allocation, rotation, pool provisioning — and finds none of those secrets in any line.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class SecretsInLogsTests(PostgresFixture fixture)
 {
     [Fact]

@@ -7,6 +7,7 @@ namespace TenantDb.Functions.Tests.Capacity;
 
 /// <summary>Issue 9 item 17: activating a pool in error probes its server first.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class ActivateProbeTests(PostgresFixture fixture)
 {
     [Fact]

@@ -6,6 +6,7 @@ namespace TenantDb.Functions.Tests.Capacity;
 
 /// <summary>Issue 9 item 16: one transient failure never takes a pool out of placement; repeated ones do.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class PoolFailureTests(PostgresFixture fixture)
 {
     private static AllocationRequest Request() => new(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard");

@@ -35,6 +35,7 @@ internal sealed class BlippingInspectDriver(ProcessPoolProvisioner real, int fai
 /// a lost provisioning run never blocks capacity; dedicated provisioning and the number of servers are bounded.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class ProvisioningRecoveryTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

@@ -14,6 +14,7 @@ namespace TenantDb.Functions.Tests.Capacity;
 
 /// <summary>Issue 9 item 20: the number of servers is capped; a dedicated server whose tenant is purged is reclaimed.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class ServerLimitTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

@@ -8,11 +8,12 @@ using TenantDb.Functions.Tests.Infrastructure;
 namespace TenantDb.Functions.Tests.Handoff;
 
 /// <summary>
-/// A claim lost on the wire (issue 9, item 8): the entity's keyed claim on the fake entity runtime, the header's validation
-/// and <c>Cache-Control: no-store</c> through the functions. The whole retry runs end to end on LocalHost.
+/// A claim lost on the wire (issue 9, item 8): the entity's keyed claim on the fake entity runtime and the header's
+/// validation, with no database; what answers from the catalog (a good key, <c>Cache-Control: no-store</c>) is in
+/// <see cref="ClaimReplayCatalogTests"/>. The whole retry runs end to end on LocalHost.
 /// </summary>
-[Collection(PostgresCollection.Name)]
-public sealed class ClaimReplayTests(PostgresFixture fixture)
+[Trait("Category", Tier.Unit)]
+public sealed class ClaimReplayTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Window = TimeSpan.FromMinutes(5);
@@ -95,7 +96,7 @@ public sealed class ClaimReplayTests(PostgresFixture fixture)
     [MemberData(nameof(BadKeys))]
     public async Task Claim_MalformedIdempotencyKey_400ProblemBeforeAnythingIsTaken(string[] values)
     {
-        await using var app = await TestApp.StartAsync(fixture);
+        await using var app = OfflineApp.Start();
         var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
         var id = Guid.NewGuid().ToString();
         var request = Http.Request("POST", $"/api/database/credentials/{id}/claim");
@@ -109,6 +110,21 @@ public sealed class ClaimReplayTests(PostgresFixture fixture)
         Assert.Equal(Problems.TypePrefix + "invalid-idempotency-key", problem.GetProperty("type").GetString());
     }
 
+    [Fact]
+    [Trait("Issue9", "8")]
+    public async Task Options_ClaimReplayWindowOutOfRange_FailValidation()
+    {
+        await using var app = OfflineApp.Start(new Dictionary<string, string?> { ["Handoff:ClaimReplayWindow"] = "02:00:00" });
+
+        Assert.Throws<OptionsValidationException>(() => app.Get<IOptions<HandoffOptions>>().Value);
+    }
+}
+
+/// <summary>The claim-replay answers that come from the catalog: a well-formed key gets past the check, an inline password is no-store.</summary>
+[Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
+public sealed class ClaimReplayCatalogTests(PostgresFixture fixture)
+{
     [Theory]
     [Trait("Issue9", "8")]
     [InlineData("0f8fad5b-d9cb-469f-a165-70867728950e")]
@@ -146,14 +162,5 @@ public sealed class ClaimReplayTests(PostgresFixture fixture)
         Assert.Equal(200, status);
         Assert.True(body.TryGetProperty("db_password", out _));
         Assert.Equal("no-store", request.HttpContext.Response.Headers.CacheControl.ToString());
-    }
-
-    [Fact]
-    [Trait("Issue9", "8")]
-    public async Task Options_ClaimReplayWindowOutOfRange_FailValidation()
-    {
-        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Handoff:ClaimReplayWindow"] = "02:00:00" });
-
-        Assert.Throws<OptionsValidationException>(() => app.Get<IOptions<HandoffOptions>>().Value);
     }
 }

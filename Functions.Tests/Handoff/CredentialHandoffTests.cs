@@ -10,6 +10,7 @@ namespace TenantDb.Functions.Tests.Handoff;
 /// engine has no entities). The <see cref="ClaimCredentials"/> orchestrator calls this entity, so it is not run on
 /// InProcessTestHost here either: the LocalHost end-to-end tests cover claim runs on the real engine.
 /// </summary>
+[Trait("Category", Tier.Unit)]
 public sealed class CredentialHandoffTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);

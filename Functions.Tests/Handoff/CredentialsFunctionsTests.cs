@@ -11,46 +11,9 @@ namespace TenantDb.Functions.Tests.Handoff;
 /// (200 claim, 410) run end to end on the LocalHost engine; the in-memory engine here has no entities.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
 {
-    public static TheoryData<string> BadIds() => new()
-    {
-        "not-a-uuid",
-        "'; DROP TABLE tenant_databases; --",
-        Guid.NewGuid().ToString("N"),
-        "{" + Guid.NewGuid() + "}",
-        Guid.Empty.ToString(),
-        new string('a', 5000),
-    };
-
-    [Theory]
-    [MemberData(nameof(BadIds))]
-    public async Task Claim_NotACanonicalUuid_400Problem(string id)
-    {
-        await using var app = await TestApp.StartAsync(fixture);
-        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
-
-        var (status, contentType, problem) = Http.Read(await functions.ClaimDatabaseCredentials(
-            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/claim"), id, null!, default));
-
-        Assert.Equal(400, status);
-        Assert.Equal(Problems.ContentType, contentType);
-        Assert.Equal(Problems.TypePrefix + "invalid-instance-id", problem.GetProperty("type").GetString());
-    }
-
-    [Theory]
-    [MemberData(nameof(BadIds))]
-    public async Task Rotate_NotACanonicalUuid_400Problem(string id)
-    {
-        await using var app = await TestApp.StartAsync(fixture);
-        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
-
-        var (status, _, _) = Http.Read(await functions.RotateDatabaseCredentials(
-            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/rotate"), id, null!, default));
-
-        Assert.Equal(400, status);
-    }
-
     [Fact]
     public async Task Claim_UnknownInstance_404Problem()
     {
@@ -101,5 +64,48 @@ public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
         Assert.Equal(Problems.ContentType, contentType);
         Assert.Equal(Problems.TypePrefix + "allocation-not-ready", problem.GetProperty("type").GetString());
         Assert.False(problem.TryGetProperty("db_password", out _));
+    }
+}
+
+/// <summary>The claim and rotate routes refusing an id that is not a canonical UUID, before any catalog or engine work.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class CredentialsInputTests
+{
+    public static TheoryData<string> BadIds() => new()
+    {
+        "not-a-uuid",
+        "'; DROP TABLE tenant_databases; --",
+        Guid.NewGuid().ToString("N"),
+        "{" + Guid.NewGuid() + "}",
+        Guid.Empty.ToString(),
+        new string('a', 5000),
+    };
+
+    [Theory]
+    [MemberData(nameof(BadIds))]
+    public async Task Claim_NotACanonicalUuid_400Problem(string id)
+    {
+        await using var app = OfflineApp.Start();
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+
+        var (status, contentType, problem) = Http.Read(await functions.ClaimDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/claim"), id, null!, default));
+
+        Assert.Equal(400, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal(Problems.TypePrefix + "invalid-instance-id", problem.GetProperty("type").GetString());
+    }
+
+    [Theory]
+    [MemberData(nameof(BadIds))]
+    public async Task Rotate_NotACanonicalUuid_400Problem(string id)
+    {
+        await using var app = OfflineApp.Start();
+        var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
+
+        var (status, _, _) = Http.Read(await functions.RotateDatabaseCredentials(
+            Http.Request("POST", $"/api/database/credentials/{Uri.EscapeDataString(id)}/rotate"), id, null!, default));
+
+        Assert.Equal(400, status);
     }
 }

@@ -12,6 +12,7 @@ namespace TenantDb.Functions.Tests.Handoff;
 /// entity-capable client, which only the LocalHost engine has; here the rotation's database half runs for real.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class HandoffServiceTests(PostgresFixture fixture)
 {
     private static AllocationRequest Request(Guid instance) => new(instance.ToString(), Guid.NewGuid().ToString(), "standard");
@@ -88,9 +89,25 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
     }
 
     [Fact]
+    public async Task Claim_InstanceWithoutReadyDatabase_IsUnknownWithoutStartingARun()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+
+        // No tenant row: the answer comes from the catalog, before any Durable call (so no client is needed).
+        var outcome = await app.Get<HandoffService>().ClaimAsync(null!, Guid.NewGuid(), null, CancellationToken.None);
+
+        Assert.IsType<ClaimOutcome.Unknown>(outcome);
+    }
+}
+
+/// <summary><see cref="HandoffService"/>'s wiring, options and sealing, which need no catalog: the app's services with no database behind them.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class HandoffConfigurationTests
+{
+    [Fact]
     public async Task Seal_Password_CiphertextForThisInstanceExpiringAfterTheConfiguredTtl()
     {
-        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Handoff:Ttl"] = "00:30:00" });
+        await using var app = OfflineApp.Start(new Dictionary<string, string?> { ["Handoff:Ttl"] = "00:30:00" });
         var service = app.Get<HandoffService>();
         var instance = Guid.NewGuid();
         var password = Secrets.PasswordGenerator.Generate(40);
@@ -103,20 +120,9 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
     }
 
     [Fact]
-    public async Task Claim_InstanceWithoutReadyDatabase_IsUnknownWithoutStartingARun()
-    {
-        await using var app = await TestApp.StartAsync(fixture);
-
-        // No tenant row: the answer comes from the catalog, before any Durable call (so no client is needed).
-        var outcome = await app.Get<HandoffService>().ClaimAsync(null!, Guid.NewGuid(), null, CancellationToken.None);
-
-        Assert.IsType<ClaimOutcome.Unknown>(outcome);
-    }
-
-    [Fact]
     public async Task Registration_CredentialDeposit_IsTheHandoffService()
     {
-        await using var app = await TestApp.StartAsync(fixture);
+        await using var app = OfflineApp.Start();
 
         Assert.Same(app.Get<HandoffService>(), app.Get<ICredentialDeposit>());
     }
@@ -126,7 +132,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
     [InlineData("Handoff:Ttl", "00:00:00")]
     public async Task Options_OutOfRange_FailValidation(string key, string value)
     {
-        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { [key] = value });
+        await using var app = OfflineApp.Start(new Dictionary<string, string?> { [key] = value });
 
         Assert.Throws<OptionsValidationException>(() => app.Get<IOptions<HandoffOptions>>().Value);
     }

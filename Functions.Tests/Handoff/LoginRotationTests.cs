@@ -15,6 +15,7 @@ namespace TenantDb.Functions.Tests.Handoff;
 /// end on LocalHost (<c>CredentialRotationEndToEndTests</c>).
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class LoginRotationTests(PostgresFixture fixture)
 {
     private static AllocationRequest Request(Guid instance) => new(instance.ToString(), Guid.NewGuid().ToString(), "standard");

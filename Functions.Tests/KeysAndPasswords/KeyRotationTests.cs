@@ -20,12 +20,13 @@ namespace TenantDb.Functions.Tests.KeysAndPasswords;
 /// old key removed. Three app instances on one catalog stand for three deployments of the configuration.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class KeyRotationTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
     /// <summary>A ciphertext in the format written before key ids existed: <c>v1:</c> + base64(nonce | tag | ciphertext).</summary>
-    private static string FirstFormat(string base64Key, string plaintext, string purpose)
+    internal static string FirstFormat(string base64Key, string plaintext, string purpose)
     {
         var clear = Encoding.UTF8.GetBytes(plaintext);
         var buffer = new byte[12 + 16 + clear.Length];
@@ -225,7 +226,12 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
         Assert.False(replaced);
         Assert.Equal(writers, await app.CatalogScalarAsync<string>("SELECT admin_password_encrypted FROM db_servers WHERE id = @id", ("id", pool.Id)));
     }
+}
 
+/// <summary>The keyring on its own (issue 9, item 9): which configurations start, and which key decrypts which format. No catalog.</summary>
+[Trait("Category", Tier.Unit)]
+public sealed class KeyringTests
+{
     [Theory]
     [Trait("Issue9", "9")]
     [InlineData("short-key")]
@@ -245,7 +251,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
             "no-key" => new() { ["Secrets:Key"] = "" },
             _ => new() { ["Secrets:Key"] = "", ["Secrets:Keys:a.b"] = good, ["Secrets:CurrentKeyId"] = "a.b" },
         };
-        await using var app = await StartOnCatalogAsync(null, settings);
+        await using var app = OfflineApp.Start(settings);
 
         var error = Assert.Throws<OptionsValidationException>(() => app.Get<IOptions<SecretsOptions>>().Value);
 
@@ -266,7 +272,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
             CurrentKeyId = "k2",
         }));
         var madeBefore = single.Protect("secret", "p");
-        var firstFormat = FirstFormat(oldKey, "secret", "p");
+        var firstFormat = KeyRotationTests.FirstFormat(oldKey, "secret", "p");
 
         Assert.Equal(SecretKeyring.LegacyKeyId(Convert.FromBase64String(oldKey)), single.CurrentKeyId);
         Assert.Equal(single.CurrentKeyId, SecretProtector.KeyIdOf(madeBefore));

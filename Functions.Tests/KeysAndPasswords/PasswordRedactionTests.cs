@@ -7,6 +7,7 @@ using TenantDb.Functions.Drivers;
 namespace TenantDb.Functions.Tests.KeysAndPasswords;
 
 /// <summary>Records and requests that carry a password print a mask in its place (issue 9, item 10), and still print the rest.</summary>
+[Trait("Category", Tier.Unit)]
 public sealed class PasswordRedactionTests
 {
     private static readonly string Password = PasswordGenerator.Generate(40);

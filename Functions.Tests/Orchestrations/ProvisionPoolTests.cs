@@ -45,6 +45,7 @@ internal sealed class FlakyProcessDriver(ProcessPoolProvisioner real, int failur
 
 /// <summary>The ProvisionPool orchestrator on the in-memory Durable engine, its activities doing the real work.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class ProvisionPoolTests(PostgresFixture fixture)
 {
     private static readonly string DataRoot = Path.Combine(PostgresFixture.Root, "orchestrated-pools");

@@ -9,13 +9,17 @@ using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Provisioning;
 
-/// <summary>Each driver's whole lifecycle against the real thing: a Docker engine with a swarm, local processes, a running server.</summary>
-[Collection(PostgresCollection.Name)]
-public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper output)
+/// <summary>
+/// Each driver's whole lifecycle against the real thing: a Docker engine with a swarm, local processes, a running server.
+/// What the driver tests share; the tests that need the Docker engine are in <see cref="DockerDriverTests"/>.
+/// </summary>
+public abstract class DriverTestKit(PostgresFixture fixture, ITestOutputHelper output)
 {
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(90);
+    protected static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(90);
 
-    private Task<TestApp> StartAppAsync(string driver) => TestApp.StartAsync(fixture, new Dictionary<string, string?>
+    protected PostgresFixture Fixture => fixture;
+
+    protected Task<TestApp> StartAppAsync(string driver) => TestApp.StartAsync(fixture, new Dictionary<string, string?>
     {
         ["Provisioning:Driver"] = driver,
         ["Provisioning:Owner"] = DockerTestEngine.Owner,
@@ -25,13 +29,13 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         ["Provisioning:Process:DataRoot"] = Path.Combine(PostgresFixture.Root, "process-pools"),
     });
 
-    private static PoolServerSpec NewSpec(string prefix) =>
+    protected static PoolServerSpec NewSpec(string prefix) =>
         new($"{prefix}-{Guid.NewGuid().ToString("N")[..8]}", "shared", "tenantdb_admin", PasswordGenerator.Generate(40), 1, "512m", CatalogId: Guid.NewGuid());
 
-    private static PoolServerRef RefOf(PoolServerSpec spec, ServerEndpoint endpoint) =>
+    protected static PoolServerRef RefOf(PoolServerSpec spec, ServerEndpoint endpoint) =>
         new(spec.Name, endpoint.ResourceId, endpoint.Host, endpoint.Port, spec.AdminUser, spec.AdminPassword);
 
-    private async Task<ServerState> WaitRunningAsync(IPoolProvisioner driver, PoolServerRef server, Stopwatch since)
+    protected async Task<ServerState> WaitRunningAsync(IPoolProvisioner driver, PoolServerRef server, Stopwatch since)
     {
         var deadline = DateTimeOffset.UtcNow + ReadyTimeout;
         while (true)
@@ -48,7 +52,7 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         }
     }
 
-    private static async Task<ServerState> WaitNotRunningAsync(IPoolProvisioner driver, PoolServerRef server)
+    protected static async Task<ServerState> WaitNotRunningAsync(IPoolProvisioner driver, PoolServerRef server)
     {
         var deadline = DateTimeOffset.UtcNow + ReadyTimeout;
         while (true)
@@ -64,7 +68,7 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
     }
 
     /// <summary>Create twice (one server), ready by SELECT 1, a tenant database placed on it, stop, delete, nothing left.</summary>
-    private async Task FullLifecycleAsync(string driverName, Func<PoolServerSpec, Task<int>> countResources)
+    protected async Task FullLifecycleAsync(string driverName, Func<PoolServerSpec, Task<int>> countResources)
     {
         await using var app = await StartAppAsync(driverName);
         var driver = app.Get<PoolProvisioners>().Default;
@@ -112,7 +116,105 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         Assert.Equal(0, await countResources(spec));
         Assert.DoesNotContain(await driver.ListOwnedAsync(CancellationToken.None), o => o.Name == spec.Name);
     }
+}
 
+/// <summary>The drivers that need no Docker engine: local processes and a registered server.</summary>
+[Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
+public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper output) : DriverTestKit(fixture, output)
+{
+    [Fact]
+    public async Task Process_Lifecycle_CreateIdempotentReadyAllocateDeleteLeavesNothing()
+    {
+        var root = Path.Combine(PostgresFixture.Root, "process-pools");
+        await FullLifecycleAsync("process", spec => Task.FromResult(Directory.Exists(Path.Combine(root, spec.Name)) ? 1 : 0));
+    }
+
+    [Fact]
+    public async Task Process_KilledServer_IsSeenDownAndRestartBringsItBack()
+    {
+        await using var app = await StartAppAsync("process");
+        var driver = app.Get<PoolProvisioners>().Default;
+        var spec = NewSpec("process");
+        var endpoint = await driver.CreateAsync(spec, CancellationToken.None);
+        var server = RefOf(spec, endpoint);
+        try
+        {
+            await WaitRunningAsync(driver, server, Stopwatch.StartNew());
+
+            ProcessPoolProvisioner.Kill(endpoint.ResourceId);
+            var deadline = DateTimeOffset.UtcNow.AddSeconds(20);
+            ServerState state;
+            do
+            {
+                await Task.Delay(200);
+                state = await driver.InspectAsync(server, CancellationToken.None);
+            }
+            while (state.Presence != ServerPresence.Down && DateTimeOffset.UtcNow < deadline);
+            Assert.Equal(ServerPresence.Down, state.Presence);
+
+            await driver.RestartAsync(server, CancellationToken.None);
+            await WaitRunningAsync(driver, server, Stopwatch.StartNew());
+        }
+        finally
+        {
+            await driver.DeleteAsync(server, CancellationToken.None);
+        }
+    }
+
+    [Theory]
+    [InlineData("process")]
+    [InlineData("registered")]
+    public async Task Inspect_MissingServer_IsMissingOrDownNotAnException(string driverName)
+    {
+        await using var app = await StartAppAsync(driverName);
+        var driver = app.Get<PoolProvisioners>().Default;
+
+        var state = await driver.InspectAsync(new PoolServerRef($"nothere-{Guid.NewGuid():N}"[..16], null, "127.0.0.1", LocalPostgres.FreeLoopbackPort(), "x", "y"), CancellationToken.None);
+
+        Assert.Equal(driverName == "registered" ? ServerPresence.Down : ServerPresence.Missing, state.Presence);
+    }
+
+    [Fact]
+    public async Task Registered_ExistingServer_IsCheckedInspectedAndHostsATenant()
+    {
+        var existing = await Fixture.StartServerAsync($"reg-{Guid.NewGuid():N}"[..12], null);
+        await using var app = await StartAppAsync("registered");
+        var driver = app.Get<PoolProvisioners>().Default;
+        var spec = new PoolServerSpec(existing.Name, "shared", TestServer.Superuser, existing.Password, null, null, "127.0.0.1", existing.Port);
+
+        var endpoint = await driver.CreateAsync(spec, CancellationToken.None);
+        var server = RefOf(spec, endpoint);
+        var state = await WaitRunningAsync(driver, server, Stopwatch.StartNew());
+        await app.AddPoolAsync(existing, 5);
+        var outcome = await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "starter"), CancellationToken.None);
+
+        Assert.Equal(existing.Port, state.Port);
+        Assert.IsType<AllocationOutcome.Allocated>(outcome);
+        await existing.StopAsync();
+        Assert.Equal(ServerPresence.Down, (await driver.InspectAsync(server, CancellationToken.None)).Presence);
+        await driver.DeleteAsync(server, CancellationToken.None); // does nothing to the server
+        await existing.StartAsync();
+        Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(server, CancellationToken.None)).Presence);
+        await existing.StopAsync();
+    }
+
+    [Fact]
+    public async Task Registered_WrongPassword_IsRefusedAtCreate()
+    {
+        await using var app = await StartAppAsync("registered");
+        var driver = app.Get<PoolProvisioners>().Default;
+        var spec = new PoolServerSpec("reg-wrong", "shared", TestServer.Superuser, "WrongPassword123", null, null, "127.0.0.1", Fixture.Pools[2].Port);
+
+        await Assert.ThrowsAsync<ServerUnreachableException>(() => driver.CreateAsync(spec, CancellationToken.None));
+    }
+}
+
+/// <summary>The swarm and Docker drivers, against the Docker engine the test command started (infra/docker/engine.sh).</summary>
+[Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Docker)]
+public sealed class DockerDriverTests(PostgresFixture fixture, ITestOutputHelper output) : DriverTestKit(fixture, output)
+{
     [Fact]
     public async Task Swarm_Lifecycle_CreateIdempotentReadyAllocateDeleteLeavesNothing()
     {
@@ -166,50 +268,9 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         });
     }
 
-    [Fact]
-    public async Task Process_Lifecycle_CreateIdempotentReadyAllocateDeleteLeavesNothing()
-    {
-        var root = Path.Combine(PostgresFixture.Root, "process-pools");
-        await FullLifecycleAsync("process", spec => Task.FromResult(Directory.Exists(Path.Combine(root, spec.Name)) ? 1 : 0));
-    }
-
-    [Fact]
-    public async Task Process_KilledServer_IsSeenDownAndRestartBringsItBack()
-    {
-        await using var app = await StartAppAsync("process");
-        var driver = app.Get<PoolProvisioners>().Default;
-        var spec = NewSpec("process");
-        var endpoint = await driver.CreateAsync(spec, CancellationToken.None);
-        var server = RefOf(spec, endpoint);
-        try
-        {
-            await WaitRunningAsync(driver, server, Stopwatch.StartNew());
-
-            ProcessPoolProvisioner.Kill(endpoint.ResourceId);
-            var deadline = DateTimeOffset.UtcNow.AddSeconds(20);
-            ServerState state;
-            do
-            {
-                await Task.Delay(200);
-                state = await driver.InspectAsync(server, CancellationToken.None);
-            }
-            while (state.Presence != ServerPresence.Down && DateTimeOffset.UtcNow < deadline);
-            Assert.Equal(ServerPresence.Down, state.Presence);
-
-            await driver.RestartAsync(server, CancellationToken.None);
-            await WaitRunningAsync(driver, server, Stopwatch.StartNew());
-        }
-        finally
-        {
-            await driver.DeleteAsync(server, CancellationToken.None);
-        }
-    }
-
     [Theory]
     [InlineData("swarm")]
     [InlineData("docker")]
-    [InlineData("process")]
-    [InlineData("registered")]
     public async Task Inspect_MissingServer_IsMissingOrDownNotAnException(string driverName)
     {
         await using var app = await StartAppAsync(driverName);
@@ -218,39 +279,5 @@ public sealed class DriverTests(PostgresFixture fixture, ITestOutputHelper outpu
         var state = await driver.InspectAsync(new PoolServerRef($"nothere-{Guid.NewGuid():N}"[..16], null, "127.0.0.1", LocalPostgres.FreeLoopbackPort(), "x", "y"), CancellationToken.None);
 
         Assert.Equal(driverName == "registered" ? ServerPresence.Down : ServerPresence.Missing, state.Presence);
-    }
-
-    [Fact]
-    public async Task Registered_ExistingServer_IsCheckedInspectedAndHostsATenant()
-    {
-        var existing = await fixture.StartServerAsync($"reg-{Guid.NewGuid():N}"[..12], null);
-        await using var app = await StartAppAsync("registered");
-        var driver = app.Get<PoolProvisioners>().Default;
-        var spec = new PoolServerSpec(existing.Name, "shared", TestServer.Superuser, existing.Password, null, null, "127.0.0.1", existing.Port);
-
-        var endpoint = await driver.CreateAsync(spec, CancellationToken.None);
-        var server = RefOf(spec, endpoint);
-        var state = await WaitRunningAsync(driver, server, Stopwatch.StartNew());
-        await app.AddPoolAsync(existing, 5);
-        var outcome = await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "starter"), CancellationToken.None);
-
-        Assert.Equal(existing.Port, state.Port);
-        Assert.IsType<AllocationOutcome.Allocated>(outcome);
-        await existing.StopAsync();
-        Assert.Equal(ServerPresence.Down, (await driver.InspectAsync(server, CancellationToken.None)).Presence);
-        await driver.DeleteAsync(server, CancellationToken.None); // does nothing to the server
-        await existing.StartAsync();
-        Assert.Equal(ServerPresence.Running, (await driver.InspectAsync(server, CancellationToken.None)).Presence);
-        await existing.StopAsync();
-    }
-
-    [Fact]
-    public async Task Registered_WrongPassword_IsRefusedAtCreate()
-    {
-        await using var app = await StartAppAsync("registered");
-        var driver = app.Get<PoolProvisioners>().Default;
-        var spec = new PoolServerSpec("reg-wrong", "shared", TestServer.Superuser, "WrongPassword123", null, null, "127.0.0.1", fixture.Pools[2].Port);
-
-        await Assert.ThrowsAsync<ServerUnreachableException>(() => driver.CreateAsync(spec, CancellationToken.None));
     }
 }

@@ -12,6 +12,7 @@ namespace TenantDb.Functions.Tests.Provisioning;
 /// </summary>
 [Collection(PostgresCollection.Name)]
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+[Trait("Category", Tier.Database)]
 public sealed class PasswordFileTests(PostgresFixture fixture)
 {
     private static readonly string ServerUser = Environment.IsPrivilegedProcess ? "postgres" : Environment.UserName;

@@ -13,6 +13,7 @@ namespace TenantDb.Functions.Tests.Timers;
 
 /// <summary>The daily cleanup against real process servers, a real catalog and the in-memory Durable engine.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class DailyCleanupTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

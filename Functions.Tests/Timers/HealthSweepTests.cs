@@ -11,6 +11,7 @@ namespace TenantDb.Functions.Tests.Timers;
 
 /// <summary>The health sweep against real servers that are stopped and started, and a capacity counter corrupted on purpose.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait("Category", Tier.Database)]
 public sealed class HealthSweepTests(PostgresFixture fixture)
 {
     private static readonly CancellationToken None = CancellationToken.None;

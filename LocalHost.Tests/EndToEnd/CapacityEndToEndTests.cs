@@ -4,6 +4,7 @@ using Xunit;
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 
 /// <summary>Issue 9 items 15 and 19 against a started LocalHost serving the real app on the real Durable engine (Azurite).</summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class CapacityEndToEndTests
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(150);

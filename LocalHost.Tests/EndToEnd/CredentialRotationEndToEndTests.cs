@@ -10,6 +10,7 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 /// Rotation with alternating logins and the claim's Idempotency-Key (issue 9, items 7 and 8), over real HTTP against
 /// LocalHost serving the Functions app with the real Durable engine on Azurite, the real catalog and a real pool.
 /// </summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class CredentialRotationEndToEndTests
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);

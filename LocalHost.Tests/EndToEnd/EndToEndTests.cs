@@ -5,6 +5,7 @@ using Xunit;
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 
 /// <summary>Real HTTP against a started LocalHost serving the real Functions app: the instance-service's whole flow.</summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class EndToEndTests
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);

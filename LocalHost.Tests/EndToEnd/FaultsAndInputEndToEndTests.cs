@@ -6,6 +6,7 @@ using Xunit;
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 
 /// <summary>Over real HTTP through LocalHost: strict bodies (415, 400) and a stopped catalog answering 503 with Retry-After.</summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class FaultsAndInputEndToEndTests
 {
     private static async Task<(int Status, HttpResponseHeaders Headers, string? ContentType, string Body)> RawAsync(

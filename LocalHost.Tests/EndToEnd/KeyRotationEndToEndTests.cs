@@ -9,6 +9,7 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 /// waiting in the real Durable entities survive a new current key; the operator's re-wrap leaves no old ciphertext in the
 /// catalog; with the old key gone every pool is still healthy. No key in any response or log line.
 /// </summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class KeyRotationEndToEndTests
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);

@@ -8,6 +8,7 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 /// Issue 9 items 4-6 against the real app on LocalHost: no answer carries a function or master key, no URL follows the
 /// request's Host header, and the Durable management API takes only the system or master key.
 /// </summary>
+[Trait("Category", Tier.EndToEnd)]
 public sealed class KeysEndToEndTests
 {
     private const string EvilHost = "evil.example";
