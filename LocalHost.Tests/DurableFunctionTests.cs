@@ -14,18 +14,18 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task Orchestration_StartedOverHttp_CompletesThroughStatusRoute()
     {
-        string id = "greet-" + Guid.NewGuid().ToString("N");
+        var id = "greet-" + Guid.NewGuid().ToString("N");
 
-        using HttpResponseMessage started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 2 });
+        using var started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 2 });
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         Assert.Contains($"{Management}/{id}?", started.Headers.Location?.ToString());
 
-        (HttpStatusCode waitingStatus, JsonElement waiting) = await this.PollStatusAsync(id, b => b.GetProperty("customStatus").ValueKind == JsonValueKind.String);
+        (var waitingStatus, var waiting) = await PollStatusAsync(id, b => b.GetProperty("customStatus").ValueKind == JsonValueKind.String);
         Assert.Equal(HttpStatusCode.Accepted, waitingStatus);
         Assert.Equal("Running", waiting.GetProperty("runtimeStatus").GetString());
         Assert.Equal("waiting", waiting.GetProperty("customStatus").GetString());
 
-        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Completed");
+        (var status, var body) = await PollStatusAsync(id, "Completed");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("GreetingOrchestrator", body.GetProperty("name").GetString());
         Assert.Equal(id, body.GetProperty("instanceId").GetString());
@@ -38,7 +38,7 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task ManagementRoute_WithoutKey_Returns401()
     {
-        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/any");
+        using var response = await host.Client.GetAsync($"{Management}/any");
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
     }
@@ -46,7 +46,7 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task ManagementRoute_UnknownInstance_Returns404()
     {
-        using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.SystemKey}");
+        using var response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.SystemKey}");
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
@@ -54,21 +54,21 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task Entity_SignalledTwice_StateReadThroughClient()
     {
-        string key = Guid.NewGuid().ToString("N");
-        using HttpResponseMessage notYet = await host.Client.GetAsync($"/api/counters/{key}");
+        var key = Guid.NewGuid().ToString("N");
+        using var notYet = await host.Client.GetAsync($"/api/counters/{key}");
         Assert.Equal(HttpStatusCode.NotFound, notYet.StatusCode);
 
-        using HttpResponseMessage first = await host.Client.PostAsync($"/api/counters/{key}/add/5", null);
-        using HttpResponseMessage second = await host.Client.PostAsync($"/api/counters/{key}/add/7", null);
+        using var first = await host.Client.PostAsync($"/api/counters/{key}/add/5", null);
+        using var second = await host.Client.PostAsync($"/api/counters/{key}/add/7", null);
         Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
 
-        int value = 0;
+        var value = 0;
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(45));
         while (value != 12)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(500), timeout.Token);
-            using HttpResponseMessage response = await host.Client.GetAsync($"/api/counters/{key}", timeout.Token);
+            using var response = await host.Client.GetAsync($"/api/counters/{key}", timeout.Token);
             if (response.StatusCode == HttpStatusCode.OK)
             {
                 value = (await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("value").GetInt32();
@@ -81,36 +81,36 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Fact]
     public async Task Orchestration_TerminatedThenPurged_GoneFromStatusRoute()
     {
-        string id = await this.StartApprovalAsync();
+        var id = await StartApprovalAsync();
 
-        using HttpResponseMessage terminate = await host.Client.PostAsync($"{Management}/{id}/terminate?reason=test&code={LocalHostFixture.SystemKey}", null);
+        using var terminate = await host.Client.PostAsync($"{Management}/{id}/terminate?reason=test&code={LocalHostFixture.SystemKey}", null);
         Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
-        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Terminated");
+        (var status, var body) = await PollStatusAsync(id, "Terminated");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("Terminated", body.GetProperty("runtimeStatus").GetString());
 
-        using HttpResponseMessage again = await host.Client.PostAsync($"{Management}/{id}/terminate?code={LocalHostFixture.SystemKey}", null);
+        using var again = await host.Client.PostAsync($"{Management}/{id}/terminate?code={LocalHostFixture.SystemKey}", null);
         Assert.Equal(HttpStatusCode.Gone, again.StatusCode);
 
-        using HttpResponseMessage purge = await host.Client.DeleteAsync($"{Management}/{id}?code={LocalHostFixture.MasterKey}");
+        using var purge = await host.Client.DeleteAsync($"{Management}/{id}?code={LocalHostFixture.MasterKey}");
         Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
         Assert.Equal(1, (await purge.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("instancesDeleted").GetInt32());
 
-        using HttpResponseMessage gone = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
+        using var gone = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
     }
 
     [Fact]
     public async Task Orchestration_EventRaisedThroughRoute_CompletesWithPayload()
     {
-        string id = await this.StartApprovalAsync();
+        var id = await StartApprovalAsync();
 
-        using HttpResponseMessage running = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
+        using var running = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}");
         Assert.Equal(HttpStatusCode.Accepted, running.StatusCode);
-        using HttpResponseMessage raised = await host.Client.PostAsJsonAsync($"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.SystemKey}", true);
+        using var raised = await host.Client.PostAsJsonAsync($"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.SystemKey}", true);
         Assert.Equal(HttpStatusCode.Accepted, raised.StatusCode);
 
-        (HttpStatusCode status, JsonElement body) = await this.PollStatusAsync(id, "Completed");
+        (var status, var body) = await PollStatusAsync(id, "Completed");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.True(body.GetProperty("output").GetBoolean());
     }
@@ -119,17 +119,17 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [Trait("Issue9", "4")]
     public async Task DurableClient_ManagementPayload_OnTheHostsBaseWithTheSystemKey()
     {
-        string id = "greet-" + Guid.NewGuid().ToString("N");
+        var id = "greet-" + Guid.NewGuid().ToString("N");
 
-        using HttpResponseMessage started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 0 });
+        using var started = await host.Client.PostAsJsonAsync($"/api/greetings/{id}", new { name = "Ada", delaySeconds = 0 });
 
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
-        string location = started.Headers.Location!.ToString();
+        var location = started.Headers.Location!.ToString();
         Assert.StartsWith($"{host.Client.BaseAddress!.ToString().TrimEnd('/')}{Management}/{id}?", location);
         Assert.Contains("code=" + LocalHostFixture.SystemKey, location);
         Assert.DoesNotContain(LocalHostFixture.FunctionKey, location);
         Assert.DoesNotContain(LocalHostFixture.MasterKey, location);
-        using HttpResponseMessage status = await host.Client.GetAsync(location);
+        using var status = await host.Client.GetAsync(location);
         Assert.True(status.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, $"status URL answered {status.StatusCode}");
     }
 
@@ -139,18 +139,18 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [InlineData("x-functions-key")]
     public async Task ManagementRoutes_FunctionKey_401OnEveryRouteAndNothingChanges(string keyIn)
     {
-        string id = await this.StartApprovalAsync();
+        var id = await StartApprovalAsync();
 
         HttpStatusCode[] answers =
         [
-            await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
-            await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=x", LocalHostFixture.FunctionKey, keyIn),
-            await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/raiseEvent/Approval", LocalHostFixture.FunctionKey, keyIn, JsonContent.Create(true)),
-            await this.SendAsync(HttpMethod.Delete, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
+            await SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
+            await SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=x", LocalHostFixture.FunctionKey, keyIn),
+            await SendAsync(HttpMethod.Post, $"{Management}/{id}/raiseEvent/Approval", LocalHostFixture.FunctionKey, keyIn, JsonContent.Create(true)),
+            await SendAsync(HttpMethod.Delete, $"{Management}/{id}", LocalHostFixture.FunctionKey, keyIn),
         ];
 
         Assert.All(answers, a => Assert.True(a is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden, $"a function key got {a}"));
-        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, keyIn));
+        Assert.Equal(HttpStatusCode.Accepted, await SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, keyIn));
     }
 
     [Theory]
@@ -161,11 +161,11 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [InlineData(LocalHostFixture.MasterKey, "x-functions-key")]
     public async Task ManagementRoutes_SystemOrMasterKey_Accepted(string key, string keyIn)
     {
-        string id = await this.StartApprovalAsync();
+        var id = await StartApprovalAsync();
 
-        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", key, keyIn));
-        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=test", key, keyIn));
-        (HttpStatusCode status, _) = await this.PollStatusAsync(id, "Terminated");
+        Assert.Equal(HttpStatusCode.Accepted, await SendAsync(HttpMethod.Get, $"{Management}/{id}", key, keyIn));
+        Assert.Equal(HttpStatusCode.Accepted, await SendAsync(HttpMethod.Post, $"{Management}/{id}/terminate?reason=test", key, keyIn));
+        (var status, _) = await PollStatusAsync(id, "Terminated");
         Assert.Equal(HttpStatusCode.OK, status);
     }
 
@@ -175,48 +175,48 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     [InlineData(false)]
     public async Task ManagementRoute_RaiseEventBodyOver64KB_413ProblemJsonAndNotDelivered(bool withContentLength)
     {
-        string id = await this.StartApprovalAsync();
-        byte[] huge = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new string('a', 100_000)));
+        var id = await StartApprovalAsync();
+        var huge = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new string('a', 100_000)));
         HttpContent content = withContentLength
             ? new ByteArrayContent(huge)
             : new StreamContent(new NonSeekableStream(huge)); // chunked: no Content-Length to trust
         content.Headers.ContentType = new("application/json");
 
         using HttpRequestMessage request = new(HttpMethod.Post, $"{Management}/{id}/raiseEvent/Approval?code={LocalHostFixture.SystemKey}") { Content = content };
-        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        using var response = await host.Client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         await Task.Delay(TimeSpan.FromSeconds(1));
-        Assert.Equal(HttpStatusCode.Accepted, await this.SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, "code"));
+        Assert.Equal(HttpStatusCode.Accepted, await SendAsync(HttpMethod.Get, $"{Management}/{id}", LocalHostFixture.SystemKey, "code"));
     }
 
     [Fact]
     [Trait("Issue9", "5")]
     public async Task ManagementRoute_HostHeaderEvilExample_LocationNeitherOnThatHostNorWithTheCallersKey()
     {
-        string id = await this.StartApprovalAsync();
+        var id = await StartApprovalAsync();
         using HttpRequestMessage request = new(HttpMethod.Get, $"{Management}/{id}?code={LocalHostFixture.MasterKey}");
         request.Headers.Host = "evil.example";
 
-        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        using var response = await host.Client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        string headers = response.Headers.ToString() + response.Content.Headers;
+        var headers = response.Headers.ToString() + response.Content.Headers;
         Assert.DoesNotContain("evil.example", headers);
         Assert.DoesNotContain(LocalHostFixture.MasterKey, headers);
     }
 
     private async Task<HttpStatusCode> SendAsync(HttpMethod method, string path, string key, string keyIn, HttpContent? content = null)
     {
-        string separator = path.Contains('?', StringComparison.Ordinal) ? "&" : "?";
+        var separator = path.Contains('?', StringComparison.Ordinal) ? "&" : "?";
         using HttpRequestMessage request = new(method, keyIn == "code" ? $"{path}{separator}code={Uri.EscapeDataString(key)}" : path) { Content = content };
         if (keyIn != "code")
         {
             request.Headers.Add("x-functions-key", key);
         }
 
-        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        using var response = await host.Client.SendAsync(request);
         return response.StatusCode;
     }
 
@@ -228,25 +228,25 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
 
     private async Task<string> StartApprovalAsync()
     {
-        string id = "approval-" + Guid.NewGuid().ToString("N");
+        var id = "approval-" + Guid.NewGuid().ToString("N");
         using HttpRequestMessage request = new(HttpMethod.Post, $"/api/approvals/{id}");
         request.Headers.Add("x-functions-key", LocalHostFixture.FunctionKey);
-        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        using var response = await host.Client.SendAsync(request);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Assert.Equal("Running", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
         return id;
     }
 
     private Task<(HttpStatusCode Status, JsonElement Body)> PollStatusAsync(string id, string runtimeStatus) =>
-        this.PollStatusAsync(id, b => b.GetProperty("runtimeStatus").GetString() == runtimeStatus);
+        PollStatusAsync(id, b => b.GetProperty("runtimeStatus").GetString() == runtimeStatus);
 
     private async Task<(HttpStatusCode Status, JsonElement Body)> PollStatusAsync(string id, Func<JsonElement, bool> done)
     {
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(60));
         while (true)
         {
-            using HttpResponseMessage response = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}", timeout.Token);
-            JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
+            using var response = await host.Client.GetAsync($"{Management}/{id}?code={LocalHostFixture.SystemKey}", timeout.Token);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
             if (done(body))
             {
                 return (response.StatusCode, body);

@@ -12,11 +12,11 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
     [Fact]
     public async Task HttpFunction_RouteValuesAndJsonBody_Returns200Json()
     {
-        using HttpResponseMessage response = await host.Client.PutAsJsonAsync("/api/tenants/acme/items/42", new { name = "Ada", quantity = 3 });
+        using var response = await host.Client.PutAsJsonAsync("/api/tenants/acme/items/42", new { name = "Ada", quantity = 3 });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(42, body.GetProperty("id").GetInt64());
         Assert.Equal("acme", body.GetProperty("tenant").GetString());
         Assert.Equal(3, body.GetProperty("quantity").GetInt32());
@@ -30,18 +30,18 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
     {
         using StringContent content = new(payload, Encoding.UTF8, "application/json");
 
-        using HttpResponseMessage response = await host.Client.PutAsync("/api/tenants/acme/items/42", content);
+        using var response = await host.Client.PutAsync("/api/tenants/acme/items/42", content);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        JsonElement problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(400, problem.GetProperty("status").GetInt32());
     }
 
     [Fact]
     public async Task HttpFunction_RouteValueOfWrongType_Returns400()
     {
-        using HttpResponseMessage response = await host.Client.PutAsJsonAsync("/api/tenants/acme/items/not-a-number", new { name = "Ada", quantity = 3 });
+        using var response = await host.Client.PutAsJsonAsync("/api/tenants/acme/items/not-a-number", new { name = "Ada", quantity = 3 });
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
@@ -63,7 +63,7 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
             request.Headers.Add("x-functions-key", key);
         }
 
-        using HttpResponseMessage response = await host.Client.SendAsync(request);
+        using var response = await host.Client.SendAsync(request);
 
         Assert.Equal(expected, response.StatusCode);
         if (expected == HttpStatusCode.Unauthorized)
@@ -75,17 +75,17 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
     [Fact]
     public async Task HttpFunction_KeyInCodeQuery_Authorized()
     {
-        using HttpResponseMessage response = await host.Client.GetAsync($"/api/secret?code={LocalHostFixture.FunctionKey}");
+        using var response = await host.Client.GetAsync($"/api/secret?code={LocalHostFixture.FunctionKey}");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("function", body.GetProperty("secret").GetString());
     }
 
     [Fact]
     public async Task HttpFunction_WrongMethod_Returns405()
     {
-        using HttpResponseMessage response = await host.Client.GetAsync("/api/tenants/acme/items/42");
+        using var response = await host.Client.GetAsync("/api/tenants/acme/items/42");
 
         Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
     }
@@ -93,12 +93,12 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
     [Fact]
     public async Task TimerFunction_ScheduleFromSetting_RunsEverySecond()
     {
-        int count = 0;
+        var count = 0;
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(20));
         while (count < 2)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(500), timeout.Token);
-            JsonElement body = await host.Client.GetFromJsonAsync<JsonElement>("/api/ticks", timeout.Token);
+            var body = await host.Client.GetFromJsonAsync<JsonElement>("/api/ticks", timeout.Token);
             count = body.GetProperty("count").GetInt32();
         }
 

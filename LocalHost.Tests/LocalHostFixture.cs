@@ -12,7 +12,7 @@ public sealed class LocalHostFixture : IAsyncLifetime
     public const string FunctionKey = "function-test-key";
     public const string SystemKey = "system-test-key";
 
-    private WebApplication? app;
+    private WebApplication? _app;
 
     public HttpClient Client { get; private set; } = null!;
 
@@ -21,35 +21,35 @@ public sealed class LocalHostFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await TestEnvironment.EnsureAzuriteAsync();
-        this.app = LocalFunctionsHost.Build(
+        _app = LocalFunctionsHost.Build(
         [
             "--app", TestEnvironment.SampleAppDirectory,
             "--port", "0",
             "--LocalHost:MasterKey=" + MasterKey,
             "--LocalHost:FunctionKeys=other-key," + FunctionKey,
             "--LocalHost:SystemKey=" + SystemKey,
-            "--LocalHost:HubName=" + this.HubName,
+            "--LocalHost:HubName=" + HubName,
             "--AzureWebJobsStorage=UseDevelopmentStorage=true",
             "--TickSchedule=*/1 * * * * *",
             "--Sample:Greeting=Hello",
         ]);
         using CancellationTokenSource timeout = new(TimeSpan.FromMinutes(1));
-        await this.app.StartAsync(timeout.Token);
-        this.Client = new HttpClient { BaseAddress = new Uri(this.app.Urls.Single()), Timeout = TimeSpan.FromSeconds(30) };
+        await _app.StartAsync(timeout.Token);
+        Client = new HttpClient { BaseAddress = new Uri(_app.Urls.Single()), Timeout = TimeSpan.FromSeconds(30) };
     }
 
     public async Task DisposeAsync()
     {
-        this.Client.Dispose();
-        if (this.app is null)
+        Client.Dispose();
+        if (_app is null)
         {
             return;
         }
 
-        DurableEngine engine = this.app.Services.GetRequiredService<DurableEngine>();
+        var engine = _app.Services.GetRequiredService<DurableEngine>();
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(30));
-        await this.app.StopAsync(timeout.Token);
+        await _app.StopAsync(timeout.Token);
         await engine.Service.DeleteAsync();
-        await this.app.DisposeAsync();
+        await _app.DisposeAsync();
     }
 }

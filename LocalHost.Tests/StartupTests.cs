@@ -6,14 +6,14 @@ namespace TenantDb.LocalHost.Tests;
 [Trait("Category", Tier.Unit)]
 public sealed class StartupTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("localhost-startup-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("localhost-startup-").FullName;
 
     [Fact]
     public void Build_FunctionWithUnbindableParameter_ThrowsNamingFunction()
     {
-        this.WriteMetadata("Broken", "SampleApp.Unservable.Run", new { name = "request", type = "httpTrigger", direction = "In", authLevel = "Anonymous", methods = new[] { "get" }, route = "broken" });
+        WriteMetadata("Broken", "SampleApp.Unservable.Run", new { name = "request", type = "httpTrigger", direction = "In", authLevel = "Anonymous", methods = new[] { "get" }, route = "broken" });
 
-        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+        var error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", _directory, "--port", "0"]));
 
         Assert.Equal("Broken", error.FunctionName);
         Assert.Contains("'Broken'", error.Message);
@@ -23,9 +23,9 @@ public sealed class StartupTests : IDisposable
     [Fact]
     public void Build_FunctionWithUnsupportedTrigger_ThrowsNamingFunction()
     {
-        this.WriteMetadata("QueueWorker", "SampleApp.Unservable.Run", new { name = "message", type = "queueTrigger", direction = "In", queueName = "work" });
+        WriteMetadata("QueueWorker", "SampleApp.Unservable.Run", new { name = "message", type = "queueTrigger", direction = "In", queueName = "work" });
 
-        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+        var error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", _directory, "--port", "0"]));
 
         Assert.Equal("QueueWorker", error.FunctionName);
         Assert.Contains("queueTrigger", error.Message);
@@ -34,9 +34,9 @@ public sealed class StartupTests : IDisposable
     [Fact]
     public void Build_TimerWithUnsetScheduleSetting_ThrowsNamingFunction()
     {
-        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "%NotConfiguredSchedule%" });
+        WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "%NotConfiguredSchedule%" });
 
-        FunctionStartupException error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0"]));
+        var error = Assert.Throws<FunctionStartupException>(() => LocalFunctionsHost.Build(["--app", _directory, "--port", "0"]));
 
         Assert.Equal("Nightly", error.FunctionName);
         Assert.Contains("NotConfiguredSchedule", error.Message);
@@ -50,10 +50,10 @@ public sealed class StartupTests : IDisposable
     [InlineData("evil.example?x=1")]
     public void Build_WebsiteHostNameNotAHostName_Throws(string hostName)
     {
-        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+        WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
 
-        InvalidOperationException error = Assert.Throws<InvalidOperationException>(
-            () => LocalFunctionsHost.Build(["--app", this.directory, "--port", "0", "--WEBSITE_HOSTNAME=" + hostName]));
+        var error = Assert.Throws<InvalidOperationException>(
+            () => LocalFunctionsHost.Build(["--app", _directory, "--port", "0", "--WEBSITE_HOSTNAME=" + hostName]));
 
         Assert.Contains("WEBSITE_HOSTNAME", error.Message);
     }
@@ -62,10 +62,10 @@ public sealed class StartupTests : IDisposable
     [Trait("Issue9", "6")]
     public void Build_SystemKeyEqualToAFunctionKey_Throws()
     {
-        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+        WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
 
-        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
-            ["--app", this.directory, "--port", "0", "--LocalHost:MasterKey=m", "--LocalHost:FunctionKeys=a,same-key", "--LocalHost:SystemKey=same-key"]));
+        var error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
+            ["--app", _directory, "--port", "0", "--LocalHost:MasterKey=m", "--LocalHost:FunctionKeys=a,same-key", "--LocalHost:SystemKey=same-key"]));
 
         Assert.Contains("SystemKey", error.Message);
         Assert.DoesNotContain("same-key", error.Message);
@@ -75,16 +75,16 @@ public sealed class StartupTests : IDisposable
     [Trait("Issue9", "4")]
     public void Build_SystemKeyEqualToTheMasterKey_Throws()
     {
-        this.WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+        WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
 
-        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
-            ["--app", this.directory, "--port", "0", "--LocalHost:MasterKey=same-key", "--LocalHost:FunctionKeys=a", "--LocalHost:SystemKey=same-key"]));
+        var error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
+            ["--app", _directory, "--port", "0", "--LocalHost:MasterKey=same-key", "--LocalHost:FunctionKeys=a", "--LocalHost:SystemKey=same-key"]));
 
         Assert.Contains("SystemKey", error.Message);
         Assert.DoesNotContain("same-key", error.Message);
     }
 
-    public void Dispose() => Directory.Delete(this.directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private void WriteMetadata(string name, string entryPoint, object trigger)
     {
@@ -99,6 +99,6 @@ public sealed class StartupTests : IDisposable
                 bindings = new[] { trigger },
             },
         ];
-        File.WriteAllText(Path.Combine(this.directory, "functions.metadata"), JsonSerializer.Serialize(functions));
+        File.WriteAllText(Path.Combine(_directory, "functions.metadata"), JsonSerializer.Serialize(functions));
     }
 }

@@ -36,10 +36,10 @@ internal static class TestEnvironment
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
-            using Process process = Process.Start(start) ?? throw new InvalidOperationException("infra/azurite.sh did not start.");
+            using var process = Process.Start(start) ?? throw new InvalidOperationException("infra/azurite.sh did not start.");
             using CancellationTokenSource timeout = new(TimeSpan.FromMinutes(3));
-            Task<string> output = process.StandardOutput.ReadToEndAsync(timeout.Token);
-            Task<string> error = process.StandardError.ReadToEndAsync(timeout.Token);
+            var output = process.StandardOutput.ReadToEndAsync(timeout.Token);
+            var error = process.StandardError.ReadToEndAsync(timeout.Token);
             await process.WaitForExitAsync(timeout.Token);
             if (process.ExitCode != 0)
             {

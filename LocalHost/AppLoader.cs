@@ -12,16 +12,16 @@ internal static class AppLoader
     /// <summary>LocalHost:AppPath (--app), else the folder of the app assembly named by LocalHost:AppAssembly, else this program's folder.</summary>
     public static string ResolveAppDirectory(IConfiguration configuration)
     {
-        string? configured = configuration[LocalHostOptions.Section + ":AppPath"];
+        var configured = configuration[LocalHostOptions.Section + ":AppPath"];
         if (!string.IsNullOrWhiteSpace(configured))
         {
             return Path.GetFullPath(configured);
         }
 
-        string? assemblyName = configuration[LocalHostOptions.Section + ":AppAssembly"];
+        var assemblyName = configuration[LocalHostOptions.Section + ":AppAssembly"];
         if (!string.IsNullOrWhiteSpace(assemblyName))
         {
-            Assembly app = Assembly.Load(new AssemblyName(assemblyName));
+            var app = Assembly.Load(new AssemblyName(assemblyName));
             return Path.GetDirectoryName(app.Location) ?? AppContext.BaseDirectory;
         }
 
@@ -31,19 +31,19 @@ internal static class AppLoader
     /// <summary>The app's local.settings.json "Values", added below LocalHost's own configuration sources.</summary>
     public static void AddLocalSettings(ConfigurationManager configuration, string appDirectory)
     {
-        string path = Path.Combine(appDirectory, "local.settings.json");
+        var path = Path.Combine(appDirectory, "local.settings.json");
         if (!File.Exists(path))
         {
             return;
         }
 
-        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        if (!document.RootElement.TryGetProperty("Values", out JsonElement values))
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        if (!document.RootElement.TryGetProperty("Values", out var values))
         {
             return;
         }
 
-        Dictionary<string, string?> settings = values.EnumerateObject()
+        var settings = values.EnumerateObject()
             .ToDictionary(p => p.Name.Replace("__", ":", StringComparison.Ordinal), p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText());
         ((IList<IConfigurationSource>)configuration.Sources).Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = settings });
     }
@@ -51,23 +51,23 @@ internal static class AppLoader
     /// <summary>extensions.http.routePrefix and extensions.durableTask.hubName of host.json.</summary>
     public static (string RoutePrefix, string? HubName) ReadHostJson(string appDirectory)
     {
-        string path = Path.Combine(appDirectory, "host.json");
+        var path = Path.Combine(appDirectory, "host.json");
         if (!File.Exists(path))
         {
             return ("api", null);
         }
 
-        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        string routePrefix = "api";
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var routePrefix = "api";
         string? hubName = null;
-        if (document.RootElement.TryGetProperty("extensions", out JsonElement extensions))
+        if (document.RootElement.TryGetProperty("extensions", out var extensions))
         {
-            if (extensions.TryGetProperty("http", out JsonElement http) && http.TryGetProperty("routePrefix", out JsonElement prefix) && prefix.ValueKind == JsonValueKind.String)
+            if (extensions.TryGetProperty("http", out var http) && http.TryGetProperty("routePrefix", out var prefix) && prefix.ValueKind == JsonValueKind.String)
             {
                 routePrefix = prefix.GetString() ?? "api";
             }
 
-            if (extensions.TryGetProperty("durableTask", out JsonElement durable) && durable.TryGetProperty("hubName", out JsonElement hub) && hub.ValueKind == JsonValueKind.String)
+            if (extensions.TryGetProperty("durableTask", out var durable) && durable.TryGetProperty("hubName", out var hub) && hub.ValueKind == JsonValueKind.String)
             {
                 hubName = hub.GetString();
             }
@@ -82,7 +82,7 @@ internal static class AppLoader
     /// </summary>
     public static Assembly LoadAssembly(string appDirectory, string scriptFile)
     {
-        string path = Path.GetFullPath(Path.Combine(appDirectory, scriptFile));
+        var path = Path.GetFullPath(Path.Combine(appDirectory, scriptFile));
         if (!File.Exists(path))
         {
             throw new InvalidOperationException($"The app assembly '{path}' does not exist.");
@@ -98,21 +98,21 @@ internal static class AppLoader
             }
         }
 
-        AssemblyName assemblyName = AssemblyName.GetAssemblyName(path);
+        var assemblyName = AssemblyName.GetAssemblyName(path);
         return AssemblyLoadContext.Default.LoadFromAssemblyName(assemblyName);
     }
 
     /// <summary>Calls every <c>public static Add*Services(this IServiceCollection, IConfiguration)</c> of the app's public static <c>ServiceRegistration</c> class.</summary>
     public static int RegisterAppServices(Assembly app, IServiceCollection services, IConfiguration configuration)
     {
-        IEnumerable<MethodInfo> hooks = app.GetExportedTypes()
+        var hooks = app.GetExportedTypes()
             .Where(t => t.Name == "ServiceRegistration" && t.IsAbstract && t.IsSealed)
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static))
             .Where(m => m.Name.StartsWith("Add", StringComparison.Ordinal) && m.Name.EndsWith("Services", StringComparison.Ordinal))
             .Where(m => m.GetParameters() is [{ ParameterType: var s }, { ParameterType: var c }]
                 && s == typeof(IServiceCollection) && c.IsAssignableFrom(configuration.GetType()));
-        int count = 0;
-        foreach (MethodInfo hook in hooks)
+        var count = 0;
+        foreach (var hook in hooks)
         {
             hook.Invoke(null, BindingFlags.DoNotWrapExceptions, null, [services, configuration], null);
             count++;

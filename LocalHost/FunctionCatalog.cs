@@ -18,11 +18,11 @@ internal sealed partial class FunctionCatalog
 
     private FunctionCatalog(string appDirectory, Assembly app, IReadOnlyList<FunctionInvoker> functions, string routePrefix, string? hubName)
     {
-        this.AppDirectory = appDirectory;
-        this.App = app;
-        this.Functions = functions;
-        this.RoutePrefix = routePrefix;
-        this.HubName = hubName;
+        AppDirectory = appDirectory;
+        App = app;
+        Functions = functions;
+        RoutePrefix = routePrefix;
+        HubName = hubName;
     }
 
     public string AppDirectory { get; }
@@ -36,20 +36,20 @@ internal sealed partial class FunctionCatalog
     public string? HubName { get; }
 
     /// <summary>Whether any function needs the Durable Task engine (a durable trigger or a durable client).</summary>
-    public bool UsesDurable => this.Functions.Any(f => f.Kind is TriggerKind.Orchestration or TriggerKind.Activity or TriggerKind.Entity
+    public bool UsesDurable => Functions.Any(f => f.Kind is TriggerKind.Orchestration or TriggerKind.Activity or TriggerKind.Entity
         || f.Metadata.Bindings.Any(b => IsType(b, "durableClient")));
 
-    public IEnumerable<FunctionInvoker> OfKind(TriggerKind kind) => this.Functions.Where(f => f.Kind == kind);
+    public IEnumerable<FunctionInvoker> OfKind(TriggerKind kind) => Functions.Where(f => f.Kind == kind);
 
     public static FunctionCatalog Load(string appDirectory)
     {
-        IReadOnlyList<FunctionMetadata> metadata = FunctionMetadata.Read(appDirectory);
-        (string routePrefix, string? hubName) = AppLoader.ReadHostJson(appDirectory);
+        var metadata = FunctionMetadata.Read(appDirectory);
+        (var routePrefix, var hubName) = AppLoader.ReadHostJson(appDirectory);
         Dictionary<string, Assembly> assemblies = new(StringComparer.OrdinalIgnoreCase);
         List<FunctionInvoker> functions = [];
-        foreach (FunctionMetadata function in metadata)
+        foreach (var function in metadata)
         {
-            if (!assemblies.TryGetValue(function.ScriptFile, out Assembly? assembly))
+            if (!assemblies.TryGetValue(function.ScriptFile, out var assembly))
             {
                 assembly = AppLoader.LoadAssembly(appDirectory, function.ScriptFile);
                 assemblies[function.ScriptFile] = assembly;
@@ -58,15 +58,15 @@ internal sealed partial class FunctionCatalog
             functions.Add(Build(function, assembly, Path.GetFullPath(Path.Combine(appDirectory, function.ScriptFile))));
         }
 
-        Assembly app = assemblies.Values.FirstOrDefault()
+        var app = assemblies.Values.FirstOrDefault()
             ?? throw new InvalidOperationException($"'{appDirectory}' has no functions in {FunctionMetadata.FileName}.");
         return new FunctionCatalog(appDirectory, app, functions, routePrefix, hubName);
     }
 
     private static FunctionInvoker Build(FunctionMetadata function, Assembly assembly, string assemblyPath)
     {
-        BindingMetadata trigger = function.Trigger;
-        TriggerKind kind = trigger.Type.ToLowerInvariant() switch
+        var trigger = function.Trigger;
+        var kind = trigger.Type.ToLowerInvariant() switch
         {
             "httptrigger" => TriggerKind.Http,
             "timertrigger" => TriggerKind.Timer,
@@ -75,9 +75,9 @@ internal sealed partial class FunctionCatalog
             "entitytrigger" => TriggerKind.Entity,
             _ => throw new FunctionStartupException(function.Name, $"its trigger type '{trigger.Type}' is not supported"),
         };
-        foreach (BindingMetadata binding in function.Bindings.Where(b => b != trigger))
+        foreach (var binding in function.Bindings.Where(b => b != trigger))
         {
-            bool supported = (IsType(binding, "durableClient") && IsIn(binding))
+            var supported = (IsType(binding, "durableClient") && IsIn(binding))
                 || (kind == TriggerKind.Http && IsType(binding, "http") && !IsIn(binding));
             if (!supported)
             {
@@ -85,16 +85,16 @@ internal sealed partial class FunctionCatalog
             }
         }
 
-        MethodInfo method = FindMethod(function, assembly);
-        Type result = FunctionInvoker.UnwrapReturnType(method.ReturnType);
+        var method = FindMethod(function, assembly);
+        var result = FunctionInvoker.UnwrapReturnType(method.ReturnType);
         if (kind == TriggerKind.Http && (typeof(HttpResponseData).IsAssignableFrom(result) || result.GetProperties().Any(p => p.GetCustomAttributes().Any(a => a.GetType().Name.EndsWith("OutputAttribute", StringComparison.Ordinal)))))
         {
             throw new FunctionStartupException(function.Name, $"its return type '{result.Name}' is not supported (return IActionResult or IResult)");
         }
 
-        HashSet<string> routeValues = kind == TriggerKind.Http ? RouteParameterNames(trigger.Route) : [];
-        bool inputBound = false;
-        ParameterBinder[] binders = method.GetParameters()
+        var routeValues = kind == TriggerKind.Http ? RouteParameterNames(trigger.Route) : [];
+        var inputBound = false;
+        var binders = method.GetParameters()
             .Select(p => BindParameter(function, kind, trigger, routeValues, p, ref inputBound))
             .ToArray();
         return new FunctionInvoker(function, kind, method, assemblyPath, binders);
@@ -102,15 +102,15 @@ internal sealed partial class FunctionCatalog
 
     private static MethodInfo FindMethod(FunctionMetadata function, Assembly assembly)
     {
-        int dot = function.EntryPoint.LastIndexOf('.');
+        var dot = function.EntryPoint.LastIndexOf('.');
         if (dot <= 0)
         {
             throw new FunctionStartupException(function.Name, $"its entry point '{function.EntryPoint}' is not Type.Method");
         }
 
-        Type type = assembly.GetType(function.EntryPoint[..dot])
+        var type = assembly.GetType(function.EntryPoint[..dot])
             ?? throw new FunctionStartupException(function.Name, $"type '{function.EntryPoint[..dot]}' is not in {assembly.GetName().Name}");
-        MethodInfo[] candidates = type.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static)
+        var candidates = type.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static)
             .Where(m => m.Name == function.EntryPoint[(dot + 1)..])
             .ToArray();
         return candidates.Length == 1
@@ -121,8 +121,8 @@ internal sealed partial class FunctionCatalog
     private static ParameterBinder BindParameter(
         FunctionMetadata function, TriggerKind kind, BindingMetadata trigger, HashSet<string> routeValues, ParameterInfo parameter, ref bool inputBound)
     {
-        Type type = parameter.ParameterType;
-        string name = parameter.Name ?? string.Empty;
+        var type = parameter.ParameterType;
+        var name = parameter.Name ?? string.Empty;
         if (type == typeof(CancellationToken))
         {
             return i => new(i.CancellationToken);
@@ -133,7 +133,7 @@ internal sealed partial class FunctionCatalog
             return i => new(i.FunctionContext);
         }
 
-        bool isTrigger = string.Equals(name, trigger.Name, StringComparison.Ordinal);
+        var isTrigger = string.Equals(name, trigger.Name, StringComparison.Ordinal);
         if (parameter.GetCustomAttribute<DurableClientAttribute>() is not null
             || function.Bindings.Any(b => IsType(b, "durableClient") && b.Name == name))
         {
@@ -179,20 +179,20 @@ internal sealed partial class FunctionCatalog
 
     private static ParameterBinder RouteValueBinder(FunctionMetadata function, ParameterInfo parameter)
     {
-        Type type = Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
-        string name = parameter.Name!;
+        var type = Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
+        var name = parameter.Name!;
         Func<string, object?> parse = type switch
         {
             _ when type == typeof(string) => s => s,
-            _ when type == typeof(long) => s => long.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long v) ? v : throw BadRoute(name),
-            _ when type == typeof(int) => s => int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) ? v : throw BadRoute(name),
-            _ when type == typeof(Guid) => s => Guid.TryParse(s, out Guid v) ? v : throw BadRoute(name),
-            _ when type == typeof(bool) => s => bool.TryParse(s, out bool v) ? v : throw BadRoute(name),
+            _ when type == typeof(long) => s => long.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw BadRoute(name),
+            _ when type == typeof(int) => s => int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw BadRoute(name),
+            _ when type == typeof(Guid) => s => Guid.TryParse(s, out var v) ? v : throw BadRoute(name),
+            _ when type == typeof(bool) => s => bool.TryParse(s, out var v) ? v : throw BadRoute(name),
             _ => throw Unsupported(function, parameter, "route values bind to string, int, long, Guid or bool"),
         };
         return i =>
         {
-            object? raw = i.Http!.Request.RouteValues.FirstOrDefault(kv => string.Equals(kv.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
+            var raw = i.Http!.Request.RouteValues.FirstOrDefault(kv => string.Equals(kv.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
             return new(raw is null ? null : parse(Convert.ToString(raw, System.Globalization.CultureInfo.InvariantCulture)!));
         };
     }
@@ -203,7 +203,7 @@ internal sealed partial class FunctionCatalog
     {
         try
         {
-            object? body = await JsonSerializer.DeserializeAsync(http.Request.Body, type, BodyJson, cancellationToken);
+            var body = await JsonSerializer.DeserializeAsync(http.Request.Body, type, BodyJson, cancellationToken);
             return body ?? throw new RequestBindingException("The request body is empty or null.");
         }
         catch (JsonException e)

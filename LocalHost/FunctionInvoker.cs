@@ -15,7 +15,7 @@ public enum TriggerKind
 /// <summary>What one invocation binds from: the request, the trigger value, the scope's services.</summary>
 internal sealed class Invocation(FunctionInvoker function, IServiceProvider services, CancellationToken cancellationToken)
 {
-    private LocalFunctionContext? functionContext;
+    private LocalFunctionContext? _functionContext;
 
     public IServiceProvider Services => services;
 
@@ -29,7 +29,7 @@ internal sealed class Invocation(FunctionInvoker function, IServiceProvider serv
     /// <summary>An orchestration's input, for an orchestrator's extra input parameter.</summary>
     public object? Input { get; init; }
 
-    public LocalFunctionContext FunctionContext => this.functionContext ??= new LocalFunctionContext(function.Definition, services, cancellationToken);
+    public LocalFunctionContext FunctionContext => _functionContext ??= new LocalFunctionContext(function.Definition, services, cancellationToken);
 }
 
 /// <summary>Binds a parameter for an invocation.</summary>
@@ -38,22 +38,22 @@ internal delegate ValueTask<object?> ParameterBinder(Invocation invocation);
 /// <summary>A function's method with one binder per parameter, checked at start-up; creates the class per invocation.</summary>
 internal sealed class FunctionInvoker
 {
-    private readonly ParameterBinder[] binders;
-    private readonly ObjectFactory? factory;
+    private readonly ParameterBinder[] _binders;
+    private readonly ObjectFactory? _factory;
 
     public FunctionInvoker(FunctionMetadata metadata, TriggerKind kind, MethodInfo method, string assemblyPath, ParameterBinder[] binders)
     {
-        this.Metadata = metadata;
-        this.Kind = kind;
-        this.Method = method;
-        this.binders = binders;
-        this.Definition = new LocalFunctionDefinition(metadata, assemblyPath, method);
-        this.factory = method.IsStatic ? null : ActivatorUtilities.CreateFactory(method.DeclaringType!, Type.EmptyTypes);
+        Metadata = metadata;
+        Kind = kind;
+        Method = method;
+        _binders = binders;
+        Definition = new LocalFunctionDefinition(metadata, assemblyPath, method);
+        _factory = method.IsStatic ? null : ActivatorUtilities.CreateFactory(method.DeclaringType!, Type.EmptyTypes);
     }
 
     public FunctionMetadata Metadata { get; }
 
-    public string Name => this.Metadata.Name;
+    public string Name => Metadata.Name;
 
     public TriggerKind Kind { get; }
 
@@ -62,21 +62,21 @@ internal sealed class FunctionInvoker
     public LocalFunctionDefinition Definition { get; }
 
     /// <summary>The return type with Task/ValueTask unwrapped (typeof(void) for none).</summary>
-    public Type ResultType => UnwrapReturnType(this.Method.ReturnType);
+    public Type ResultType => UnwrapReturnType(Method.ReturnType);
 
     public async Task<object?> InvokeAsync(Invocation invocation)
     {
-        object?[] arguments = new object?[this.binders.Length];
-        for (int i = 0; i < arguments.Length; i++)
+        var arguments = new object?[_binders.Length];
+        for (var i = 0; i < arguments.Length; i++)
         {
-            arguments[i] = await this.binders[i](invocation);
+            arguments[i] = await _binders[i](invocation);
         }
 
-        object? instance = this.factory?.Invoke(invocation.Services, null);
+        var instance = _factory?.Invoke(invocation.Services, null);
         try
         {
-            object? returned = this.Method.Invoke(instance, BindingFlags.DoNotWrapExceptions, null, arguments, null);
-            return await AwaitResultAsync(returned, this.Method.ReturnType);
+            var returned = Method.Invoke(instance, BindingFlags.DoNotWrapExceptions, null, arguments, null);
+            return await AwaitResultAsync(returned, Method.ReturnType);
         }
         finally
         {
@@ -125,7 +125,7 @@ internal sealed class FunctionInvoker
 
         if (declared.IsGenericType && declared.GetGenericTypeDefinition() == typeof(ValueTask<>))
         {
-            Task task = (Task)declared.GetMethod(nameof(ValueTask<object>.AsTask))!.Invoke(returned, null)!;
+            var task = (Task)declared.GetMethod(nameof(ValueTask<object>.AsTask))!.Invoke(returned, null)!;
             await task;
             return task.GetType().GetProperty(nameof(Task<object>.Result))!.GetValue(task);
         }

@@ -21,26 +21,26 @@ public enum AuthLevel
 /// </summary>
 internal sealed class FunctionKeys
 {
-    private readonly byte[]? master;
-    private readonly byte[][] functionKeys;
-    private readonly byte[] system;
+    private readonly byte[]? _master;
+    private readonly byte[][] _functionKeys;
+    private readonly byte[] _system;
 
     public FunctionKeys(LocalHostOptions options)
     {
-        this.master = string.IsNullOrEmpty(options.MasterKey) ? null : Encoding.UTF8.GetBytes(options.MasterKey);
-        this.functionKeys = (options.FunctionKeys ?? string.Empty)
+        _master = string.IsNullOrEmpty(options.MasterKey) ? null : Encoding.UTF8.GetBytes(options.MasterKey);
+        _functionKeys = (options.FunctionKeys ?? string.Empty)
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(Encoding.UTF8.GetBytes)
             .ToArray();
-        this.SystemKey = string.IsNullOrEmpty(options.SystemKey) ? NewKey() : options.SystemKey;
-        this.system = Encoding.UTF8.GetBytes(this.SystemKey);
-        if (this.functionKeys.Any(k => k.AsSpan().SequenceEqual(this.system)) || (this.master is not null && this.master.AsSpan().SequenceEqual(this.system)))
+        SystemKey = string.IsNullOrEmpty(options.SystemKey) ? NewKey() : options.SystemKey;
+        _system = Encoding.UTF8.GetBytes(SystemKey);
+        if (_functionKeys.Any(k => k.AsSpan().SequenceEqual(_system)) || (_master is not null && _master.AsSpan().SequenceEqual(_system)))
         {
             throw new InvalidOperationException($"{LocalHostOptions.Section}:SystemKey must differ from the master key and every function key: status URLs carry it.");
         }
     }
 
-    public bool HasMasterKey => this.master is not null;
+    public bool HasMasterKey => _master is not null;
 
     /// <summary>The system key, configured or made at start; it goes into the status URLs the durable client builds.</summary>
     public string SystemKey { get; }
@@ -61,22 +61,22 @@ internal sealed class FunctionKeys
             return true;
         }
 
-        string? key = request.Headers["x-functions-key"].FirstOrDefault() ?? request.Query["code"].FirstOrDefault();
+        var key = request.Headers["x-functions-key"].FirstOrDefault() ?? request.Query["code"].FirstOrDefault();
         if (string.IsNullOrEmpty(key))
         {
             return false;
         }
 
-        byte[] presented = Encoding.UTF8.GetBytes(key);
-        if (this.master is not null && CryptographicOperations.FixedTimeEquals(presented, this.master))
+        var presented = Encoding.UTF8.GetBytes(key);
+        if (_master is not null && CryptographicOperations.FixedTimeEquals(presented, _master))
         {
             return true;
         }
 
         return level switch
         {
-            AuthLevel.Function => this.functionKeys.Any(k => CryptographicOperations.FixedTimeEquals(presented, k)),
-            AuthLevel.System => CryptographicOperations.FixedTimeEquals(presented, this.system),
+            AuthLevel.Function => _functionKeys.Any(k => CryptographicOperations.FixedTimeEquals(presented, k)),
+            AuthLevel.System => CryptographicOperations.FixedTimeEquals(presented, _system),
             _ => false,
         };
     }

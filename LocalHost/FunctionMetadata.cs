@@ -20,25 +20,25 @@ public sealed record FunctionMetadata(string Name, string ScriptFile, string Ent
 
     /// <summary>The one input binding whose type ends with "Trigger".</summary>
     public BindingMetadata Trigger =>
-        this.Bindings.SingleOrDefault(b => b.Type.EndsWith("Trigger", StringComparison.OrdinalIgnoreCase))
-        ?? throw new FunctionStartupException(this.Name, "it has no trigger binding");
+        Bindings.SingleOrDefault(b => b.Type.EndsWith("Trigger", StringComparison.OrdinalIgnoreCase))
+        ?? throw new FunctionStartupException(Name, "it has no trigger binding");
 
     public static IReadOnlyList<FunctionMetadata> Read(string appDirectory)
     {
-        string path = Path.Combine(appDirectory, FileName);
+        var path = Path.Combine(appDirectory, FileName);
         if (!File.Exists(path))
         {
             throw new InvalidOperationException($"No {FileName} in '{appDirectory}': build the Functions app, or set LocalHost:AppPath (--app) to its output folder.");
         }
 
-        using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
         return document.RootElement.EnumerateArray().Select(ReadFunction).ToList();
     }
 
     private static FunctionMetadata ReadFunction(JsonElement function)
     {
-        string name = GetString(function, "name") ?? throw new InvalidOperationException($"A function in {FileName} has no name.");
-        List<BindingMetadata> bindings = function.TryGetProperty("bindings", out JsonElement list)
+        var name = GetString(function, "name") ?? throw new InvalidOperationException($"A function in {FileName} has no name.");
+        var bindings = function.TryGetProperty("bindings", out var list)
             ? list.EnumerateArray().Select(ReadBinding).ToList()
             : [];
         return new FunctionMetadata(
@@ -50,11 +50,11 @@ public sealed record FunctionMetadata(string Name, string ScriptFile, string Ent
 
     private static BindingMetadata ReadBinding(JsonElement binding)
     {
-        List<string> methods = binding.TryGetProperty("methods", out JsonElement m) && m.ValueKind == JsonValueKind.Array
+        var methods = binding.TryGetProperty("methods", out var m) && m.ValueKind == JsonValueKind.Array
             ? m.EnumerateArray().Select(e => e.GetString() ?? string.Empty).Where(s => s.Length > 0).ToList()
             : [];
-        bool runOnStartup = binding.TryGetProperty("runOnStartup", out JsonElement r)
-            && (r.ValueKind == JsonValueKind.True || (r.ValueKind == JsonValueKind.String && bool.TryParse(r.GetString(), out bool b) && b));
+        var runOnStartup = binding.TryGetProperty("runOnStartup", out var r)
+            && (r.ValueKind == JsonValueKind.True || (r.ValueKind == JsonValueKind.String && bool.TryParse(r.GetString(), out var b) && b));
         return new BindingMetadata(
             GetString(binding, "name") ?? string.Empty,
             GetString(binding, "type") ?? string.Empty,
@@ -67,7 +67,7 @@ public sealed record FunctionMetadata(string Name, string ScriptFile, string Ent
     }
 
     private static string? GetString(JsonElement element, string property) =>
-        element.TryGetProperty(property, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 }
 
 /// <summary>A function that LocalHost cannot serve; start-up stops with it.</summary>

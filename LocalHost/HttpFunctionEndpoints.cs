@@ -9,19 +9,19 @@ internal static class HttpFunctionEndpoints
 {
     public static void MapHttpFunctions(this WebApplication app, FunctionCatalog catalog, FunctionKeys keys)
     {
-        foreach (FunctionInvoker function in catalog.OfKind(TriggerKind.Http))
+        foreach (var function in catalog.OfKind(TriggerKind.Http))
         {
-            BindingMetadata trigger = function.Metadata.Trigger;
-            AuthLevel level = FunctionKeys.Parse(function.Name, trigger.AuthLevel);
+            var trigger = function.Metadata.Trigger;
+            var level = FunctionKeys.Parse(function.Name, trigger.AuthLevel);
             if (level != AuthLevel.Anonymous && !keys.HasMasterKey)
             {
                 throw new FunctionStartupException(function.Name, $"it needs keys; set {LocalHostOptions.Section}:MasterKey (and {LocalHostOptions.Section}:FunctionKeys)");
             }
 
-            string route = trigger.Route ?? function.Name;
-            string pattern = catalog.RoutePrefix.Length == 0 ? "/" + route.TrimStart('/') : $"/{catalog.RoutePrefix}/{route.TrimStart('/')}";
+            var route = trigger.Route ?? function.Name;
+            var pattern = catalog.RoutePrefix.Length == 0 ? "/" + route.TrimStart('/') : $"/{catalog.RoutePrefix}/{route.TrimStart('/')}";
             RequestDelegate handler = http => HandleAsync(http, function, level, keys);
-            IEndpointConventionBuilder endpoint = trigger.Methods.Count == 0
+            var endpoint = trigger.Methods.Count == 0
                 ? app.Map(pattern, handler)
                 : app.MapMethods(pattern, trigger.Methods.Select(m => m.ToUpperInvariant()), handler);
             endpoint.WithDisplayName(function.Name);
@@ -31,7 +31,7 @@ internal static class HttpFunctionEndpoints
 
     private static async Task HandleAsync(HttpContext http, FunctionInvoker function, AuthLevel level, FunctionKeys keys)
     {
-        ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("TenantDb.LocalHost.Http");
+        var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("TenantDb.LocalHost.Http");
         if (!keys.IsAuthorized(http.Request, level))
         {
             await Problems.WriteAsync(http, StatusCodes.Status401Unauthorized, "Unauthorized", "A valid function key is required.");
@@ -76,7 +76,7 @@ internal static class HttpFunctionEndpoints
     /// </summary>
     private static async Task<object?> InvokeThroughMiddlewareAsync(HttpContext http, FunctionInvoker function, Invocation invocation)
     {
-        IFunctionsWorkerMiddleware[] middleware = http.RequestServices.GetServices<IFunctionsWorkerMiddleware>().ToArray();
+        var middleware = http.RequestServices.GetServices<IFunctionsWorkerMiddleware>().ToArray();
         if (middleware.Length == 0)
         {
             return await function.InvokeAsync(invocation);
@@ -95,10 +95,10 @@ internal static class HttpFunctionEndpoints
                 notBound = e;
             }
         };
-        for (int i = middleware.Length - 1; i >= 0; i--)
+        for (var i = middleware.Length - 1; i >= 0; i--)
         {
-            IFunctionsWorkerMiddleware outer = middleware[i];
-            FunctionExecutionDelegate inner = pipeline;
+            var outer = middleware[i];
+            var inner = pipeline;
             pipeline = context => outer.Invoke(context, inner);
         }
 

@@ -45,25 +45,25 @@ internal sealed class LocalFunctionContext(LocalFunctionDefinition definition, I
 
     private sealed class LocalInvocationFeatures : IInvocationFeatures
     {
-        private readonly Dictionary<Type, object> features = [];
+        private readonly Dictionary<Type, object> _features = [];
 
-        public T? Get<T>() => this.features.TryGetValue(typeof(T), out object? value) ? (T)value : default;
+        public T? Get<T>() => _features.TryGetValue(typeof(T), out var value) ? (T)value : default;
 
         public void Set<T>(T instance)
         {
             if (instance is null)
             {
-                this.features.Remove(typeof(T));
+                _features.Remove(typeof(T));
             }
             else
             {
-                this.features[typeof(T)] = instance;
+                _features[typeof(T)] = instance;
             }
         }
 
-        public IEnumerator<KeyValuePair<Type, object>> GetEnumerator() => this.features.GetEnumerator();
+        public IEnumerator<KeyValuePair<Type, object>> GetEnumerator() => _features.GetEnumerator();
 
-        IEnumerator IEnumerable.GetEnumerator() => this.GetEnumerator();
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
 

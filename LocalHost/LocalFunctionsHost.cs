@@ -25,14 +25,14 @@ public static class LocalFunctionsHost
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         // appsettings.json lives beside the binary, wherever the host is started from.
-        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddCommandLine(args, SwitchMappings);
         configure?.Invoke(builder);
 
-        string appDirectory = AppLoader.ResolveAppDirectory(builder.Configuration);
+        var appDirectory = AppLoader.ResolveAppDirectory(builder.Configuration);
         AppLoader.AddLocalSettings(builder.Configuration, appDirectory);
-        LocalHostOptions options = builder.Configuration.GetSection(LocalHostOptions.Section).Get<LocalHostOptions>() ?? new LocalHostOptions();
-        string origin = IPAddress.TryParse(options.Address, out IPAddress? ip) && ip.AddressFamily == AddressFamily.InterNetworkV6
+        var options = builder.Configuration.GetSection(LocalHostOptions.Section).Get<LocalHostOptions>() ?? new LocalHostOptions();
+        var origin = IPAddress.TryParse(options.Address, out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6
             ? $"[{options.Address}]:{options.Port}"
             : $"{options.Address}:{options.Port}";
         builder.WebHost.UseUrls($"http://{origin}");
@@ -45,8 +45,8 @@ public static class LocalFunctionsHost
             o.TimestampFormat = "HH:mm:ss.fff ";
         });
 
-        FunctionCatalog catalog = FunctionCatalog.Load(appDirectory);
-        IServiceCollection services = builder.Services;
+        var catalog = FunctionCatalog.Load(appDirectory);
+        var services = builder.Services;
         services.AddSingleton(catalog);
         services.AddOptions<LocalHostOptions>().BindConfiguration(LocalHostOptions.Section);
         services.AddSingleton(TimeProvider.System);
@@ -66,15 +66,15 @@ public static class LocalFunctionsHost
             services.AddSingleton<DurableClientBinding>();
         }
 
-        foreach (FunctionInvoker timer in catalog.OfKind(TriggerKind.Timer))
+        foreach (var timer in catalog.OfKind(TriggerKind.Timer))
         {
-            TimerSchedule schedule = TimerSchedule.Parse(timer.Name, timer.Metadata.Trigger.Schedule, builder.Configuration);
+            var schedule = TimerSchedule.Parse(timer.Name, timer.Metadata.Trigger.Schedule, builder.Configuration);
             services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<TimerFunctionService>(sp, timer, schedule));
         }
 
-        int hooks = AppLoader.RegisterAppServices(catalog.App, services, builder.Configuration);
+        var hooks = AppLoader.RegisterAppServices(catalog.App, services, builder.Configuration);
 
-        WebApplication app = builder.Build();
+        var app = builder.Build();
         Log.Serving(app.Logger, catalog.Functions.Count, catalog.App.GetName().Name, appDirectory);
         Log.ServicesRegistered(app.Logger, hooks, catalog.App.GetName().Name);
         app.MapHttpFunctions(catalog, keys);
@@ -103,7 +103,7 @@ public static class LocalFunctionsHost
     /// </summary>
     private static void AddHostName(ConfigurationManager configuration, string? origin)
     {
-        string? configured = configuration[DurableClientBinding.HostNameSetting];
+        var configured = configuration[DurableClientBinding.HostNameSetting];
         if (!string.IsNullOrEmpty(configured))
         {
             if (!DurableClientBinding.IsValidHostName(configured))

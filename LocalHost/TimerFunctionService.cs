@@ -7,14 +7,14 @@ namespace TenantDb.LocalHost;
 /// <summary>A timer function's schedule: six-field CRON (seconds first), five-field CRON, or a TimeSpan interval.</summary>
 internal sealed class TimerSchedule
 {
-    private readonly CrontabSchedule? cron;
-    private readonly TimeSpan interval;
+    private readonly CrontabSchedule? _cron;
+    private readonly TimeSpan _interval;
 
     private TimerSchedule(CrontabSchedule? cron, TimeSpan interval, string expression)
     {
-        this.cron = cron;
-        this.interval = interval;
-        this.Expression = expression;
+        _cron = cron;
+        _interval = interval;
+        Expression = expression;
     }
 
     public string Expression { get; }
@@ -27,30 +27,30 @@ internal sealed class TimerSchedule
             throw new FunctionStartupException(functionName, "its timer has no schedule");
         }
 
-        string expression = schedule.Trim();
+        var expression = schedule.Trim();
         if (expression.Length > 2 && expression.StartsWith('%') && expression.EndsWith('%'))
         {
-            string setting = expression[1..^1];
+            var setting = expression[1..^1];
             expression = configuration[setting]?.Trim() is { Length: > 0 } value
                 ? value
                 : throw new FunctionStartupException(functionName, $"its schedule setting '{setting}' is not configured");
         }
 
-        int fields = expression.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+        var fields = expression.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
         if (fields is 5 or 6)
         {
-            CrontabSchedule? cron = CrontabSchedule.TryParse(expression, new CrontabSchedule.ParseOptions { IncludingSeconds = fields == 6 });
+            var cron = CrontabSchedule.TryParse(expression, new CrontabSchedule.ParseOptions { IncludingSeconds = fields == 6 });
             return cron is not null
                 ? new TimerSchedule(cron, TimeSpan.Zero, expression)
                 : throw new FunctionStartupException(functionName, $"its schedule '{expression}' is not a valid CRON expression");
         }
 
-        return TimeSpan.TryParse(expression, CultureInfo.InvariantCulture, out TimeSpan interval) && interval > TimeSpan.Zero
+        return TimeSpan.TryParse(expression, CultureInfo.InvariantCulture, out var interval) && interval > TimeSpan.Zero
             ? new TimerSchedule(null, interval, expression)
             : throw new FunctionStartupException(functionName, $"its schedule '{expression}' is neither CRON nor a TimeSpan");
     }
 
-    public DateTime Next(DateTime utcNow) => this.cron?.GetNextOccurrence(utcNow) ?? utcNow + this.interval;
+    public DateTime Next(DateTime utcNow) => _cron?.GetNextOccurrence(utcNow) ?? utcNow + _interval;
 }
 
 /// <summary>Runs one timer function on its schedule; a tick is skipped while the previous run is still going.</summary>
@@ -61,21 +61,21 @@ internal sealed class TimerFunctionService(
     TimeProvider time,
     ILogger<TimerFunctionService> logger) : BackgroundService
 {
-    private Task running = Task.CompletedTask;
-    private DateTime last;
+    private Task _running = Task.CompletedTask;
+    private DateTime _last;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         Log.TimerScheduled(logger, function.Name, schedule.Expression, function.Metadata.Trigger.RunOnStartup);
         if (function.Metadata.Trigger.RunOnStartup)
         {
-            this.Start(time.GetUtcNow().UtcDateTime, stoppingToken);
+            Start(time.GetUtcNow().UtcDateTime, stoppingToken);
         }
 
         while (!stoppingToken.IsCancellationRequested)
         {
-            DateTime now = time.GetUtcNow().UtcDateTime;
-            DateTime next = schedule.Next(now);
+            var now = time.GetUtcNow().UtcDateTime;
+            var next = schedule.Next(now);
             try
             {
                 await Task.Delay(next - now, time, stoppingToken);
@@ -85,34 +85,34 @@ internal sealed class TimerFunctionService(
                 break;
             }
 
-            if (!this.running.IsCompleted)
+            if (!_running.IsCompleted)
             {
                 Log.TimerTickSkipped(logger, function.Name);
                 continue;
             }
 
-            this.Start(next, stoppingToken);
+            Start(next, stoppingToken);
         }
 
-        await this.running;
+        await _running;
     }
 
     private void Start(DateTime scheduled, CancellationToken stoppingToken)
     {
-        DateTime now = time.GetUtcNow().UtcDateTime;
+        var now = time.GetUtcNow().UtcDateTime;
         TimerInfo info = new()
         {
             IsPastDue = now - scheduled > TimeSpan.FromSeconds(1),
-            ScheduleStatus = new ScheduleStatus { Last = this.last, Next = schedule.Next(now), LastUpdated = now },
+            ScheduleStatus = new ScheduleStatus { Last = _last, Next = schedule.Next(now), LastUpdated = now },
         };
-        this.last = scheduled;
-        this.running = this.RunAsync(info, stoppingToken);
+        _last = scheduled;
+        _running = RunAsync(info, stoppingToken);
     }
 
     private async Task RunAsync(TimerInfo info, CancellationToken stoppingToken)
     {
         await Task.Yield();
-        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        await using var scope = scopes.CreateAsyncScope();
         try
         {
             await function.InvokeAsync(new Invocation(function, scope.ServiceProvider, stoppingToken) { Trigger = info });

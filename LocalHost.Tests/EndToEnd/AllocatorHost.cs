@@ -4,9 +4,9 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Secrets;
 using Xunit;
-using TenantDb.Functions.Drivers;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

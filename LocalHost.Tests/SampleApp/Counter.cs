@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using Microsoft.DurableTask.Client.Entities;
 using Microsoft.DurableTask.Entities;
 
 namespace SampleApp;
@@ -10,11 +9,11 @@ namespace SampleApp;
 /// <summary>A counter entity; state set to zero by reset, deleted by delete.</summary>
 public sealed class Counter : TaskEntity<int>
 {
-    public void Add(int amount) => this.State += amount;
+    public void Add(int amount) => State += amount;
 
-    public int Get() => this.State;
+    public int Get() => State;
 
-    public void Delete() => this.State = default;
+    public void Delete() => State = default;
 
     [Function(nameof(Counter))]
     public static Task Dispatch([EntityTrigger] TaskEntityDispatcher dispatcher) => dispatcher.DispatchAsync<Counter>();
@@ -41,7 +40,7 @@ public static class CounterApi
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        EntityMetadata<int>? entity = await client.Entities.GetEntityAsync<int>(new EntityInstanceId(nameof(Counter), key), cancellation: cancellationToken);
+        var entity = await client.Entities.GetEntityAsync<int>(new EntityInstanceId(nameof(Counter), key), cancellation: cancellationToken);
         return entity is null ? new NotFoundResult() : new OkObjectResult(new { key, value = entity.State });
     }
 }

@@ -21,7 +21,7 @@ public static class Greeting
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        string id = await client.ScheduleNewOrchestrationInstanceAsync(
+        var id = await client.ScheduleNewOrchestrationInstanceAsync(
             nameof(GreetingOrchestrator), input, new StartOrchestrationOptions(instance_id), cancellationToken);
         // The status URL as the Functions host makes it: its public base and its system key, never the request's Host.
         return new AcceptedResult(client.CreateHttpManagementPayload(id).StatusQueryGetUri, new { id });
@@ -30,12 +30,12 @@ public static class Greeting
     [Function(nameof(GreetingOrchestrator))]
     public static async Task<string> GreetingOrchestrator([OrchestrationTrigger] TaskOrchestrationContext context)
     {
-        ILogger logger = context.CreateReplaySafeLogger(nameof(GreetingOrchestrator));
-        GreetingInput input = context.GetInput<GreetingInput>()!;
-        string first = await context.CallActivityAsync<string>(nameof(SayHello), input.Name);
+        var logger = context.CreateReplaySafeLogger(nameof(GreetingOrchestrator));
+        var input = context.GetInput<GreetingInput>()!;
+        var first = await context.CallActivityAsync<string>(nameof(SayHello), input.Name);
         context.SetCustomStatus("waiting");
         await context.CreateTimer(context.CurrentUtcDateTime.AddSeconds(input.DelaySeconds), CancellationToken.None);
-        string second = await context.CallActivityAsync<string>(nameof(SayHello), input.Name + " again");
+        var second = await context.CallActivityAsync<string>(nameof(SayHello), input.Name + " again");
         logger.LogInformation("Greeted {Name}", input.Name);
         return first + " " + second;
     }
@@ -43,7 +43,7 @@ public static class Greeting
     [Function(nameof(SayHello))]
     public static string SayHello([ActivityTrigger] string name, FunctionContext context)
     {
-        Greeter greeter = (Greeter)context.InstanceServices.GetService(typeof(Greeter))!;
+        var greeter = (Greeter)context.InstanceServices.GetService(typeof(Greeter))!;
         return greeter.Greet(name);
     }
 
@@ -62,7 +62,7 @@ public static class Greeting
     {
         await client.ScheduleNewOrchestrationInstanceAsync(
             nameof(WaitForApproval), null, new StartOrchestrationOptions(instance_id), cancellationToken);
-        OrchestrationMetadata started = await client.WaitForInstanceStartAsync(instance_id, cancellationToken);
+        var started = await client.WaitForInstanceStartAsync(instance_id, cancellationToken);
         return new ObjectResult(new { id = started.InstanceId, status = started.RuntimeStatus.ToString() }) { StatusCode = 202 };
     }
 }

@@ -22,9 +22,9 @@ public sealed class Greeter(string greeting)
 /// <summary>Counts timer runs so a test can observe them over HTTP.</summary>
 public sealed class TickCounter
 {
-    private int count;
+    private int _count;
 
-    public int Count => Volatile.Read(ref this.count);
+    public int Count => Volatile.Read(ref _count);
 
-    public void Increment() => Interlocked.Increment(ref this.count);
+    public void Increment() => Interlocked.Increment(ref _count);
 }

@@ -26,16 +26,16 @@ internal sealed class DurableClientBinding
             && inner == typeof(DurableTaskClient) && query == typeof(string) && baseUrl == typeof(string)
             && rest.All(p => !p.ParameterType.IsValueType));
 
-    private readonly DurableTaskClient inner;
-    private readonly IServer server;
-    private readonly string? hostName;
+    private readonly DurableTaskClient _inner;
+    private readonly IServer _server;
+    private readonly string? _hostName;
 
     public DurableClientBinding(DurableTaskClient inner, DurableEngine engine, FunctionKeys keys, IServer server, IConfiguration configuration)
     {
-        this.inner = inner;
-        this.server = server;
-        this.hostName = configuration[HostNameSetting];
-        this.QueryString = $"taskHub={Uri.EscapeDataString(engine.HubName)}&connection=Storage&code={Uri.EscapeDataString(keys.SystemKey)}";
+        _inner = inner;
+        _server = server;
+        _hostName = configuration[HostNameSetting];
+        QueryString = $"taskHub={Uri.EscapeDataString(engine.HubName)}&connection=Storage&code={Uri.EscapeDataString(keys.SystemKey)}";
     }
 
     /// <summary>Whether this Worker.Extensions.DurableTask version's per-binding client can be made.</summary>
@@ -47,25 +47,25 @@ internal sealed class DurableClientBinding
     public string QueryString { get; }
 
     /// <summary><c>http://{WEBSITE_HOSTNAME}/runtime/webhooks/durabletask</c>, else on the address Kestrel listens on.</summary>
-    public string HttpBaseUrl => (string.IsNullOrEmpty(this.hostName)
-        ? this.server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()?.TrimEnd('/')
+    public string HttpBaseUrl => (string.IsNullOrEmpty(_hostName)
+        ? _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()?.TrimEnd('/')
             ?? throw new InvalidOperationException("The server has no address yet.")
-        : "http://" + this.hostName) + WebhookPath;
+        : "http://" + _hostName) + WebhookPath;
 
     /// <summary>A host name (and port) that makes a valid origin: no scheme, path, user info, query or fragment.</summary>
     public static bool IsValidHostName(string value) =>
         !value.Contains('/', StringComparison.Ordinal) && !value.Contains('@', StringComparison.Ordinal)
         && !value.Contains('?', StringComparison.Ordinal) && !value.Contains('#', StringComparison.Ordinal)
-        && Uri.TryCreate("http://" + value, UriKind.Absolute, out Uri? uri) && uri.PathAndQuery == "/";
+        && Uri.TryCreate("http://" + value, UriKind.Absolute, out var uri) && uri.PathAndQuery == "/";
 
     /// <summary>A new per-binding client for one invocation.</summary>
     public DurableTaskClient Create()
     {
-        ConstructorInfo constructor = Constructor ?? throw new InvalidOperationException("The per-binding durable client cannot be made.");
-        object?[] arguments = [this.inner, this.QueryString, this.HttpBaseUrl, .. constructor.GetParameters().Skip(3).Select(_ => (object?)null)];
+        var constructor = Constructor ?? throw new InvalidOperationException("The per-binding durable client cannot be made.");
+        object?[] arguments = [_inner, QueryString, HttpBaseUrl, .. constructor.GetParameters().Skip(3).Select(_ => (object?)null)];
         return (DurableTaskClient)constructor.Invoke(BindingFlags.DoNotWrapExceptions, null, arguments, null);
     }
 
     /// <summary>The status URL of an instance, as <c>CreateHttpManagementPayload</c> makes it.</summary>
-    public string StatusQueryGetUri(string instanceId) => $"{this.HttpBaseUrl}/instances/{Uri.EscapeDataString(instanceId)}?{this.QueryString}";
+    public string StatusQueryGetUri(string instanceId) => $"{HttpBaseUrl}/instances/{Uri.EscapeDataString(instanceId)}?{QueryString}";
 }

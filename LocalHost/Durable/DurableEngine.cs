@@ -17,23 +17,23 @@ internal sealed class DurableEngine : IHostedService, IAsyncDisposable
 {
     public const string DefaultHubName = "TenantDbLocal";
 
-    private readonly FunctionCatalog catalog;
-    private readonly IServiceProvider services;
-    private readonly ILogger<DurableEngine> logger;
-    private readonly CancellationTokenSource stopping = new();
-    private TaskHubWorker? worker;
+    private readonly FunctionCatalog _catalog;
+    private readonly IServiceProvider _services;
+    private readonly ILogger<DurableEngine> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private TaskHubWorker? _worker;
 
     public DurableEngine(FunctionCatalog catalog, IOptions<LocalHostOptions> options, IConfiguration configuration, IServiceProvider services, ILoggerFactory loggerFactory)
     {
-        this.catalog = catalog;
-        this.services = services;
-        this.logger = loggerFactory.CreateLogger<DurableEngine>();
-        this.HubName = options.Value.HubName ?? catalog.HubName ?? DefaultHubName;
-        string connection = configuration["AzureWebJobsStorage"] is { Length: > 0 } c ? c : "UseDevelopmentStorage=true";
-        this.Service = new AzureStorageOrchestrationService(new AzureStorageOrchestrationServiceSettings
+        _catalog = catalog;
+        _services = services;
+        _logger = loggerFactory.CreateLogger<DurableEngine>();
+        HubName = options.Value.HubName ?? catalog.HubName ?? DefaultHubName;
+        var connection = configuration["AzureWebJobsStorage"] is { Length: > 0 } c ? c : "UseDevelopmentStorage=true";
+        Service = new AzureStorageOrchestrationService(new AzureStorageOrchestrationServiceSettings
         {
             StorageAccountClientProvider = new StorageAccountClientProvider(connection),
-            TaskHubName = this.HubName,
+            TaskHubName = HubName,
             PartitionCount = options.Value.PartitionCount,
             MaxQueuePollingInterval = options.Value.MaxQueuePollingInterval,
             UseSeparateQueueForEntityWorkItems = true,
@@ -41,7 +41,7 @@ internal sealed class DurableEngine : IHostedService, IAsyncDisposable
             WorkItemQueueVisibilityTimeout = options.Value.QueueVisibilityTimeout,
             LoggerFactory = loggerFactory,
         });
-        foreach (FunctionInvoker entity in catalog.OfKind(TriggerKind.Entity).Where(_ => !FunctionEntity.IsSupported))
+        foreach (var entity in catalog.OfKind(TriggerKind.Entity).Where(_ => !FunctionEntity.IsSupported))
         {
             throw new FunctionStartupException(entity.Name, "this Worker.Extensions.DurableTask version's TaskEntityDispatcher cannot be driven");
         }
@@ -53,58 +53,58 @@ internal sealed class DurableEngine : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        await this.Service.CreateIfNotExistsAsync();
-        DurableTaskShimFactory shims = this.services.GetRequiredService<DurableTaskShimFactory>();
-        DataConverter converter = this.services.GetRequiredService<IOptions<DurableTaskWorkerOptions>>().Value.DataConverter;
-        IServiceScopeFactory scopes = this.services.GetRequiredService<IServiceScopeFactory>();
+        await Service.CreateIfNotExistsAsync();
+        var shims = _services.GetRequiredService<DurableTaskShimFactory>();
+        var converter = _services.GetRequiredService<IOptions<DurableTaskWorkerOptions>>().Value.DataConverter;
+        var scopes = _services.GetRequiredService<IServiceScopeFactory>();
 
         ObjectManager<TaskOrchestration> orchestrations = new();
-        foreach (FunctionInvoker function in this.catalog.OfKind(TriggerKind.Orchestration))
+        foreach (var function in _catalog.OfKind(TriggerKind.Orchestration))
         {
             orchestrations.Add(new FactoryCreator<TaskOrchestration>(function.Name,
-                () => shims.CreateOrchestration(new TaskName(function.Name), new FunctionOrchestrator(function, this.services, converter))));
+                () => shims.CreateOrchestration(new TaskName(function.Name), new FunctionOrchestrator(function, _services, converter))));
         }
 
         ObjectManager<TaskActivity> activities = new();
-        foreach (FunctionInvoker function in this.catalog.OfKind(TriggerKind.Activity))
+        foreach (var function in _catalog.OfKind(TriggerKind.Activity))
         {
-            FunctionActivity activity = new(function, scopes, this.stopping.Token);
+            FunctionActivity activity = new(function, scopes, _stopping.Token);
             activities.Add(new FactoryCreator<TaskActivity>(function.Name, () => shims.CreateActivity(new TaskName(function.Name), activity)));
         }
 
         ObjectManager<TaskEntity> entities = new();
-        foreach (FunctionInvoker function in this.catalog.OfKind(TriggerKind.Entity))
+        foreach (var function in _catalog.OfKind(TriggerKind.Entity))
         {
-            FunctionEntity entity = new(function, scopes, this.stopping.Token);
+            FunctionEntity entity = new(function, scopes, _stopping.Token);
             entities.Add(new FactoryCreator<TaskEntity>(function.Name, () => entity));
         }
 
-        this.worker = new TaskHubWorker(this.Service, orchestrations, activities, entities, this.services.GetRequiredService<ILoggerFactory>())
+        _worker = new TaskHubWorker(Service, orchestrations, activities, entities, _services.GetRequiredService<ILoggerFactory>())
         {
             ErrorPropagationMode = ErrorPropagationMode.UseFailureDetails,
         };
-        await this.worker.StartAsync();
-        Log.DurableStarted(this.logger, this.HubName, orchestrations.Count, activities.Count, entities.Count);
+        await _worker.StartAsync();
+        Log.DurableStarted(_logger, HubName, orchestrations.Count, activities.Count, entities.Count);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await this.stopping.CancelAsync();
-        if (this.worker is not null)
+        await _stopping.CancelAsync();
+        if (_worker is not null)
         {
-            await this.worker.StopAsync(isForced: false);
-            this.worker = null;
-            Log.DurableStopped(this.logger, this.HubName);
+            await _worker.StopAsync(isForced: false);
+            _worker = null;
+            Log.DurableStopped(_logger, HubName);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (this.worker is not null)
+        if (_worker is not null)
         {
-            await this.worker.StopAsync(isForced: true);
+            await _worker.StopAsync(isForced: true);
         }
 
-        this.stopping.Dispose();
+        _stopping.Dispose();
     }
 }

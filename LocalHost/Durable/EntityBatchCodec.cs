@@ -12,7 +12,7 @@ internal static class EntityBatchCodec
     public static string Encode(EntityBatchRequest request)
     {
         P.EntityBatchRequest proto = new() { InstanceId = request.InstanceId, EntityState = request.EntityState };
-        foreach (OperationRequest operation in request.Operations ?? [])
+        foreach (var operation in request.Operations ?? [])
         {
             P.OperationRequest item = new() { Operation = operation.Operation, RequestId = operation.Id.ToString(), Input = operation.Input };
             if (operation.TraceContext is { } trace)
@@ -28,7 +28,7 @@ internal static class EntityBatchCodec
 
     public static EntityBatchResult Decode(string encoded)
     {
-        P.EntityBatchResult proto = P.EntityBatchResult.Parser.ParseFrom(Convert.FromBase64String(encoded));
+        var proto = P.EntityBatchResult.Parser.ParseFrom(Convert.FromBase64String(encoded));
         return new EntityBatchResult
         {
             EntityState = proto.EntityState,

@@ -35,8 +35,8 @@ internal sealed class FunctionActivity(FunctionInvoker function, IServiceScopeFa
 
     public async Task<object?> RunAsync(TaskActivityContext context, object? input)
     {
-        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
-        object? trigger = this.InputType == typeof(TaskActivityContext) ? context : input;
+        await using var scope = scopes.CreateAsyncScope();
+        var trigger = InputType == typeof(TaskActivityContext) ? context : input;
         return await function.InvokeAsync(new Invocation(function, scope.ServiceProvider, stopping) { Trigger = trigger });
     }
 }
@@ -61,11 +61,11 @@ internal sealed class FunctionEntity(FunctionInvoker function, IServiceScopeFact
 
     public override async Task<EntityBatchResult> ExecuteOperationBatchAsync(EntityBatchRequest operations)
     {
-        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
-        TaskEntityDispatcher dispatcher = (TaskEntityDispatcher)DispatcherConstructor!.Invoke(
+        await using var scope = scopes.CreateAsyncScope();
+        var dispatcher = (TaskEntityDispatcher)DispatcherConstructor!.Invoke(
             [EntityBatchCodec.Encode(operations), scope.ServiceProvider, .. new object?[DispatcherConstructor.GetParameters().Length - 2]]);
         await function.InvokeAsync(new Invocation(function, scope.ServiceProvider, stopping) { Trigger = dispatcher });
-        string result = (string?)DispatcherResult!.GetValue(dispatcher) ?? string.Empty;
+        var result = (string?)DispatcherResult!.GetValue(dispatcher) ?? string.Empty;
         return result.Length > 0
             ? EntityBatchCodec.Decode(result)
             : throw new InvalidOperationException($"Entity function '{function.Name}' returned without dispatching (call dispatcher.DispatchAsync<TEntity>()).");

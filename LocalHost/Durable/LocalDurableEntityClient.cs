@@ -14,49 +14,49 @@ internal sealed class LocalDurableEntityClient(DurableEngine engine, DataConvert
 {
     private IEntityOrchestrationService Entities => engine.Service;
 
-    private EntityBackendQueries Queries => this.Entities.EntityBackendQueries
+    private EntityBackendQueries Queries => Entities.EntityBackendQueries
         ?? throw new InvalidOperationException("The orchestration service has no entity support.");
 
     public override async Task SignalEntityAsync(
         EntityInstanceId id, string operationName, object? input = null, SignalEntityOptions? options = null, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        DateTime now = DateTime.UtcNow;
-        TimeSpan maxDelay = this.Entities.EntityBackendProperties?.MaximumSignalDelayTime ?? TimeSpan.FromDays(6);
+        var now = DateTime.UtcNow;
+        var maxDelay = Entities.EntityBackendProperties?.MaximumSignalDelayTime ?? TimeSpan.FromDays(6);
         (DateTime, DateTime)? scheduled = EntityMessageEvent.GetCappedScheduledTime(now, maxDelay, options?.SignalTime?.UtcDateTime);
-        EntityMessageEvent message = ClientEntityHelpers.EmitOperationSignal(
+        var message = ClientEntityHelpers.EmitOperationSignal(
             new OrchestrationInstance { InstanceId = id.ToString() }, Guid.NewGuid(), operationName, converter.Serialize(input), scheduled);
         await engine.Service.SendTaskOrchestrationMessageAsync(message.AsTaskMessage());
     }
 
     public override async Task<EntityMetadata?> GetEntityAsync(EntityInstanceId id, bool includeState = true, CancellationToken cancellation = default)
     {
-        CoreMetadata? metadata = await this.Queries.GetEntityAsync(EntityId.FromString(id.ToString()), includeState, includeStateless: false, cancellation);
-        return metadata is { } m ? this.ToMetadata(m, includeState) : null;
+        var metadata = await Queries.GetEntityAsync(EntityId.FromString(id.ToString()), includeState, includeStateless: false, cancellation);
+        return metadata is { } m ? ToMetadata(m, includeState) : null;
     }
 
     public override async Task<EntityMetadata<T>?> GetEntityAsync<T>(EntityInstanceId id, bool includeState = true, CancellationToken cancellation = default)
     {
-        CoreMetadata? metadata = await this.Queries.GetEntityAsync(EntityId.FromString(id.ToString()), includeState, includeStateless: false, cancellation);
-        return metadata is { } m ? this.ToMetadata<T>(m, includeState) : null;
+        var metadata = await Queries.GetEntityAsync(EntityId.FromString(id.ToString()), includeState, includeStateless: false, cancellation);
+        return metadata is { } m ? ToMetadata<T>(m, includeState) : null;
     }
 
     public override AsyncPageable<EntityMetadata> GetAllEntitiesAsync(EntityQuery? filter = null) =>
-        this.Query(filter, m => this.ToMetadata(m, filter?.IncludeState ?? true));
+        Query(filter, m => ToMetadata(m, filter?.IncludeState ?? true));
 
     public override AsyncPageable<EntityMetadata<T>> GetAllEntitiesAsync<T>(EntityQuery? filter = null) =>
-        this.Query(filter, m => this.ToMetadata<T>(m, filter?.IncludeState ?? true));
+        Query(filter, m => ToMetadata<T>(m, filter?.IncludeState ?? true));
 
     public override async Task<CleanEntityStorageResult> CleanEntityStorageAsync(
         CleanEntityStorageRequest? request = null, bool continueUntilComplete = true, CancellationToken cancellation = default)
     {
-        CleanEntityStorageRequest value = request ?? CleanEntityStorageRequest.Default;
-        string? continuation = value.ContinuationToken;
-        int removed = 0;
-        int released = 0;
+        var value = request ?? CleanEntityStorageRequest.Default;
+        var continuation = value.ContinuationToken;
+        var removed = 0;
+        var released = 0;
         do
         {
-            EntityBackendQueries.CleanEntityStorageResult result = await this.Queries.CleanEntityStorageAsync(
+            var result = await Queries.CleanEntityStorageAsync(
                 new EntityBackendQueries.CleanEntityStorageRequest
                 {
                     RemoveEmptyEntities = value.RemoveEmptyEntities,
@@ -77,7 +77,7 @@ internal sealed class LocalDurableEntityClient(DurableEngine engine, DataConvert
         where TMetadata : notnull =>
         Pageable.Create(async (string? continuation, int? pageSize, CancellationToken cancellation) =>
         {
-            EntityBackendQueries.EntityQueryResult result = await this.Queries.QueryEntitiesAsync(
+            var result = await Queries.QueryEntitiesAsync(
                 new CoreEntityQuery
                 {
                     InstanceIdStartsWith = filter?.InstanceIdStartsWith,
@@ -102,7 +102,7 @@ internal sealed class LocalDurableEntityClient(DurableEngine engine, DataConvert
 
     private EntityMetadata<T> ToMetadata<T>(CoreMetadata metadata, bool includeState)
     {
-        EntityInstanceId id = ToInstanceId(metadata.EntityId);
+        var id = ToInstanceId(metadata.EntityId);
         DateTimeOffset modified = new(DateTime.SpecifyKind(metadata.LastModifiedTime, DateTimeKind.Utc));
         return includeState && metadata.SerializedState is { } state
             ? new EntityMetadata<T>(id, converter.Deserialize<T>(state)!) { LastModifiedTime = modified, BacklogQueueSize = metadata.BacklogQueueSize, LockedBy = metadata.LockedBy }

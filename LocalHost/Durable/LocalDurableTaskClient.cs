@@ -2,12 +2,12 @@ using DurableTask.AzureStorage;
 using DurableTask.AzureStorage.Tracking;
 using DurableTask.Core;
 using DurableTask.Core.History;
-using OrchestrationQuery = Microsoft.DurableTask.Client.OrchestrationQuery;
-using PurgeResult = Microsoft.DurableTask.Client.PurgeResult;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Client.Entities;
 using CoreStatus = DurableTask.Core.OrchestrationStatus;
+using OrchestrationQuery = Microsoft.DurableTask.Client.OrchestrationQuery;
+using PurgeResult = Microsoft.DurableTask.Client.PurgeResult;
 
 namespace TenantDb.LocalHost.Durable;
 
@@ -20,27 +20,27 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
     private static readonly CoreStatus[] RunningStatuses = [CoreStatus.Running, CoreStatus.Pending, CoreStatus.Suspended];
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
-    private readonly DurableEngine engine;
-    private readonly DataConverter converter;
+    private readonly DurableEngine _engine;
+    private readonly DataConverter _converter;
 
     public LocalDurableTaskClient(DurableEngine engine, DataConverter converter)
         : base(engine.HubName)
     {
-        this.engine = engine;
-        this.converter = converter;
-        this.Entities = new LocalDurableEntityClient(engine, converter);
+        _engine = engine;
+        _converter = converter;
+        Entities = new LocalDurableEntityClient(engine, converter);
     }
 
     public override DurableEntityClient Entities { get; }
 
-    private AzureStorageOrchestrationService Service => this.engine.Service;
+    private AzureStorageOrchestrationService Service => _engine.Service;
 
     public override async Task<string> ScheduleNewOrchestrationInstanceAsync(
         TaskName orchestratorName, object? input = null, StartOrchestrationOptions? options = null, CancellationToken cancellation = default)
     {
-        string instanceId = options?.InstanceId ?? Guid.NewGuid().ToString("N");
+        var instanceId = options?.InstanceId ?? Guid.NewGuid().ToString("N");
         OrchestrationInstance instance = new() { InstanceId = instanceId, ExecutionId = Guid.NewGuid().ToString("N") };
-        ExecutionStartedEvent started = new(-1, this.converter.Serialize(input))
+        ExecutionStartedEvent started = new(-1, _converter.Serialize(input))
         {
             Name = orchestratorName.Name,
             Version = options?.Version?.Version ?? string.Empty,
@@ -49,38 +49,38 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
             Tags = options?.Tags?.ToDictionary(t => t.Key, t => t.Value) ?? [],
         };
         cancellation.ThrowIfCancellationRequested();
-        await this.Service.CreateTaskOrchestrationAsync(new TaskMessage { Event = started, OrchestrationInstance = instance }, RunningStatuses);
+        await Service.CreateTaskOrchestrationAsync(new TaskMessage { Event = started, OrchestrationInstance = instance }, RunningStatuses);
         return instanceId;
     }
 
     public override Task RaiseEventAsync(string instanceId, string eventName, object? eventPayload = null, CancellationToken cancellation = default) =>
-        this.SendAsync(instanceId, new EventRaisedEvent(-1, this.converter.Serialize(eventPayload)) { Name = eventName }, cancellation);
+        SendAsync(instanceId, new EventRaisedEvent(-1, _converter.Serialize(eventPayload)) { Name = eventName }, cancellation);
 
     public override async Task TerminateInstanceAsync(string instanceId, TerminateInstanceOptions? options = null, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        await this.Service.ForceTerminateTaskOrchestrationAsync(instanceId, this.converter.Serialize(options?.Output));
+        await Service.ForceTerminateTaskOrchestrationAsync(instanceId, _converter.Serialize(options?.Output));
     }
 
     public override Task SuspendInstanceAsync(string instanceId, string? reason = null, CancellationToken cancellation = default) =>
-        this.SendAsync(instanceId, new ExecutionSuspendedEvent(-1, reason), cancellation);
+        SendAsync(instanceId, new ExecutionSuspendedEvent(-1, reason), cancellation);
 
     public override Task ResumeInstanceAsync(string instanceId, string? reason = null, CancellationToken cancellation = default) =>
-        this.SendAsync(instanceId, new ExecutionResumedEvent(-1, reason), cancellation);
+        SendAsync(instanceId, new ExecutionResumedEvent(-1, reason), cancellation);
 
     public override async Task<OrchestrationMetadata?> GetInstancesAsync(string instanceId, bool getInputsAndOutputs = false, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        IList<OrchestrationState> states = await this.Service.GetOrchestrationStateAsync(instanceId, allExecutions: false, fetchInput: getInputsAndOutputs);
-        OrchestrationState? state = states.FirstOrDefault(s => s is not null);
-        return state is null || state.OrchestrationStatus == (CoreStatus)(-1) ? null : this.ToMetadata(state, getInputsAndOutputs);
+        var states = await Service.GetOrchestrationStateAsync(instanceId, allExecutions: false, fetchInput: getInputsAndOutputs);
+        var state = states.FirstOrDefault(s => s is not null);
+        return state is null || state.OrchestrationStatus == (CoreStatus)(-1) ? null : ToMetadata(state, getInputsAndOutputs);
     }
 
     public override Task<OrchestrationMetadata> WaitForInstanceStartAsync(string instanceId, bool getInputsAndOutputs = false, CancellationToken cancellation = default) =>
-        this.PollAsync(instanceId, getInputsAndOutputs, m => m.RuntimeStatus != OrchestrationRuntimeStatus.Pending, cancellation);
+        PollAsync(instanceId, getInputsAndOutputs, m => m.RuntimeStatus != OrchestrationRuntimeStatus.Pending, cancellation);
 
     public override Task<OrchestrationMetadata> WaitForInstanceCompletionAsync(string instanceId, bool getInputsAndOutputs = false, CancellationToken cancellation = default) =>
-        this.PollAsync(instanceId, getInputsAndOutputs, m => m.IsCompleted, cancellation);
+        PollAsync(instanceId, getInputsAndOutputs, m => m.IsCompleted, cancellation);
 
     public override AsyncPageable<OrchestrationMetadata> GetAllInstancesAsync(OrchestrationQuery? filter = null) =>
         Pageable.Create(async (string? continuation, int? pageSize, CancellationToken cancellation) =>
@@ -95,16 +95,16 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
                 FetchOutput = filter?.FetchInputsAndOutputs ?? false,
                 ExcludeEntities = true,
             };
-            DurableStatusQueryResult result = await this.Service.GetOrchestrationStateAsync(
+            var result = await Service.GetOrchestrationStateAsync(
                 condition, pageSize ?? filter?.PageSize ?? OrchestrationQuery.DefaultPageSize, continuation ?? filter?.ContinuationToken, cancellation);
-            List<OrchestrationMetadata> page = result.OrchestrationState.Select(s => this.ToMetadata(s, condition.FetchInput)).ToList();
+            var page = result.OrchestrationState.Select(s => ToMetadata(s, condition.FetchInput)).ToList();
             return new Page<OrchestrationMetadata>(page, string.IsNullOrEmpty(result.ContinuationToken) ? null : result.ContinuationToken);
         });
 
     public override async Task<PurgeResult> PurgeInstanceAsync(string instanceId, PurgeInstanceOptions? options = null, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        global::DurableTask.Core.PurgeResult result = await ((IOrchestrationServicePurgeClient)this.Service).PurgeInstanceStateAsync(instanceId);
+        var result = await ((IOrchestrationServicePurgeClient)Service).PurgeInstanceStateAsync(instanceId);
         return new PurgeResult(result.DeletedInstanceCount);
     }
 
@@ -115,7 +115,7 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
             filter.CreatedFrom?.UtcDateTime ?? DateTime.MinValue,
             filter.CreatedTo?.UtcDateTime,
             filter.Statuses?.Select(s => (CoreStatus)s));
-        global::DurableTask.Core.PurgeResult result = await ((IOrchestrationServicePurgeClient)this.Service).PurgeInstanceStateAsync(coreFilter);
+        var result = await ((IOrchestrationServicePurgeClient)Service).PurgeInstanceStateAsync(coreFilter);
         return new PurgeResult(result.DeletedInstanceCount);
     }
 
@@ -124,7 +124,7 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
     private async Task SendAsync(string instanceId, HistoryEvent historyEvent, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
-        await this.Service.SendTaskOrchestrationMessageAsync(new TaskMessage
+        await Service.SendTaskOrchestrationMessageAsync(new TaskMessage
         {
             OrchestrationInstance = new OrchestrationInstance { InstanceId = instanceId },
             Event = historyEvent,
@@ -136,7 +136,7 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
     {
         while (true)
         {
-            OrchestrationMetadata? metadata = await this.GetInstancesAsync(instanceId, getInputsAndOutputs, cancellation);
+            var metadata = await GetInstancesAsync(instanceId, getInputsAndOutputs, cancellation);
             if (metadata is not null && done(metadata))
             {
                 return metadata;
@@ -157,7 +157,7 @@ internal sealed class LocalDurableTaskClient : DurableTaskClient
             SerializedCustomStatus = includeData ? state.Status : null,
             FailureDetails = ToTaskFailureDetails(state.FailureDetails),
             Tags = state.Tags is null ? new Dictionary<string, string>() : new Dictionary<string, string>(state.Tags),
-            DataConverter = this.converter,
+            DataConverter = _converter,
         };
 
     private static TaskFailureDetails? ToTaskFailureDetails(FailureDetails? details) => details is null

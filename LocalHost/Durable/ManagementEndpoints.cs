@@ -16,7 +16,7 @@ internal static class ManagementEndpoints
 
     public static void MapDurableManagement(this WebApplication app, FunctionKeys keys, int maxBodyBytes)
     {
-        RouteGroupBuilder group = app.MapGroup(Prefix).AddEndpointFilter(async (context, next) =>
+        var group = app.MapGroup(Prefix).AddEndpointFilter(async (context, next) =>
             keys.IsAuthorized(context.HttpContext.Request, AuthLevel.System)
                 ? await next(context)
                 : Results.Problem(detail: "The system key or the master key is required.", statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized"));
@@ -32,8 +32,8 @@ internal static class ManagementEndpoints
     private static async Task<IResult> GetStatusAsync(
         string instanceId, HttpRequest request, DurableTaskClient client, DurableClientBinding binding, CancellationToken cancellationToken)
     {
-        bool showInput = !string.Equals(request.Query["showInput"], "false", StringComparison.OrdinalIgnoreCase);
-        OrchestrationMetadata? instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: true, cancellationToken);
+        var showInput = !string.Equals(request.Query["showInput"], "false", StringComparison.OrdinalIgnoreCase);
+        var instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: true, cancellationToken);
         if (instance is null)
         {
             return Results.NotFound();
@@ -55,7 +55,7 @@ internal static class ManagementEndpoints
             body["output"] = failure.ErrorMessage;
         }
 
-        bool running = !instance.IsCompleted;
+        var running = !instance.IsCompleted;
         if (running)
         {
             // The status URL as the durable client hands it out: this host's public base and the system key, never the
@@ -69,7 +69,7 @@ internal static class ManagementEndpoints
 
     private static async Task<IResult> TerminateAsync(string instanceId, string? reason, DurableTaskClient client, CancellationToken cancellationToken)
     {
-        OrchestrationMetadata? instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken);
+        var instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken);
         if (instance is null)
         {
             return Results.NotFound();
@@ -88,14 +88,14 @@ internal static class ManagementEndpoints
         string instanceId, string eventName, HttpRequest request, DurableTaskClient client, int maxBodyBytes, CancellationToken cancellationToken)
     {
         // Read (at most the cap) before anything else: an oversized body is refused without touching the task hub.
-        byte[]? body = request.ContentLength > maxBodyBytes ? null : await ReadCappedAsync(request.Body, maxBodyBytes, cancellationToken);
+        var body = request.ContentLength > maxBodyBytes ? null : await ReadCappedAsync(request.Body, maxBodyBytes, cancellationToken);
         if (body is null)
         {
             return Results.Problem(
                 detail: $"The event payload is larger than {maxBodyBytes} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Payload Too Large");
         }
 
-        OrchestrationMetadata? instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken);
+        var instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken);
         if (instance is null)
         {
             return Results.NotFound();
@@ -124,7 +124,7 @@ internal static class ManagementEndpoints
     private static async Task<byte[]?> ReadCappedAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
     {
         using MemoryStream buffer = new();
-        byte[] chunk = new byte[Math.Min(16 * 1024, maxBytes + 1)];
+        var chunk = new byte[Math.Min(16 * 1024, maxBytes + 1)];
         int read;
         while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
         {
@@ -141,7 +141,7 @@ internal static class ManagementEndpoints
 
     private static async Task<IResult> PurgeAsync(string instanceId, DurableTaskClient client, CancellationToken cancellationToken)
     {
-        PurgeResult result = await client.PurgeInstanceAsync(instanceId, cancellation: cancellationToken);
+        var result = await client.PurgeInstanceAsync(instanceId, cancellation: cancellationToken);
         return result.PurgedInstanceCount == 0 ? Results.NotFound() : Results.Ok(new { instancesDeleted = result.PurgedInstanceCount });
     }
 

@@ -5,26 +5,26 @@ namespace TenantDb.LocalHost.Durable;
 /// <summary>Name-to-factory registry for the engine (its own NameVersionObjectManager is internal); names match case-insensitively.</summary>
 internal sealed class ObjectManager<T> : INameVersionObjectManager<T>
 {
-    private readonly Dictionary<string, ObjectCreator<T>> creators = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, ObjectCreator<T>> _creators = new(StringComparer.OrdinalIgnoreCase);
 
-    public int Count => this.creators.Count;
+    public int Count => _creators.Count;
 
-    public void Add(ObjectCreator<T> creator) => this.creators.Add(creator.Name, creator);
+    public void Add(ObjectCreator<T> creator) => _creators.Add(creator.Name, creator);
 
-    public T? GetObject(string name, string? version) => this.creators.TryGetValue(name, out ObjectCreator<T>? creator) ? creator.Create() : default;
+    public T? GetObject(string name, string? version) => _creators.TryGetValue(name, out var creator) ? creator.Create() : default;
 }
 
 /// <summary>Creates a fresh engine object per work item.</summary>
 internal sealed class FactoryCreator<T> : ObjectCreator<T>
 {
-    private readonly Func<T> create;
+    private readonly Func<T> _create;
 
     public FactoryCreator(string name, Func<T> create)
     {
-        this.Name = name;
-        this.Version = string.Empty;
-        this.create = create;
+        Name = name;
+        Version = string.Empty;
+        _create = create;
     }
 
-    public override T Create() => this.create();
+    public override T Create() => _create();
 }
