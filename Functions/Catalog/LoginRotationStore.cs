@@ -44,10 +44,10 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         await using var tx = await conn.BeginTransactionAsync(ct);
         long id;
         string dbUser;
-        await using (var find = new NpgsqlCommand("""
+        await using (var find = new NpgsqlCommand($"""
             SELECT id, status, db_user, rotation_state = 'setting' AND rotation_started_at > now() - @lease AS busy
             FROM tenant_databases
-            WHERE instance_id = @instance_id AND status IN ('creating', 'ready', 'released')
+            WHERE instance_id = @instance_id AND status IN {LiveStatuses.Sql}
             FOR UPDATE
             """, conn, tx))
         {
@@ -122,7 +122,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// </summary>
     public async Task<RotationCommit> CommitAsync(long tenantId, long rotationId, string login, string actor, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
                 UPDATE tenant_databases
                 SET retiring_login = db_user, db_user = rotation_login, rotation_state = 'committed',
@@ -131,7 +131,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
                 RETURNING db_server_id, instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
-                SELECT db_server_id, instance_id, 'login_rotated', 'the new password was claimed', @actor FROM t
+                SELECT db_server_id, instance_id, '{PoolEventNames.LoginRotated}', 'the new password was claimed', @actor FROM t
             )
             SELECT 'now' FROM t
             UNION ALL
@@ -211,7 +211,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {Columns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.instance_id = @instance_id AND t.status IN ('creating', 'ready', 'released')
+            WHERE t.instance_id = @instance_id AND t.status IN {LiveStatuses.Sql}
             """);
         cmd.Parameters.AddWithValue("instance_id", instanceId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);

@@ -56,10 +56,10 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         await using (var find = new NpgsqlCommand(request.ServerType == ServerType.Dedicated
             ? "SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('error', 'deleting', 'deleted') LIMIT 1"
             // A shared pool that turned active with room since the caller saw none also answers the need (no second server).
-            : """
+            : $"""
               SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared'
                 AND ((status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL)
-                  OR (@join_room AND status = 'active' AND health_status IN ('healthy', 'unknown') AND current_instances < max_instances))
+                  OR (@join_room AND {Placement.InService} AND current_instances < max_instances))
               ORDER BY id LIMIT 1
               """,
             conn, tx))
@@ -91,7 +91,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         }
 
         var instanceId = $"provision-{name}";
-        await using (var insert = new NpgsqlCommand("""
+        await using (var insert = new NpgsqlCommand($"""
             WITH inserted AS (
                 INSERT INTO db_servers (name, server_type, status, max_instances, cpu_limit, memory_limit, driver,
                     provisioning_instance_id, dedicated_to_customer_id, dedicated_to_instance_id, admin_user, admin_password_encrypted)
@@ -99,7 +99,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
                 RETURNING id, dedicated_to_instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, to_status, reason, actor)
-                SELECT id, dedicated_to_instance_id, 'pool_created', 'provisioning', @reason, @actor FROM inserted
+                SELECT id, dedicated_to_instance_id, '{PoolEventNames.PoolCreated}', 'provisioning', @reason, @actor FROM inserted
             )
             SELECT id FROM inserted
             """, conn, tx))
