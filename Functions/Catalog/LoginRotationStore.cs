@@ -101,7 +101,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
     {
         bool? set = null;
-        var current = await WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = 'ready'", rotationId,
+        var current = await WhileLockedAsync(tenantId, $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}'", rotationId,
             async _ => { set = await setOnPool(); return null; }, ct);
         return current ? set : null;
     }
@@ -127,7 +127,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
                 UPDATE tenant_databases
                 SET retiring_login = db_user, db_user = rotation_login, rotation_state = 'committed',
                     rotation_password_encrypted = NULL, updated_at = now()
-                WHERE id = @id AND rotation_id = @rotation_id AND rotation_state IN ('setting', 'unconfirmed', 'pending') AND status = 'ready'
+                WHERE id = @id AND rotation_id = @rotation_id AND rotation_state IN ('setting', 'unconfirmed', 'pending') AND status = '{Words.Ready}'
                 RETURNING db_server_id, instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
@@ -136,7 +136,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             SELECT 'now' FROM t
             UNION ALL
             SELECT CASE WHEN db_user = @login THEN 'committed' ELSE 'superseded' END
-            FROM tenant_databases WHERE id = @id AND status = 'ready' AND NOT EXISTS (SELECT FROM t)
+            FROM tenant_databases WHERE id = @id AND status = '{Words.Ready}' AND NOT EXISTS (SELECT FROM t)
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("login", login);
@@ -187,7 +187,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             SELECT s.*, {Columns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
             WHERE (t.rotation_state IN ('setting', 'unconfirmed', 'pending') OR t.retiring_login IS NOT NULL)
-              AND t.status = 'ready'
+              AND t.status = '{Words.Ready}'
               AND (t.retiring_login IS NOT NULL
                    OR t.rotation_state = 'pending' AND t.rotation_deposited_at < @cutoff
                    OR t.rotation_state IN ('setting', 'unconfirmed') AND t.rotation_started_at < @cutoff)

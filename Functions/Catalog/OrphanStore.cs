@@ -44,7 +44,7 @@ public sealed class OrphanStore(NpgsqlDataSource catalog)
             await lockCmd.ExecuteNonQueryAsync(ct);
         }
 
-        await using (var known = new NpgsqlCommand("SELECT count(*) FROM db_servers WHERE name = @name AND status <> 'deleted'", conn, tx))
+        await using (var known = new NpgsqlCommand($"SELECT count(*) FROM db_servers WHERE name = @name AND status <> '{Words.Deleted}'", conn, tx))
         {
             known.Parameters.AddWithValue("name", name);
             if ((long)(await known.ExecuteScalarAsync(ct))! > 0)

@@ -10,7 +10,7 @@ namespace TenantDb.Functions.Catalog;
 internal static class Placement
 {
     /// <summary>A pool in placement: active, and healthy or not yet probed.</summary>
-    public const string InService = "status = 'active' AND health_status IN ('healthy', 'unknown')";
+    public static readonly string InService = $"status = '{Words.Active}' AND health_status IN ('{Words.Healthy}', '{Words.Unknown}')";
 
     /// <summary>The pools a tenant may go to: its own dedicated server, or the shared pools.</summary>
     public static string Target(bool dedicated) => dedicated
@@ -45,7 +45,7 @@ internal static class Placement
             ), reserved AS (
                 UPDATE db_servers s
                 SET current_instances = s.current_instances + 1,
-                    status = CASE WHEN s.current_instances + 1 >= s.max_instances THEN 'full' ELSE s.status END,
+                    status = CASE WHEN s.current_instances + 1 >= s.max_instances THEN '{Words.Full}' ELSE s.status END,
                     updated_at = now()
                 FROM candidate c WHERE s.id = c.id
                 RETURNING s.*
@@ -55,7 +55,7 @@ internal static class Placement
                 RETURNING *
             ), full_event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
-                SELECT id, @instance_id, '{PoolEventNames.StatusChanged}', 'active', 'full', 'capacity reached', @actor FROM reserved WHERE status = 'full'
+                SELECT id, @instance_id, '{PoolEventNames.StatusChanged}', '{Words.Active}', '{Words.Full}', 'capacity reached', @actor FROM reserved WHERE status = '{Words.Full}'
             )
             SELECT l.held AS instance_locked, r.* FROM instance_lock l LEFT JOIN (SELECT s.*, {TenantStore.TenantColumns} FROM reserved s, t) r ON true
             """;

@@ -65,14 +65,14 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         return ready;
     }
 
-    private const string MarkReadySql = $"""
+    private static readonly string MarkReadySql = $"""
         WITH t AS (
-            UPDATE tenant_databases SET status = 'ready', ready_at = now(), updated_at = now()
-            WHERE id = @id AND status = 'creating'
+            UPDATE tenant_databases SET status = '{Words.Ready}', ready_at = now(), updated_at = now()
+            WHERE id = @id AND status = '{Words.Creating}'
             RETURNING *
         ), event AS (
             INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-            SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', 'creating', 'ready', @actor FROM t
+            SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Creating}', '{Words.Ready}', @actor FROM t
         )
         SELECT * FROM t
         """;
@@ -86,8 +86,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'failed', last_error = @reason, updated_at = now()
-                WHERE id = @id AND status = 'creating'
+                UPDATE tenant_databases SET status = '{Words.Failed}', last_error = @reason, updated_at = now()
+                WHERE id = @id AND status = '{Words.Creating}'
                 RETURNING db_server_id, instance_id
             ), {SlotBack}, events AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
@@ -107,12 +107,12 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'released', released_at = now(), updated_at = now()
-                WHERE id = @id AND status = 'ready'
+                UPDATE tenant_databases SET status = '{Words.Released}', released_at = now(), updated_at = now()
+                WHERE id = @id AND status = '{Words.Ready}'
                 RETURNING *
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-                SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', 'ready', 'released', @actor FROM t
+                SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Ready}', '{Words.Released}', @actor FROM t
             )
             SELECT * FROM t
             """);
@@ -127,8 +127,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'dropped', dropped_at = now(), cleaned_at = now(), updated_at = now()
-                WHERE id = @id AND status = 'released'
+                UPDATE tenant_databases SET status = '{Words.Dropped}', dropped_at = now(), cleaned_at = now(), updated_at = now()
+                WHERE id = @id AND status = '{Words.Released}'
                 RETURNING db_server_id, instance_id
             ), {SlotBack}, events AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
@@ -145,20 +145,20 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 
     /// <summary>Released tenants whose retention ended, with their pools.</summary>
     public Task<IReadOnlyList<Allocation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'released' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
+        ListAsync($"t.status = '{Words.Released}' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
 
     /// <summary>Allocations still <c>creating</c> long after they began: the allocator stopped mid-way (a crash, a kill).</summary>
     public Task<IReadOnlyList<Allocation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'creating' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
+        ListAsync($"t.status = '{Words.Creating}' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
 
     /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
     public Task<IReadOnlyList<Allocation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'failed' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
+        ListAsync($"t.status = '{Words.Failed}' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
 
     /// <summary>The failed allocation's objects are known gone from its server.</summary>
     public async Task MarkCleanedAsync(long tenantId, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id AND status = 'failed'");
+        await using var cmd = catalog.CreateCommand($"UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id AND status = '{Words.Failed}'");
         cmd.Parameters.AddWithValue("id", tenantId);
         await cmd.ExecuteNonQueryAsync(ct);
     }
@@ -173,7 +173,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         await using var cmd = catalog.CreateCommand($"""
             WITH f AS (
                 UPDATE tenant_databases f SET cleaned_at = now(), updated_at = now()
-                WHERE f.id = @id AND f.status = 'failed' AND f.cleaned_at IS NULL
+                WHERE f.id = @id AND f.status = '{Words.Failed}' AND f.cleaned_at IS NULL
                   AND EXISTS (SELECT 1 FROM tenant_databases l
                               WHERE l.instance_id = f.instance_id AND l.db_server_id = f.db_server_id AND l.status IN {LiveStatuses.Sql})
                 RETURNING f.db_server_id, f.instance_id
@@ -192,12 +192,12 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// "Give the slot back", as CTEs after a CTE <c>t</c> that returns the freed row's <c>db_server_id</c>: <c>before</c> holds the
     /// pool's status, <c>p</c> takes one off <c>current_instances</c> and moves full → active. Pair with <see cref="SlotBackEvent"/>.
     /// </summary>
-    private const string SlotBack = """
+    private static readonly string SlotBack = $"""
         before AS (
                 SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
             ), p AS (
                 UPDATE db_servers s SET current_instances = s.current_instances - 1,
-                    status = CASE WHEN s.status = 'full' THEN 'active' ELSE s.status END, updated_at = now()
+                    status = CASE WHEN s.status = '{Words.Full}' THEN '{Words.Active}' ELSE s.status END, updated_at = now()
                 FROM t WHERE s.id = t.db_server_id
                 RETURNING s.id, s.status
             )

@@ -6,6 +6,7 @@ namespace TenantDb.Functions.Catalog;
 internal static class Words
 {
     public static readonly string Provisioning = PoolStatus.Provisioning.ToSql();
+    public static readonly string Initializing = PoolStatus.Initializing.ToSql();
     public static readonly string Active = PoolStatus.Active.ToSql();
     public static readonly string Full = PoolStatus.Full.ToSql();
     public static readonly string Draining = PoolStatus.Draining.ToSql();
@@ -17,6 +18,7 @@ internal static class Words
     public static readonly string Unhealthy = HealthStatus.Unhealthy.ToSql();
     public static readonly string Unknown = HealthStatus.Unknown.ToSql();
 
+    public static readonly string Shared = ServerType.Shared.ToSql();
     public static readonly string Dedicated = ServerType.Dedicated.ToSql();
 
     public static readonly string Creating = TenantDatabaseStatus.Creating.ToSql();
