@@ -42,6 +42,8 @@ public static class ServiceRegistration
         services.AddSingleton<PoolConnections>();
         services.AddSingleton<ITenantDdl, TenantDdl>();
         services.AddSingleton<PoolStore>();
+        services.AddSingleton<PoolHealthStore>();
+        services.AddSingleton<PoolQueries>();
         services.AddSingleton<AdminPasswordStore>();
         services.AddSingleton<TenantStore>();
         services.AddSingleton<CatalogIdentity>();

@@ -13,9 +13,9 @@ namespace TenantDb.Functions.Tests.Admin;
 /// <summary>Shared arrangements of the admin and timer tests: the functions over a test app, requests, allocations, process servers.</summary>
 internal static class AdminTestKit
 {
-    public static AdminFunctions AdminApi(TestApp app) => new(app.Get<PoolAdminService>(), app.Get<HealthService>());
+    public static AdminFunctions AdminApi(TestApp app) => new(app.Get<PoolReadService>(), app.Get<PoolLifecycleService>(), app.Get<PoolRegistrationService>(), app.Get<HealthService>());
 
-    public static AdminFunctions AdminApi(OfflineApp app) => new(app.Get<PoolAdminService>(), app.Get<HealthService>());
+    public static AdminFunctions AdminApi(OfflineApp app) => new(app.Get<PoolReadService>(), app.Get<PoolLifecycleService>(), app.Get<PoolRegistrationService>(), app.Get<HealthService>());
 
     public static HttpRequest Get(string path, string? query = null)
     {

@@ -114,7 +114,7 @@ public sealed class HealthSweepTests(PostgresFixture fixture)
         var store = app.Get<PoolStore>();
 
         var allocations = Enumerable.Range(0, 12).Select(_ => app.Allocation.AllocateAsync(Tenant(), None)).ToList();
-        var reconciles = Enumerable.Range(0, 12).Select(_ => store.ReconcileCapacityAsync(pool.Id, "test", None)).ToList();
+        var reconciles = Enumerable.Range(0, 12).Select(_ => app.Get<PoolHealthStore>().ReconcileCapacityAsync(pool.Id, "test", None)).ToList();
         await Task.WhenAll(allocations);
         await Task.WhenAll(reconciles);
 

@@ -18,7 +18,9 @@ public static class AdministrationRegistration
         services.AddSingleton<HealthService>();
         services.AddSingleton<CatalogServer>();
         services.AddSingleton<RegisteredServerAudit>();
-        services.AddSingleton<PoolAdminService>();
+        services.AddSingleton<PoolReadService>();
+        services.AddSingleton<PoolLifecycleService>();
+        services.AddSingleton<PoolRegistrationService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();
         return services;

@@ -20,6 +20,7 @@ public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, i
 /// </summary>
 public sealed partial class CleanupService(
     PoolStore pools,
+    PoolQueries poolQueries,
     PoolDeprovisioner deprovisioner,
     PoolProvisioners provisioners,
     AllocationService allocation,
@@ -65,7 +66,7 @@ public sealed partial class CleanupService(
     {
         var now = time.GetUtcNow();
         int removed = 0, kept = 0, errors = 0;
-        foreach (var stale in await pools.ListStaleAsync(now - Options.ProvisioningStuckAfter, now - Options.ErrorPoolRetention, ct))
+        foreach (var stale in await poolQueries.ListStaleAsync(now - Options.ProvisioningStuckAfter, now - Options.ErrorPoolRetention, ct))
         {
             var reason = stale.Status == PoolStatus.Provisioning ? $"provisioning for more than {Options.ProvisioningStuckAfter}"
                 : stale.Status == PoolStatus.Error ? $"in error for more than {Options.ErrorPoolRetention}" : "left in deleting";
@@ -98,7 +99,7 @@ public sealed partial class CleanupService(
     private async Task<(int Reclaimed, int Errors)> ReclaimDedicatedAsync(CancellationToken ct)
     {
         int reclaimed = 0, errors = 0;
-        foreach (var pool in await pools.ListReclaimableDedicatedAsync(ct))
+        foreach (var pool in await poolQueries.ListReclaimableDedicatedAsync(ct))
         {
             var reason = $"dedicated server of instance {pool.DedicatedToInstanceId:D} reclaimed: its tenant was purged";
             if (await pools.BeginRetireAsync(pool.Id, Reclaimable, reason, Actor, ct) is not RetireGate.Started started)
@@ -158,7 +159,7 @@ public sealed partial class CleanupService(
             }
 
             // Read after listing: a pool reserved meanwhile is in this set (and re-checked under the lock before any act).
-            var known = await pools.LiveNamesAsync(ct);
+            var known = await poolQueries.LiveNamesAsync(ct);
             var stopped = await orphans.ListAsync(driver.Driver, ct);
             foreach (var server in ours)
             {

@@ -29,6 +29,7 @@ public sealed record SweepSummary(int Checked, int Healthy, int Unhealthy, int D
 /// </summary>
 public sealed partial class HealthService(
     PoolStore pools,
+    PoolHealthStore poolHealth,
     PoolAdminPasswords passwords,
     IOptions<PoolsOptions> poolsOptions,
     IOptions<SweepOptions> sweepOptions,
@@ -61,7 +62,7 @@ public sealed partial class HealthService(
     /// <summary>Checks every pool in service, at most <see cref="SweepOptions.MaxParallelism"/> at a time.</summary>
     public async Task<SweepSummary> SweepAsync(CancellationToken ct)
     {
-        var candidates = await pools.ListCheckableAsync(ct);
+        var candidates = await poolHealth.ListCheckableAsync(ct);
         int checkedCount = 0, healthy = 0, unhealthy = 0, drift = 0, errors = 0;
         await Parallel.ForEachAsync(candidates, new ParallelOptions { MaxDegreeOfParallelism = Options.MaxParallelism, CancellationToken = ct },
             async (pool, token) =>
@@ -104,7 +105,7 @@ public sealed partial class HealthService(
     private async Task<PoolHealthReport?> CheckPoolAsync(Pool pool, CancellationToken ct)
     {
         var probe = await ProbeAsync(pool, ct);
-        var recorded = await pools.RecordHealthAsync(pool.Id, probe.Ok, probe.ElapsedMs, probe.DatabaseCount, probe.Version, probe.Error,
+        var recorded = await poolHealth.RecordHealthAsync(pool.Id, probe.Ok, probe.ElapsedMs, probe.DatabaseCount, probe.Version, probe.Error,
             poolsOptions.Value.UnhealthyAfterFailures, Actor, ct);
         if (recorded is null)
         {
@@ -117,7 +118,7 @@ public sealed partial class HealthService(
             LogHealthChanged(pool.Name, before.ToSql(), after.HealthStatus.ToSql(), probe.Error);
         }
 
-        var drift = await pools.ReconcileCapacityAsync(pool.Id, Actor, ct);
+        var drift = await poolHealth.ReconcileCapacityAsync(pool.Id, Actor, ct);
         if (drift is not null)
         {
             LogDrift(pool.Name, drift.Recorded, drift.Corrected);

@@ -7,7 +7,7 @@ using TenantDb.Functions.Administration;
 namespace TenantDb.Functions.Api;
 
 /// <summary>Operators' pool routes (admin key): list, detail, stats, health check, register, drain, activate, retire.</summary>
-public sealed class AdminFunctions(PoolAdminService admin, HealthService health)
+public sealed class AdminFunctions(PoolReadService reads, PoolLifecycleService lifecycle, PoolRegistrationService registration, HealthService health)
 {
     private const string Pools = "database/admin/pools";
 
@@ -16,18 +16,18 @@ public sealed class AdminFunctions(PoolAdminService admin, HealthService health)
         [HttpTrigger(AuthorizationLevel.Admin, "get", Route = Pools)] HttpRequest req, CancellationToken ct)
     {
         var q = req.Query;
-        return Respond(await admin.ListAsync(q["status"], q["server_type"], q["health_status"], q["page"], q["page_size"], ct));
+        return Respond(await reads.ListAsync(q["status"], q["server_type"], q["health_status"], q["page"], q["page_size"], ct));
     }
 
     [Function(nameof(GetPool))]
     public async Task<IActionResult> GetPool(
         [HttpTrigger(AuthorizationLevel.Admin, "get", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await admin.GetAsync(poolId, ct)) : InvalidId();
+        TryParseId(id, out var poolId) ? Respond(await reads.GetAsync(poolId, ct)) : InvalidId();
 
     [Function(nameof(GetStats))]
     public async Task<IActionResult> GetStats(
         [HttpTrigger(AuthorizationLevel.Admin, "get", Route = "database/admin/stats")] HttpRequest req, CancellationToken ct) =>
-        ApiJson.Ok(await admin.StatsAsync(ct));
+        ApiJson.Ok(await reads.StatsAsync(ct));
 
     [Function(nameof(CheckPoolHealth))]
     public async Task<IActionResult> CheckPoolHealth(
@@ -44,23 +44,23 @@ public sealed class AdminFunctions(PoolAdminService admin, HealthService health)
             return problem;
         }
 
-        return Respond(await admin.RegisterAsync(body!, ct), StatusCodes.Status201Created);
+        return Respond(await registration.RegisterAsync(body!, ct), StatusCodes.Status201Created);
     }
 
     [Function(nameof(DrainPool))]
     public async Task<IActionResult> DrainPool(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/drain")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await admin.DrainAsync(poolId, ct)) : InvalidId();
+        TryParseId(id, out var poolId) ? Respond(await lifecycle.DrainAsync(poolId, ct)) : InvalidId();
 
     [Function(nameof(ActivatePool))]
     public async Task<IActionResult> ActivatePool(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/activate")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await admin.ActivateAsync(poolId, ct)) : InvalidId();
+        TryParseId(id, out var poolId) ? Respond(await lifecycle.ActivateAsync(poolId, ct)) : InvalidId();
 
     [Function(nameof(RetirePool))]
     public async Task<IActionResult> RetirePool(
         [HttpTrigger(AuthorizationLevel.Admin, "delete", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await admin.RetireAsync(poolId, ct)) : InvalidId();
+        TryParseId(id, out var poolId) ? Respond(await lifecycle.RetireAsync(poolId, ct)) : InvalidId();
 
     private static bool TryParseId(string? id, out long poolId) =>
         long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out poolId) && poolId > 0;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Domain;
 using TenantDb.Functions.Provisioning;
 
 namespace TenantDb.Functions.Api;
@@ -20,7 +21,7 @@ public sealed class ProvisioningFunctions(ProvisioningService provisioning)
         ReservedPool reserved;
         try
         {
-            reserved = await provisioning.StartSharedAsync(client, "operator", "requested by an operator", ct);
+            reserved = await provisioning.StartSharedAsync(client, Actors.Operator, "requested by an operator", ct);
         }
         catch (ProvisioningRefusedException refused)
         {

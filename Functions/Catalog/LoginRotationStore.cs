@@ -44,10 +44,10 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         await using var tx = await conn.BeginTransactionAsync(ct);
         long id;
         string dbUser;
-        await using (var find = new NpgsqlCommand("""
+        await using (var find = new NpgsqlCommand($"""
             SELECT id, status, db_user, rotation_state = 'setting' AND rotation_started_at > now() - @lease AS busy
             FROM tenant_databases
-            WHERE instance_id = @instance_id AND status IN ('creating', 'ready', 'released')
+            WHERE instance_id = @instance_id AND status IN {LiveStatuses.Sql}
             FOR UPDATE
             """, conn, tx))
         {
@@ -101,7 +101,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
     {
         bool? set = null;
-        var current = await WhileLockedAsync(tenantId, "t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = 'ready'", rotationId,
+        var current = await WhileLockedAsync(tenantId, $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}'", rotationId,
             async _ => { set = await setOnPool(); return null; }, ct);
         return current ? set : null;
     }
@@ -122,21 +122,21 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// </summary>
     public async Task<RotationCommit> CommitAsync(long tenantId, long rotationId, string login, string actor, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
                 UPDATE tenant_databases
                 SET retiring_login = db_user, db_user = rotation_login, rotation_state = 'committed',
                     rotation_password_encrypted = NULL, updated_at = now()
-                WHERE id = @id AND rotation_id = @rotation_id AND rotation_state IN ('setting', 'unconfirmed', 'pending') AND status = 'ready'
+                WHERE id = @id AND rotation_id = @rotation_id AND rotation_state IN ('setting', 'unconfirmed', 'pending') AND status = '{Words.Ready}'
                 RETURNING db_server_id, instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
-                SELECT db_server_id, instance_id, 'login_rotated', 'the new password was claimed', @actor FROM t
+                SELECT db_server_id, instance_id, '{PoolEventNames.LoginRotated}', 'the new password was claimed', @actor FROM t
             )
             SELECT 'now' FROM t
             UNION ALL
             SELECT CASE WHEN db_user = @login THEN 'committed' ELSE 'superseded' END
-            FROM tenant_databases WHERE id = @id AND status = 'ready' AND NOT EXISTS (SELECT FROM t)
+            FROM tenant_databases WHERE id = @id AND status = '{Words.Ready}' AND NOT EXISTS (SELECT FROM t)
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("login", login);
@@ -187,7 +187,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
             SELECT s.*, {Columns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
             WHERE (t.rotation_state IN ('setting', 'unconfirmed', 'pending') OR t.retiring_login IS NOT NULL)
-              AND t.status = 'ready'
+              AND t.status = '{Words.Ready}'
               AND (t.retiring_login IS NOT NULL
                    OR t.rotation_state = 'pending' AND t.rotation_deposited_at < @cutoff
                    OR t.rotation_state IN ('setting', 'unconfirmed') AND t.rotation_started_at < @cutoff)
@@ -211,7 +211,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {Columns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.instance_id = @instance_id AND t.status IN ('creating', 'ready', 'released')
+            WHERE t.instance_id = @instance_id AND t.status IN {LiveStatuses.Sql}
             """);
         cmd.Parameters.AddWithValue("instance_id", instanceId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);

@@ -1,4 +1,5 @@
 using Npgsql;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -43,7 +44,7 @@ public sealed class OrphanStore(NpgsqlDataSource catalog)
             await lockCmd.ExecuteNonQueryAsync(ct);
         }
 
-        await using (var known = new NpgsqlCommand("SELECT count(*) FROM db_servers WHERE name = @name AND status <> 'deleted'", conn, tx))
+        await using (var known = new NpgsqlCommand($"SELECT count(*) FROM db_servers WHERE name = @name AND status <> '{Words.Deleted}'", conn, tx))
         {
             known.Parameters.AddWithValue("name", name);
             if ((long)(await known.ExecuteScalarAsync(ct))! > 0)
@@ -56,15 +57,15 @@ public sealed class OrphanStore(NpgsqlDataSource catalog)
 
         await act(ct);
         await ExecuteAsync(conn, tx, kind == OrphanAct.Stop
-            ? """
+            ? $"""
               INSERT INTO orphan_servers (driver, name, resource_id) VALUES (@driver, @name, @resource_id) ON CONFLICT DO NOTHING;
               INSERT INTO pool_events (event, reason, actor)
-              VALUES ('orphan_server_stopped', @driver || ' server ' || @name || ' (' || coalesce(@resource_id, '') || '): no pool of this catalog knows it; deleted after the grace period', @actor);
+              VALUES ('{PoolEventNames.OrphanServerStopped}', @driver || ' server ' || @name || ' (' || coalesce(@resource_id, '') || '): no pool of this catalog knows it; deleted after the grace period', @actor);
               """
-            : """
+            : $"""
               DELETE FROM orphan_servers WHERE driver = @driver AND name = @name;
               INSERT INTO pool_events (event, reason, actor)
-              VALUES ('orphan_server_removed', @driver || ' server ' || @name || ' (' || coalesce(@resource_id, '') || '): stopped orphan past its grace period', @actor);
+              VALUES ('{PoolEventNames.OrphanServerRemoved}', @driver || ' server ' || @name || ' (' || coalesce(@resource_id, '') || '): stopped orphan past its grace period', @actor);
               """, driver, name, resourceId, actor, ct);
         await tx.CommitAsync(ct);
         return true;

@@ -54,12 +54,12 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         }
 
         await using (var find = new NpgsqlCommand(request.ServerType == ServerType.Dedicated
-            ? "SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('error', 'deleting', 'deleted') LIMIT 1"
+            ? $"SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('{Words.Error}', '{Words.Deleting}', '{Words.Deleted}') LIMIT 1"
             // A shared pool that turned active with room since the caller saw none also answers the need (no second server).
-            : """
-              SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = 'shared'
-                AND ((status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL)
-                  OR (@join_room AND status = 'active' AND health_status IN ('healthy', 'unknown') AND current_instances < max_instances))
+            : $"""
+              SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = '{Words.Shared}'
+                AND ((status IN ('{Words.Provisioning}', '{Words.Initializing}') AND provisioning_instance_id IS NOT NULL)
+                  OR (@join_room AND {Placement.InService} AND current_instances < max_instances))
               ORDER BY id LIMIT 1
               """,
             conn, tx))
@@ -91,15 +91,15 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         }
 
         var instanceId = $"provision-{name}";
-        await using (var insert = new NpgsqlCommand("""
+        await using (var insert = new NpgsqlCommand($"""
             WITH inserted AS (
                 INSERT INTO db_servers (name, server_type, status, max_instances, cpu_limit, memory_limit, driver,
                     provisioning_instance_id, dedicated_to_customer_id, dedicated_to_instance_id, admin_user, admin_password_encrypted)
-                VALUES (@name, @server_type, 'provisioning', @max, @cpu, @memory, @driver, @run, @customer, @instance, @admin_user, @admin_password)
+                VALUES (@name, @server_type, '{Words.Provisioning}', @max, @cpu, @memory, @driver, @run, @customer, @instance, @admin_user, @admin_password)
                 RETURNING id, dedicated_to_instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, to_status, reason, actor)
-                SELECT id, dedicated_to_instance_id, 'pool_created', 'provisioning', @reason, @actor FROM inserted
+                SELECT id, dedicated_to_instance_id, '{PoolEventNames.PoolCreated}', '{Words.Provisioning}', @reason, @actor FROM inserted
             )
             SELECT id FROM inserted
             """, conn, tx))
@@ -135,9 +135,9 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         ProvisioningLimits limits, CancellationToken ct)
     {
         int servers, failures;
-        await using (var count = new NpgsqlCommand("""
-            SELECT count(*) FILTER (WHERE status <> 'deleted')::int,
-                count(*) FILTER (WHERE dedicated_to_instance_id = @instance AND status = 'error')::int
+        await using (var count = new NpgsqlCommand($"""
+            SELECT count(*) FILTER (WHERE status <> '{Words.Deleted}')::int,
+                count(*) FILTER (WHERE dedicated_to_instance_id = @instance AND status = '{Words.Error}')::int
             FROM db_servers
             """, conn, tx))
         {
@@ -187,10 +187,10 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     /// </summary>
     public async Task<IReadOnlyList<InFlightRun>> ListInFlightAsync(Guid? dedicatedToInstanceId, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             SELECT id, name, status, provisioning_instance_id FROM db_servers
-            WHERE status IN ('provisioning', 'initializing') AND provisioning_instance_id IS NOT NULL
-              AND (CASE WHEN @instance::uuid IS NULL THEN server_type = 'shared' ELSE dedicated_to_instance_id = @instance END)
+            WHERE status IN ('{Words.Provisioning}', '{Words.Initializing}') AND provisioning_instance_id IS NOT NULL
+              AND (CASE WHEN @instance::uuid IS NULL THEN server_type = '{Words.Shared}' ELSE dedicated_to_instance_id = @instance END)
             ORDER BY id
             """);
         cmd.Parameters.AddWithValue("instance", NpgsqlTypes.NpgsqlDbType.Uuid, (object?)dedicatedToInstanceId ?? DBNull.Value);
@@ -220,8 +220,8 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 
     public async Task SetServerFactsAsync(long poolId, string? version, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
-            UPDATE db_servers SET postgres_version = @version, health_status = 'healthy', last_health_check = now(),
+        await using var cmd = catalog.CreateCommand($"""
+            UPDATE db_servers SET postgres_version = @version, health_status = '{Words.Healthy}', last_health_check = now(),
                 consecutive_health_failures = 0, updated_at = now()
             WHERE id = @id
             """);
@@ -233,11 +233,11 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     /// <summary>Free slots across shared pools that take tenants now, and whether a shared pool is being provisioned.</summary>
     public async Task<(int FreeSlots, bool Provisioning)> SharedHeadroomAsync(CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             SELECT
-                coalesce(sum(max_instances - current_instances) FILTER (WHERE status = 'active' AND health_status IN ('healthy', 'unknown')), 0)::int,
-                count(*) FILTER (WHERE status IN ('provisioning', 'initializing')) > 0
-            FROM db_servers WHERE server_type = 'shared'
+                coalesce(sum(max_instances - current_instances) FILTER (WHERE status = '{Words.Active}' AND health_status IN ('{Words.Healthy}', '{Words.Unknown}')), 0)::int,
+                count(*) FILTER (WHERE status IN ('{Words.Provisioning}', '{Words.Initializing}')) > 0
+            FROM db_servers WHERE server_type = '{Words.Shared}'
             """);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         await reader.ReadAsync(ct);

@@ -8,7 +8,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 {
     public const string LiveInstanceIndex = "ux_tenant_databases_live_instance";
 
-    private const string TenantColumns = """
+    /// <summary>The tenant row's columns prefixed <c>t_</c>, to read next to a pool's with <c>ToTenant("t_")</c>.</summary>
+    internal const string TenantColumns = """
         t.id AS t_id, t.instance_id AS t_instance_id, t.customer_id AS t_customer_id, t.plan_tier AS t_plan_tier,
         t.db_server_id AS t_db_server_id, t.db_name AS t_db_name, t.db_user AS t_db_user, t.status AS t_status,
         t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at
@@ -23,7 +24,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         await using var cmd = catalog.CreateCommand($"""
             SELECT s.*, {TenantColumns}
             FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id
-            WHERE t.instance_id = @instance_id AND t.status IN {LiveStatuses}
+            WHERE t.instance_id = @instance_id AND t.status IN {LiveStatuses.Sql}
             """);
         cmd.Parameters.AddWithValue("instance_id", instanceId);
         return (await ReadAsync(cmd, ct)).SingleOrDefault();
@@ -44,69 +45,9 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// first try-locks the instance on <paramref name="instanceLock"/>'s connection, in the same statement: nothing is reserved
     /// unless the lock is held (<see cref="InstanceLock.Held"/> says which), so only one worker at a time makes an instance's objects.
     /// </summary>
-    public async Task<Allocation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
-        PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct, IReadOnlyCollection<long>? avoid = null)
-    {
-        var target = dedicated
-            ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
-            : "server_type = 'shared'";
-        var order = strategy switch
-        {
-            PlacementStrategy.Spread => "priority, current_instances::float8 / max_instances, id",
-            _ => "priority, current_instances DESC, id",
-        };
-        var locked = instanceLock is null ? "true" : "(SELECT held FROM instance_lock)";
-        var sql = $"""
-            WITH instance_lock AS MATERIALIZED (
-                SELECT {(instanceLock is null ? "true" : InstanceLock.TryLockSql)} AS held
-            ), candidate AS (
-                SELECT id FROM db_servers
-                WHERE {locked} AND {target} AND status = 'active' AND health_status IN ('healthy', 'unknown')
-                  AND current_instances < max_instances AND NOT (id = ANY(@avoid))
-                ORDER BY {order}
-                LIMIT 1
-                FOR UPDATE {(skipLocked ? "SKIP LOCKED" : "")}
-            ), reserved AS (
-                UPDATE db_servers s
-                SET current_instances = s.current_instances + 1,
-                    status = CASE WHEN s.current_instances + 1 >= s.max_instances THEN 'full' ELSE s.status END,
-                    updated_at = now()
-                FROM candidate c WHERE s.id = c.id
-                RETURNING s.*
-            ), t AS (
-                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status)
-                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, 'creating' FROM reserved
-                RETURNING *
-            ), full_event AS (
-                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
-                SELECT id, @instance_id, 'status_changed', 'active', 'full', 'capacity reached', @actor FROM reserved WHERE status = 'full'
-            )
-            SELECT l.held AS instance_locked, r.* FROM instance_lock l LEFT JOIN (SELECT s.*, {TenantColumns} FROM reserved s, t) r ON true
-            """;
-        await using var cmd = instanceLock?.Command(sql) ?? catalog.CreateCommand(sql);
-        cmd.Parameters.AddWithValue("instance_id", request.InstanceId);
-        cmd.Parameters.AddWithValue("customer_id", request.CustomerId);
-        cmd.Parameters.AddWithValue("plan_tier", request.PlanTier);
-        cmd.Parameters.AddWithValue("db_name", dbName);
-        cmd.Parameters.AddWithValue("db_user", dbUser);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
-        cmd.Parameters.AddWithValue("avoid", (avoid ?? []).ToArray());
-        var heldBefore = instanceLock?.Held ?? false;
-        if (instanceLock is not null)
-        {
-            // Until the answer says otherwise the lock may be held (a failing statement still keeps a session lock it took).
-            instanceLock.Held = true;
-        }
-
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        await reader.ReadAsync(ct);
-        if (instanceLock is not null)
-        {
-            instanceLock.Held = heldBefore || reader.GetBoolean(reader.GetOrdinal("instance_locked"));
-        }
-
-        return reader.IsDBNull(reader.GetOrdinal("id")) ? null : new Allocation(reader.ToPool(), reader.ToTenant("t_"));
-    }
+    public Task<Allocation?> ReserveAsync(ValidAllocationRequest request, string dbName, string dbUser, bool dedicated,
+        PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct, IReadOnlyCollection<long>? avoid = null) =>
+        Placement.ReserveAsync(catalog, request, dbName, dbUser, dedicated, strategy, skipLocked, instanceLock, avoid, ct);
 
     /// <summary>
     /// The row is ready; on <paramref name="instanceLock"/>'s connection, the same round trip also releases the instance lock.
@@ -116,7 +57,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = instanceLock.Command(MarkReadySql + ";\n" + InstanceLock.UnlockSql);
         cmd.Parameters.AddWithValue("id", tenantId);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var ready = await reader.ReadAsync(ct) ? reader.ToTenant() : null;
         await reader.NextResultAsync(ct);
@@ -124,14 +65,14 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         return ready;
     }
 
-    private const string MarkReadySql = """
+    private static readonly string MarkReadySql = $"""
         WITH t AS (
-            UPDATE tenant_databases SET status = 'ready', ready_at = now(), updated_at = now()
-            WHERE id = @id AND status = 'creating'
+            UPDATE tenant_databases SET status = '{Words.Ready}', ready_at = now(), updated_at = now()
+            WHERE id = @id AND status = '{Words.Creating}'
             RETURNING *
         ), event AS (
             INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-            SELECT db_server_id, instance_id, 'tenant_status_changed', 'creating', 'ready', @actor FROM t
+            SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Creating}', '{Words.Ready}', @actor FROM t
         )
         SELECT * FROM t
         """;
@@ -143,43 +84,35 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// </summary>
     public async Task<bool> CompensateAsync(long tenantId, string reason, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'failed', last_error = @reason, updated_at = now()
-                WHERE id = @id AND status = 'creating'
+                UPDATE tenant_databases SET status = '{Words.Failed}', last_error = @reason, updated_at = now()
+                WHERE id = @id AND status = '{Words.Creating}'
                 RETURNING db_server_id, instance_id
-            ), before AS (
-                SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
-            ), p AS (
-                UPDATE db_servers s SET current_instances = s.current_instances - 1,
-                    status = CASE WHEN s.status = 'full' THEN 'active' ELSE s.status END, updated_at = now()
-                FROM t WHERE s.id = t.db_server_id
-                RETURNING s.id, s.status
-            ), events AS (
+            ), {SlotBack}, events AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
-                SELECT t.db_server_id, t.instance_id, 'allocation_compensated', 'creating', 'failed', @reason, @actor FROM t
+                SELECT t.db_server_id, t.instance_id, '{PoolEventNames.AllocationCompensated}', '{Words.Creating}', '{Words.Failed}', @reason, @actor FROM t
                 UNION ALL
-                SELECT p.id, NULL, 'status_changed', b.status, p.status, 'capacity released', @actor
-                FROM p JOIN before b ON b.id = p.id WHERE b.status <> p.status
+                {SlotBackEvent("'capacity released'")}
             )
             SELECT count(*) FROM t
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("reason", reason);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
     public async Task<TenantDatabase?> MarkReleasedAsync(long tenantId, string actor, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'released', released_at = now(), updated_at = now()
-                WHERE id = @id AND status = 'ready'
+                UPDATE tenant_databases SET status = '{Words.Released}', released_at = now(), updated_at = now()
+                WHERE id = @id AND status = '{Words.Ready}'
                 RETURNING *
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-                SELECT db_server_id, instance_id, 'tenant_status_changed', 'ready', 'released', @actor FROM t
+                SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Ready}', '{Words.Released}', @actor FROM t
             )
             SELECT * FROM t
             """);
@@ -192,24 +125,16 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// <summary>The released tenant's database is gone: the row becomes dropped and the pool gets its slot back.</summary>
     public async Task MarkDroppedAsync(long tenantId, string actor, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("""
+        await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = 'dropped', dropped_at = now(), cleaned_at = now(), updated_at = now()
-                WHERE id = @id AND status = 'released'
+                UPDATE tenant_databases SET status = '{Words.Dropped}', dropped_at = now(), cleaned_at = now(), updated_at = now()
+                WHERE id = @id AND status = '{Words.Released}'
                 RETURNING db_server_id, instance_id
-            ), before AS (
-                SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
-            ), p AS (
-                UPDATE db_servers s SET current_instances = s.current_instances - 1,
-                    status = CASE WHEN s.status = 'full' THEN 'active' ELSE s.status END, updated_at = now()
-                FROM t WHERE s.id = t.db_server_id
-                RETURNING s.id, s.status
-            ), events AS (
-                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
-                SELECT t.db_server_id, t.instance_id, 'tenant_status_changed', 'released', 'dropped', @actor FROM t
+            ), {SlotBack}, events AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
+                SELECT t.db_server_id, t.instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Released}', '{Words.Dropped}', NULL, @actor FROM t
                 UNION ALL
-                SELECT p.id, NULL, 'status_changed', b.status, p.status, @actor
-                FROM p JOIN before b ON b.id = p.id WHERE b.status <> p.status
+                {SlotBackEvent("NULL")}
             )
             SELECT count(*) FROM t
             """);
@@ -220,20 +145,20 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 
     /// <summary>Released tenants whose retention ended, with their pools.</summary>
     public Task<IReadOnlyList<Allocation>> ListPurgeableAsync(DateTimeOffset releasedBefore, int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'released' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
+        ListAsync($"t.status = '{Words.Released}' AND t.released_at < @before", "t.released_at", releasedBefore, limit, ct);
 
     /// <summary>Allocations still <c>creating</c> long after they began: the allocator stopped mid-way (a crash, a kill).</summary>
     public Task<IReadOnlyList<Allocation>> ListStaleCreatingAsync(DateTimeOffset createdBefore, int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'creating' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
+        ListAsync($"t.status = '{Words.Creating}' AND t.created_at < @before", "t.created_at", createdBefore, limit, ct);
 
     /// <summary>Failed allocations whose objects on the server could not be confirmed gone (the server was down).</summary>
     public Task<IReadOnlyList<Allocation>> ListUncleanedFailuresAsync(int limit, CancellationToken ct) =>
-        ListAsync("t.status = 'failed' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
+        ListAsync($"t.status = '{Words.Failed}' AND t.cleaned_at IS NULL", "t.updated_at", null, limit, ct);
 
     /// <summary>The failed allocation's objects are known gone from its server.</summary>
     public async Task MarkCleanedAsync(long tenantId, CancellationToken ct)
     {
-        await using var cmd = catalog.CreateCommand("UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id AND status = 'failed'");
+        await using var cmd = catalog.CreateCommand($"UPDATE tenant_databases SET cleaned_at = now() WHERE id = @id AND status = '{Words.Failed}'");
         cmd.Parameters.AddWithValue("id", tenantId);
         await cmd.ExecuteNonQueryAsync(ct);
     }
@@ -248,23 +173,41 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         await using var cmd = catalog.CreateCommand($"""
             WITH f AS (
                 UPDATE tenant_databases f SET cleaned_at = now(), updated_at = now()
-                WHERE f.id = @id AND f.status = 'failed' AND f.cleaned_at IS NULL
+                WHERE f.id = @id AND f.status = '{Words.Failed}' AND f.cleaned_at IS NULL
                   AND EXISTS (SELECT 1 FROM tenant_databases l
-                              WHERE l.instance_id = f.instance_id AND l.db_server_id = f.db_server_id AND l.status IN {LiveStatuses})
+                              WHERE l.instance_id = f.instance_id AND l.db_server_id = f.db_server_id AND l.status IN {LiveStatuses.Sql})
                 RETURNING f.db_server_id, f.instance_id
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
-                SELECT db_server_id, instance_id, 'leftover_settled', 'the objects of that name belong to the live tenant; nothing dropped', @actor FROM f
+                SELECT db_server_id, instance_id, '{PoolEventNames.LeftoverSettled}', 'the objects of that name belong to the live tenant; nothing dropped', @actor FROM f
             )
             SELECT count(*) FROM f
             """);
         cmd.Parameters.AddWithValue("id", failedTenantId);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
-    /// <summary>The statuses whose row owns its objects on the server.</summary>
-    private const string LiveStatuses = "('creating', 'ready', 'released')";
+    /// <summary>
+    /// "Give the slot back", as CTEs after a CTE <c>t</c> that returns the freed row's <c>db_server_id</c>: <c>before</c> holds the
+    /// pool's status, <c>p</c> takes one off <c>current_instances</c> and moves full → active. Pair with <see cref="SlotBackEvent"/>.
+    /// </summary>
+    private static readonly string SlotBack = $"""
+        before AS (
+                SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id
+            ), p AS (
+                UPDATE db_servers s SET current_instances = s.current_instances - 1,
+                    status = CASE WHEN s.status = '{Words.Full}' THEN '{Words.Active}' ELSE s.status END, updated_at = now()
+                FROM t WHERE s.id = t.db_server_id
+                RETURNING s.id, s.status
+            )
+        """;
+
+    /// <summary>The <c>status_changed</c> rows (for <c>pool_events</c>) of a pool that <see cref="SlotBack"/> moved out of full.</summary>
+    private static string SlotBackEvent(string reasonSql) => $"""
+        SELECT p.id, NULL, '{PoolEventNames.StatusChanged}', b.status, p.status, {reasonSql}, @actor
+                        FROM p JOIN before b ON b.id = p.id WHERE b.status <> p.status
+        """;
 
     // The conditions are this class's own constants; values travel only as parameters.
     private async Task<IReadOnlyList<Allocation>> ListAsync(string condition, string orderBy, DateTimeOffset? before, int limit, CancellationToken ct)

@@ -1,0 +1,43 @@
+using TenantDb.Functions.Domain;
+
+namespace TenantDb.Functions.Administration;
+
+/// <summary>A pool as operators see it: never its admin password, clear or encrypted.</summary>
+public sealed record PoolView(
+    long Id, string Name, string? Host, int? Port, ServerType ServerType, PoolStatus Status, HealthStatus HealthStatus,
+    int CurrentInstances, int MaxInstances, double UtilizationPercent, int Priority, string Driver, string? DriverResourceId,
+    string? PostgresVersion, decimal? CpuLimit, string? MemoryLimit, string? StoragePath, string? ProvisioningInstanceId,
+    Guid? DedicatedToCustomerId, Guid? DedicatedToInstanceId, string AdminUser, DateTimeOffset? LastHealthCheck, int? LastResponseMs,
+    int? DatabaseCount, int ConsecutiveHealthFailures, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+{
+    public static PoolView From(Pool p) => new(
+        p.Id, p.Name, p.Host.Length > 0 ? p.Host : null, p.Port > 0 ? p.Port : null, p.ServerType, p.Status, p.HealthStatus,
+        p.CurrentInstances, p.MaxInstances, Percent(p.CurrentInstances, p.MaxInstances), p.Priority, p.Driver,
+        p.DriverResourceId, p.PostgresVersion, p.CpuLimit, p.MemoryLimit, p.StoragePath, p.ProvisioningInstanceId, p.DedicatedToCustomerId,
+        p.DedicatedToInstanceId, p.AdminUser, p.LastHealthCheck, p.LastResponseMs, p.DatabaseCount, p.ConsecutiveHealthFailures,
+        p.LastError, p.CreatedAt, p.UpdatedAt);
+
+    /// <summary>A share in percent, one decimal; 0 of nothing.</summary>
+    public static double Percent(long part, long whole) => whole <= 0 ? 0 : Math.Round(100.0 * part / whole, 1);
+}
+
+public sealed record PoolPage(IReadOnlyList<PoolView> Pools, long Total, int Page, int PageSize, long TotalPages);
+
+public sealed record PoolEventView(long Id, string Event, string? FromStatus, string? ToStatus, string? Reason, string Actor, Guid? InstanceId, DateTimeOffset At)
+{
+    public static PoolEventView From(PoolEvent e) => new(e.Id, e.Event, e.FromStatus, e.ToStatus, e.Reason, e.Actor, e.InstanceId, e.At);
+}
+
+/// <summary>One pool with its tenant rows counted by status (live = creating + ready + released) and its latest events.</summary>
+public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents);
+
+public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Available, double UtilizationPercent);
+
+/// <summary>
+/// The platform in numbers (retired pools left out): capacity = slots of all pools, used = slots taken, available = free
+/// slots in placement (active, healthy or unknown), tenants = live tenant databases.
+/// </summary>
+public sealed record PoolStats(
+    int TotalPools, int TotalTenants, int TotalCapacity, int UsedCapacity, int AvailableCapacity, double UtilizationPercent,
+    IReadOnlyDictionary<string, int> PoolsByStatus, IReadOnlyDictionary<string, int> PoolsByHealth,
+    IReadOnlyDictionary<string, int> TenantsByStatus, IReadOnlyDictionary<string, ServerTypeStats> ByServerType);
