@@ -141,7 +141,8 @@ public sealed partial class PoolRegistrationService(
             $"admin_password is required (at most {MaxPasswordLength} characters, no control characters).");
         Check(r.MaxInstances is >= 1 and <= MaxInstancesLimit, "max_instances", $"max_instances must be between 1 and {MaxInstancesLimit}.");
         Check(r.Priority is null or (>= 0 and <= MaxPriority), "priority", $"priority must be between 0 and {MaxPriority}.");
-        Check(r.ServerType is null or "shared" or "dedicated", "server_type", "server_type must be 'shared' or 'dedicated'.");
+        Check(r.ServerType is null || (Vocabulary.TryParse<ServerType>(r.ServerType, out var type) && type is ServerType.Shared or ServerType.Dedicated),
+            "server_type", $"server_type must be '{ServerType.Shared.ToSql()}' or '{ServerType.Dedicated.ToSql()}'.");
         return errors;
     }
 

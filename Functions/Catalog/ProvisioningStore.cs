@@ -87,7 +87,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         await using (var next = new NpgsqlCommand("SELECT nextval('pool_name_seq')", conn, tx))
         {
             var number = (long)(await next.ExecuteScalarAsync(ct))!;
-            name = $"{(request.ServerType == ServerType.Dedicated ? "dedicated" : "shared")}-{number:D4}";
+            name = $"{(request.ServerType == ServerType.Dedicated ? ServerType.Dedicated : ServerType.Shared).ToSql()}-{number:D4}";
         }
 
         var instanceId = $"provision-{name}";

@@ -2,6 +2,7 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging;
 using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Orchestrations;
 
@@ -34,11 +35,11 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
                 await context.CreateTimer(context.CurrentUtcDateTime + input.PollInterval, CancellationToken.None);
             }
 
-            context.SetCustomStatus("initializing");
+            context.SetCustomStatus(PoolStatus.Initializing.ToSql());
             await context.CallActivityAsync(nameof(InitializePool), input.PoolId, retry);
-            context.SetCustomStatus("active");
+            context.SetCustomStatus(PoolStatus.Active.ToSql());
             log.LogInformation("Pool {PoolId} provisioned", input.PoolId);
-            return new ProvisionPoolResult(input.PoolId, "active", null);
+            return new ProvisionPoolResult(input.PoolId, PoolStatus.Active.ToSql(), null);
         }
         catch (TaskFailedException e)
         {
@@ -63,7 +64,7 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
     {
         context.SetCustomStatus("failed");
         await context.CallActivityAsync(nameof(FailPool), new FailPoolInput(input.PoolId, reason), RetryOf(input));
-        return new ProvisionPoolResult(input.PoolId, "error", reason);
+        return new ProvisionPoolResult(input.PoolId, PoolStatus.Error.ToSql(), reason);
     }
 
     // Every activity touches the catalog or the server: each is retried with the same backoff as the create step.
