@@ -48,7 +48,11 @@ public static class ServiceRegistration
         services.AddSingleton<TenantStore>();
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();
+        services.AddSingleton<AllocationCompensation>();
         services.AddSingleton<AllocationService>();
+        services.AddSingleton<TenantPurge>();
+        services.AddSingleton<AbandonedAllocationRecovery>();
+        services.AddSingleton<FailedAllocationCleanup>();
         services.AddSingleton<CatalogMigrator>();
 
         services.AddSingleton<DockerEngine>();

@@ -331,7 +331,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
         var failedDb = await app.CatalogScalarAsync<string>("SELECT db_name FROM tenant_databases WHERE status = 'failed'");
         Assert.Equal(0L, await doomed.ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{failedDb}'"));
         Assert.Equal(0L, await doomed.ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{failedDb}%'"));
-        await app.Allocation.CleanFailedAsync(CancellationToken.None);
+        await app.LeftoverCleanup.CleanFailedAsync(CancellationToken.None);
         Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases WHERE status = 'failed' AND cleaned_at IS NULL"));
         await doomed.StopAsync();
     }
@@ -376,7 +376,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
         Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE datname = '{allocated.Tenant.DbName}'"));
         Assert.IsType<AllocationOutcome.Conflict>(await app.Allocation.AllocateAsync(request, CancellationToken.None));
 
-        var purged = (await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", CancellationToken.None)).Purged;
+        var purged = (await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", CancellationToken.None)).Purged;
 
         Assert.Equal(1, purged);
         Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{allocated.Tenant.DbName}'"));
@@ -396,7 +396,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
         await AllocateOk(app, request);
         await app.Allocation.ReleaseAsync(Guid.Parse(request.InstanceId!), "test", CancellationToken.None);
 
-        Assert.Equal(new PurgeResult(0, 0), await app.Allocation.PurgeExpiredAsync("test", CancellationToken.None));
+        Assert.Equal(new PurgeResult(0, 0), await app.Purge.PurgeExpiredAsync("test", CancellationToken.None));
         Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases WHERE status = 'released'"));
     }
 
@@ -469,7 +469,7 @@ public sealed class AbandonedAllocationTests(PostgresFixture fixture)
 
         Assert.IsType<AllocationOutcome.NoCapacity>(await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard"), CancellationToken.None));
 
-        var recovered = await app.Allocation.RecoverAbandonedAsync(CancellationToken.None);
+        var recovered = await app.Recovery.RecoverAbandonedAsync(CancellationToken.None);
 
         Assert.Equal(1, recovered);
         Assert.Equal(0, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", pool.Id)));

@@ -58,7 +58,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
             Assert.Equal(pool.Id, live.Pool.Id);
             await RunAsync(LoginOf(live), "CREATE TABLE orders(id int); INSERT INTO orders VALUES (42)");
 
-            await app.Allocation.CleanFailedAsync(None);
+            await app.LeftoverCleanup.CleanFailedAsync(None);
 
             Assert.Equal(42, await RunAsync(LoginOf(live), "SELECT id FROM orders"));
             Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases WHERE status = 'failed' AND cleaned_at IS NULL"));
@@ -82,7 +82,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         // As if an allocation had failed with its server unreachable: the row failed, its objects still there.
         await app.CatalogScalarAsync<int>("UPDATE tenant_databases SET status = 'failed', cleaned_at = NULL WHERE id = @id", ("id", live.Tenant.Id));
 
-        Assert.Equal(new CleanResult(1, 0), await app.Allocation.CleanFailedAsync(None));
+        Assert.Equal(new CleanResult(1, 0), await app.LeftoverCleanup.CleanFailedAsync(None));
 
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{names.Database}'"));
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{names.Database}%'"));
@@ -125,7 +125,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         // The allocation is slow (a CREATE DATABASE waiting on a checkpoint): its row looks abandoned by age alone.
         await app.CatalogScalarAsync<int>("UPDATE tenant_databases SET created_at = now() - interval '1 hour'");
 
-        Assert.Equal(0, await app.Allocation.RecoverAbandonedAsync(None));
+        Assert.Equal(0, await app.Recovery.RecoverAbandonedAsync(None));
         gate.Release.SetResult();
         var allocated = Assert.IsType<AllocationOutcome.Allocated>(await allocating);
 
@@ -212,7 +212,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         await RunAsync(LoginOf(allocated), $"ALTER DATABASE \"{allocated.Tenant.DbName}\" IS_TEMPLATE true");
         await app.Allocation.ReleaseAsync(instance, "test", None);
 
-        var purged = (await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None)).Purged;
+        var purged = (await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None)).Purged;
 
         Assert.Equal(1, purged);
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{allocated.Tenant.DbName}'"));
@@ -233,7 +233,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         await RunAsync(LoginOf(grantor), $"CREATE TABLE shared(x int); INSERT INTO shared VALUES (7); GRANT SELECT ON shared TO \"{victimOwner}\"");
         await app.Allocation.ReleaseAsync(victimId, "test", None);
 
-        var purged = (await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None)).Purged;
+        var purged = (await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None)).Purged;
 
         Assert.Equal(1, purged);
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{victim.Tenant.DbName}%'"));
@@ -254,7 +254,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         await RunAsync(LoginOf(grantor, "postgres"), $"ALTER DATABASE \"{grantor.Tenant.DbName}\" ALLOW_CONNECTIONS false");
         await app.Allocation.ReleaseAsync(victimId, "test", None);
 
-        var purge = await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None);
+        var purge = await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None);
 
         Assert.Equal(new PurgeResult(1, 0), purge);
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{victim.Tenant.DbName}%'"));

@@ -75,7 +75,7 @@ public sealed class ServerLimitTests(PostgresFixture fixture)
             var allocated = await app.Allocation.AllocateAsync(new AllocationRequest(instance.ToString(), Guid.NewGuid().ToString(), "premium"), None);
             Assert.Equal(pool.Id, Assert.IsType<AllocationOutcome.Allocated>(allocated).Pool.Id);
             Assert.IsType<ReleaseOutcome.Released>(await app.Allocation.ReleaseAsync(instance, "test", None));
-            Assert.Equal(new PurgeResult(1, 0), await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None));
+            Assert.Equal(new PurgeResult(1, 0), await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddMinutes(1), "test", None));
 
             var summary = await app.Get<CleanupService>().RunAsync(None);
 

@@ -189,7 +189,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>(
             $"SELECT count(*) FROM pg_roles WHERE rolname IN ('{allocated.Tenant.DbUser}', '{changed.Login}') AND rolcanlogin"));
 
-        Assert.Equal(new PurgeResult(1, 0), await app.Allocation.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddDays(1), "test", CancellationToken.None));
+        Assert.Equal(new PurgeResult(1, 0), await app.Purge.PurgeReleasedAsync(DateTimeOffset.UtcNow.AddDays(1), "test", CancellationToken.None));
         Assert.Equal(0L, await fixture.Pools[2].ScalarAsync<long>(
             $"SELECT count(*) FROM pg_roles WHERE rolname IN ('{allocated.Tenant.DbUser}', '{changed.Login}')"));
     }

@@ -29,6 +29,9 @@ public sealed class TestApp : IAsyncDisposable
     public string CatalogDatabase { get; }
     public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
     public AllocationService Allocation => Get<AllocationService>();
+    public TenantPurge Purge => Get<TenantPurge>();
+    public AbandonedAllocationRecovery Recovery => Get<AbandonedAllocationRecovery>();
+    public FailedAllocationCleanup LeftoverCleanup => Get<FailedAllocationCleanup>();
     public NpgsqlDataSource Catalog => Get<NpgsqlDataSource>();
 
     public static async Task<TestApp> StartAsync(PostgresFixture fixture, IDictionary<string, string?>? settings = null,

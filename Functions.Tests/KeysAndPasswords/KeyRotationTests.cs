@@ -150,7 +150,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
             ["Secrets:CurrentKeyId"] = "k2",
             ["Secrets:RewrapBatchSize"] = "2",
         });
-        var sweep = new HealthSweep(rotated.Get<HealthService>(), rotated.Allocation, rotated.Get<TenantDb.Functions.Provisioning.ProvisioningService>(),
+        var sweep = new HealthSweep(rotated.Get<HealthService>(), rotated.Recovery, rotated.Get<TenantDb.Functions.Provisioning.ProvisioningService>(),
             rotated.Get<TenantDb.Functions.Handoff.HandoffService>(), rotated.Get<KeyRotationService>());
         await using var engine = await InMemoryEngine.StartAsync(_ => { });
 

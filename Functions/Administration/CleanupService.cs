@@ -23,7 +23,8 @@ public sealed partial class CleanupService(
     PoolQueries poolQueries,
     PoolDeprovisioner deprovisioner,
     PoolProvisioners provisioners,
-    AllocationService allocation,
+    TenantPurge purge,
+    FailedAllocationCleanup leftovers,
     CatalogIdentity identity,
     OrphanStore orphans,
     IOptions<SweepOptions> options,
@@ -43,11 +44,11 @@ public sealed partial class CleanupService(
     {
         var (removed, kept, poolErrors) = await RemoveStalePoolsAsync(ct);
         var (orphansStopped, orphansRemoved, orphanErrors) = await RemoveOrphanServersAsync(ct);
-        var purge = await allocation.PurgeExpiredAsync(Actor, ct);
-        var cleaned = await allocation.CleanFailedAsync(ct);
+        var purged = await purge.PurgeExpiredAsync(Actor, ct);
+        var cleaned = await leftovers.CleanFailedAsync(ct);
         var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
-        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purge.Purged, cleaned.Cleaned,
-            poolErrors + orphanErrors + purge.Failed + cleaned.Failed + reclaimErrors, reclaimed);
+        var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
+            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors, reclaimed);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;

@@ -13,14 +13,14 @@ namespace TenantDb.Functions.Timers;
 /// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9); last, a batch of pool admin
 /// passwords re-wrapped under the current secrets key.
 /// </summary>
-public sealed class HealthSweep(HealthService health, AllocationService allocation, ProvisioningService provisioning, HandoffService handoff,
+public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, ProvisioningService provisioning, HandoffService handoff,
     KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
     public async Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
     {
         await health.SweepAsync(ct);
-        await allocation.RecoverAbandonedAsync(ct);
+        await recovery.RecoverAbandonedAsync(ct);
         await handoff.SweepRotationsAsync(ct);
         await provisioning.EnsureHeadroomAsync(client, ct);
         await keys.RewrapStepAsync(ct);
