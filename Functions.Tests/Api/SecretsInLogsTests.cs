@@ -36,7 +36,7 @@ public sealed class SecretsInLogsTests(PostgresFixture fixture)
         var failedOver = Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(
             new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard"), CancellationToken.None));
         secrets.Add(failedOver.Password!.Reveal());
-        var rotated = Assert.IsType<PasswordChange.Changed>(await app.Get<HandoffService>().ChangePasswordAsync(
+        var rotated = Assert.IsType<PasswordChange.Changed>(await app.Get<PasswordRotation>().ChangePasswordAsync(
             failedOver.Tenant.InstanceId, CancellationToken.None));
         secrets.Add(rotated.Password.Reveal());
 

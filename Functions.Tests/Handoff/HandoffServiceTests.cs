@@ -33,7 +33,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
         var allocated = await AllocateAsync(app, instance);
         var old = allocated.Password!.Reveal();
 
-        var change = await app.Get<HandoffService>().ChangePasswordAsync(instance, CancellationToken.None);
+        var change = await app.Get<PasswordRotation>().ChangePasswordAsync(instance, CancellationToken.None);
 
         var changed = Assert.IsType<PasswordChange.Changed>(change);
         var fresh = changed.Password.Reveal();
@@ -69,7 +69,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
     {
         await using var app = await TestApp.StartAsync(fixture);
 
-        var change = await app.Get<HandoffService>().ChangePasswordAsync(Guid.NewGuid(), CancellationToken.None);
+        var change = await app.Get<PasswordRotation>().ChangePasswordAsync(Guid.NewGuid(), CancellationToken.None);
 
         Assert.IsType<PasswordChange.NotFound>(change);
     }
@@ -83,7 +83,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
         await AllocateAsync(app, instance);
         await app.Allocation.ReleaseAsync(instance, "test", CancellationToken.None);
 
-        var change = await app.Get<HandoffService>().ChangePasswordAsync(instance, CancellationToken.None);
+        var change = await app.Get<PasswordRotation>().ChangePasswordAsync(instance, CancellationToken.None);
 
         Assert.Equal(TenantDatabaseStatus.Released, Assert.IsType<PasswordChange.NotReady>(change).Status);
     }

@@ -56,7 +56,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[1], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var handoff = app.Get<HandoffService>();
+        var handoff = app.Get<PasswordRotation>();
         crash.BeforeNextSet = true;
 
         await Assert.ThrowsAsync<SimulatedCrash>(() => handoff.ChangePasswordAsync(instance, CancellationToken.None));
@@ -82,7 +82,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[1], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var handoff = app.Get<HandoffService>();
+        var handoff = app.Get<PasswordRotation>();
 
         // The database half only, then nothing: exactly what a crash before the deposit leaves.
         var changed = Assert.IsType<PasswordChange.Changed>(await handoff.ChangePasswordAsync(instance, CancellationToken.None));
@@ -108,7 +108,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[2], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var handoff = app.Get<HandoffService>();
+        var handoff = app.Get<PasswordRotation>();
 
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Task.Run(() => handoff.ChangePasswordAsync(instance, CancellationToken.None))));
 
@@ -126,7 +126,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[2], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var handoff = app.Get<HandoffService>();
+        var handoff = app.Get<PasswordRotation>();
         var first = Assert.IsType<PasswordChange.Changed>(await handoff.ChangePasswordAsync(instance, CancellationToken.None));
         Assert.True(await app.Get<LoginRotationStore>().MarkDepositedAsync(allocated.Tenant.Id, first.RotationId, CancellationToken.None));
 
@@ -149,7 +149,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[1], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var handoff = app.Get<HandoffService>();
+        var handoff = app.Get<PasswordRotation>();
         var changed = Assert.IsType<PasswordChange.Changed>(await handoff.ChangePasswordAsync(instance, CancellationToken.None));
         await app.Get<LoginRotationStore>().MarkDepositedAsync(allocated.Tenant.Id, changed.RotationId, CancellationToken.None);
         Assert.Equal(0, await handoff.SweepRotationsAsync(CancellationToken.None)); // within its grace: nothing to do
@@ -180,7 +180,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[2], 10);
         var instance = Guid.NewGuid();
         var allocated = await AllocateAsync(app, instance);
-        var changed = Assert.IsType<PasswordChange.Changed>(await app.Get<HandoffService>().ChangePasswordAsync(instance, CancellationToken.None));
+        var changed = Assert.IsType<PasswordChange.Changed>(await app.Get<PasswordRotation>().ChangePasswordAsync(instance, CancellationToken.None));
 
         await app.Allocation.ReleaseAsync(instance, "test", CancellationToken.None);
 

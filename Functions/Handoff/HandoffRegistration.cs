@@ -11,6 +11,7 @@ public static class HandoffRegistration
     {
         services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<LoginRotationStore>();
+        services.AddSingleton<PasswordRotation>();
         services.AddSingleton<HandoffService>();
         services.AddSingleton<ICredentialDeposit>(sp => sp.GetRequiredService<HandoffService>());
         return services;

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.DurableTask;
@@ -6,7 +5,6 @@ using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Client.Entities;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
@@ -15,64 +13,19 @@ using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Handoff;
 
-/// <summary>What a claim came to. Only <see cref="Claimed"/> carries the password, in clear, for this one answer.</summary>
-public abstract record ClaimOutcome
-{
-    /// <param name="DbUser">The login the password belongs to (one of the tenant's two alternating logins).</param>
-    public sealed record Claimed(Guid InstanceId, string DbHost, int DbPort, string DbName, string DbUser, Secret Password) : ClaimOutcome;
-    public sealed record AlreadyClaimed : ClaimOutcome;
-    public sealed record Expired : ClaimOutcome;
-    public sealed record Unknown : ClaimOutcome;
-
-    /// <summary>A newer rotation replaced the password while it was claimed: its own password is on the way; retry.</summary>
-    public sealed record Superseded : ClaimOutcome;
-
-    /// <summary>The task hub did not answer in time; nothing was taken. Retry.</summary>
-    public sealed record Unavailable : ClaimOutcome;
-}
-
-/// <summary>What a rotation came to.</summary>
-public abstract record RotateOutcome
-{
-    /// <summary>The new password is in force on <see cref="DbUser"/> and deposited for a claim until <see cref="ExpiresAt"/>.</summary>
-    public sealed record Rotated(DateTimeOffset ExpiresAt, Secret Password, string DbUser) : RotateOutcome;
-    public sealed record NotFound : RotateOutcome;
-    public sealed record NotReady(TenantDatabaseStatus Status) : RotateOutcome;
-
-    /// <summary>Another rotation of the instance is in flight (409).</summary>
-    public sealed record InProgress : RotateOutcome;
-
-    /// <summary>A pool or the task hub failed or did not answer in time (503); the login in use still works.</summary>
-    public sealed record Unavailable(string Detail) : RotateOutcome;
-}
-
-/// <summary>The database side of a rotation (no Durable client needed): the new password, already in force.</summary>
-public abstract record PasswordChange
-{
-    /// <summary>Recorded (encrypted) as rotation <see cref="RotationId"/>, then set on <see cref="Login"/>, the idle login.</summary>
-    public sealed record Changed(Allocation Placement, Secret Password, string Login, long RotationId, string Ciphertext) : PasswordChange;
-    public sealed record NotFound : PasswordChange;
-    public sealed record NotReady(TenantDatabaseStatus Status) : PasswordChange;
-    public sealed record InProgress : PasswordChange;
-
-    /// <summary>The pool failed mid-way: the rotation is recorded as unconfirmed; the login in use is untouched.</summary>
-    public sealed record Failed(string Detail) : PasswordChange;
-}
-
 /// <summary>
 /// The one-time credential handoff (DESIGN.md §5): deposit an encrypted password in the instance's
-/// <see cref="CredentialHandoff"/> entity, claim it once through a <see cref="ClaimCredentials"/> run, rotate it.
+/// <see cref="CredentialHandoff"/> entity, claim it once through a <see cref="ClaimCredentials"/> run, hand off a rotated
+/// password (the database half is <see cref="PasswordRotation"/>).
 /// </summary>
 public sealed partial class HandoffService(
     SecretProtector secrets,
     IOptions<HandoffOptions> options,
     IOptions<AllocationOptions> allocationOptions,
-    IOptions<PoolsOptions> poolsOptions,
     TimeProvider time,
     TenantStore tenants,
     LoginRotationStore rotations,
-    AllocationService allocation,
-    ITenantDdl ddl,
+    PasswordRotation rotation,
     ILogger<HandoffService> logger) : ICredentialDeposit
 {
     public const string Actor = Actors.CredentialHandoff;
@@ -89,7 +42,7 @@ public sealed partial class HandoffService(
     /// <summary>Encrypts <paramref name="password"/> and signals it into the instance's handoff; returns when it expires.</summary>
     public async Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, CancellationToken ct)
     {
-        var deposit = Seal(instanceId, password) with { Login = allocation.NamesFor(instanceId).LoginRole };
+        var deposit = Seal(instanceId, password) with { Login = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix).LoginRole };
         await SignalDepositAsync(client, instanceId, deposit, ct);
         return deposit.ExpiresAt;
     }
@@ -142,9 +95,9 @@ public sealed partial class HandoffService(
                 case ClaimStatus.Claimed when result.Ciphertext is not null:
                     var password = new Secret(secrets.Unprotect(result.Ciphertext, Purpose(instanceId)));
                     var (pool, tenant) = live;
-                    var names = allocation.NamesFor(instanceId);
+                    var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
                     var login = result.Login ?? names.LoginRole;
-                    if (result.RotationId is { } rotationId && !await CommitRotationAsync(pool, tenant.Id, names, rotationId, login, ct))
+                    if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, Actor, ct))
                     {
                         LogSuperseded(instanceId, rotationId);
                         return new ClaimOutcome.Superseded();
@@ -186,7 +139,7 @@ public sealed partial class HandoffService(
     /// </summary>
     public async Task<RotateOutcome> RotateAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
     {
-        switch (await ChangePasswordAsync(instanceId, ct))
+        switch (await rotation.ChangePasswordAsync(instanceId, ct))
         {
             case PasswordChange.Changed changed:
                 var (tenantId, rotationId) = (changed.Placement.Tenant.Id, changed.RotationId);
@@ -203,7 +156,7 @@ public sealed partial class HandoffService(
                 catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
                     LogDepositFailed(e, instanceId, rotationId);
-                    await TryAsync(() => rotations.MarkUnconfirmedAsync(tenantId, rotationId, CancellationToken.None));
+                    await rotation.MarkUnconfirmedBestEffortAsync(tenantId, rotationId);
                     return new RotateOutcome.Unavailable("The new password could not be handed off in time; the current password still works. Retry later.");
                 }
 
@@ -218,127 +171,6 @@ public sealed partial class HandoffService(
             default:
                 return new RotateOutcome.NotFound();
         }
-    }
-
-    /// <summary>
-    /// The database half of <see cref="RotateAsync"/>: the new password is recorded encrypted in the catalog first, then set
-    /// (as a SCRAM verifier, never clear text) on the idle login. A crash at any point leaves the login in use working.
-    /// </summary>
-    public async Task<PasswordChange> ChangePasswordAsync(Guid instanceId, CancellationToken ct)
-    {
-        var live = await tenants.FindLiveAsync(instanceId, ct);
-        if (live is null)
-        {
-            return new PasswordChange.NotFound();
-        }
-
-        if (live.Tenant.Status != TenantDatabaseStatus.Ready)
-        {
-            return new PasswordChange.NotReady(live.Tenant.Status);
-        }
-
-        var names = allocation.NamesFor(instanceId);
-        var password = PasswordGenerator.Generate(allocationOptions.Value.PasswordLength);
-        var ciphertext = secrets.Protect(password, Purpose(instanceId));
-        var start = await rotations.BeginAsync(instanceId, names.LoginRole, names.AlternateLoginRole, ciphertext, Options.RotationTimeout, ct);
-        switch (start)
-        {
-            case RotationStart.NotFound:
-                return new PasswordChange.NotFound();
-            case RotationStart.NotReady notReady:
-                return new PasswordChange.NotReady(notReady.Status);
-            case RotationStart.InProgress:
-                LogRotationBusy(instanceId);
-                return new PasswordChange.InProgress();
-        }
-
-        var (rotationId, login) = (RotationStart.Begun)start;
-        var tenantId = live.Tenant.Id;
-        var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
-        try
-        {
-            var set = await rotations.WhileSettingAsync(tenantId, rotationId,
-                () => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), limit, ct), ct);
-            switch (set)
-            {
-                case null:
-                    // Overtaken by a rotation that took over this one (it outlived RotationTimeout): that one is in flight.
-                    LogRotationBusy(instanceId);
-                    return new PasswordChange.InProgress();
-                case false:
-                    // Released meanwhile: the login was refused again; nothing to hand off.
-                    await rotations.MarkUnconfirmedAsync(tenantId, rotationId, ct);
-                    return new PasswordChange.NotReady(TenantDatabaseStatus.Released);
-            }
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
-        {
-            LogRotationFailed(e, instanceId, live.Pool.Name);
-            await TryAsync(() => rotations.MarkUnconfirmedAsync(tenantId, rotationId, CancellationToken.None));
-            return new PasswordChange.Failed($"The password could not be set on pool '{live.Pool.Name}'; the current password still works. Retry later.");
-        }
-
-        LogRotated(instanceId, live.Pool.Name, login);
-        return new PasswordChange.Changed(live, new Secret(password), login, rotationId, ciphertext);
-    }
-
-    /// <summary>
-    /// The sweep's part: a rotation deposited longer than <see cref="HandoffOptions.RotationGrace"/> ago and never claimed
-    /// becomes the one in use (the old login is refused); one that never reached the handoff is given up (its login refused);
-    /// a retirement a claim could not finish is done. Returns how many tenants it acted on.
-    /// </summary>
-    public async Task<int> SweepRotationsAsync(CancellationToken ct)
-    {
-        var done = 0;
-        foreach (var due in await rotations.ListDueAsync(time.GetUtcNow() - Options.RotationGrace, 200, ct))
-        {
-            var names = allocation.NamesFor(due.InstanceId);
-            try
-            {
-                switch (due)
-                {
-                    // Handed off but never claimed within the grace: nobody holds that password, so the login in use stays
-                    // and the new one is refused (a claim commits a rotation the moment it hands the password over).
-                    case { RotationState: "setting" or "unconfirmed" or "pending", RotationId: { } failed }:
-                        await rotations.WhileAbandoningAsync(due.TenantId, failed, login => ddl.DisableLoginAsync(due.Pool, names, login, ct), ct);
-                        LogAbandoned(due.InstanceId, failed);
-                        break;
-                }
-
-                await rotations.WhileRetiringAsync(due.TenantId, login => ddl.DisableLoginAsync(due.Pool, names, login, ct), ct);
-                done++;
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
-            {
-                LogSweepFailed(e, due.InstanceId, due.Pool.Name);
-            }
-        }
-
-        return done;
-    }
-
-    /// <summary>
-    /// A rotation's password was claimed: its login becomes the one in use, then the old one is refused (best effort: the
-    /// sweep finishes a retirement a fault interrupted). False when a newer rotation replaced it meanwhile.
-    /// </summary>
-    private async Task<bool> CommitRotationAsync(Pool pool, long tenantId, TenantNames names, long rotationId, string login, CancellationToken ct,
-        string actor = Actor)
-    {
-        if (await rotations.CommitAsync(tenantId, rotationId, login, actor, ct) == RotationCommit.Superseded)
-        {
-            return false;
-        }
-
-        try
-        {
-            await rotations.WhileRetiringAsync(tenantId, login => ddl.DisableLoginAsync(pool, names, login, ct), ct);
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
-        {
-            LogSweepFailed(e, null, pool.Name);
-        }
-
-        return true;
     }
 
     private async Task BoundedAsync(Func<CancellationToken, Task> call, DateTimeOffset deadline, CancellationToken ct)
@@ -361,19 +193,6 @@ public sealed partial class HandoffService(
             throw new TimeoutException("The task hub did not answer in time.");
         }
     }
-
-    private async Task TryAsync(Func<Task> action)
-    {
-        try
-        {
-            await action();
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
-        {
-            LogSweepFailed(e, null, "catalog");
-        }
-    }
-
 
     private async Task SignalDepositAsync(DurableTaskClient client, Guid instanceId, HandoffDeposit deposit, CancellationToken ct)
     {
@@ -461,21 +280,8 @@ public sealed partial class HandoffService(
     [LoggerMessage(LogLevel.Information, "Claim for instance {InstanceId} took the password of rotation {RotationId}, which a newer rotation replaced; the caller retries")]
     private partial void LogSuperseded(Guid instanceId, long rotationId);
 
-    [LoggerMessage(LogLevel.Information, "Rotation for instance {InstanceId} refused: another one is in flight")]
-    private partial void LogRotationBusy(Guid instanceId);
-
-    [LoggerMessage(LogLevel.Warning, "Rotation for instance {InstanceId} failed on pool {Pool}; the login in use is untouched")]
-    private partial void LogRotationFailed(Exception e, Guid instanceId, string pool);
-
     [LoggerMessage(LogLevel.Warning, "The password of rotation {RotationId} (instance {InstanceId}) did not reach its handoff in time; the login in use is untouched")]
     private partial void LogDepositFailed(Exception e, Guid instanceId, long rotationId);
-
-
-    [LoggerMessage(LogLevel.Information, "Gave up rotation {RotationId} of instance {InstanceId}, which never reached its handoff")]
-    private partial void LogAbandoned(Guid instanceId, long rotationId);
-
-    [LoggerMessage(LogLevel.Warning, "Finishing a login rotation (instance {InstanceId}) failed on {Pool}; the sweep retries")]
-    private partial void LogSweepFailed(Exception e, Guid? instanceId, string pool);
 
     [LoggerMessage(LogLevel.Information, "Claim for instance {InstanceId} refused: {Status}")]
     private partial void LogRefused(Guid instanceId, ClaimStatus status);
@@ -485,7 +291,4 @@ public sealed partial class HandoffService(
 
     [LoggerMessage(LogLevel.Debug, "Claim for instance {InstanceId} found no deposit yet; waiting for it")]
     private partial void LogWaitingForDeposit(Guid instanceId);
-
-    [LoggerMessage(LogLevel.Information, "Set a new password on login {Login} of instance {InstanceId} on pool {Pool}")]
-    private partial void LogRotated(Guid instanceId, string pool, string login);
 }

@@ -13,7 +13,7 @@ namespace TenantDb.Functions.Timers;
 /// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9); last, a batch of pool admin
 /// passwords re-wrapped under the current secrets key.
 /// </summary>
-public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, ProvisioningService provisioning, HandoffService handoff,
+public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, ProvisioningService provisioning, PasswordRotation rotation,
     KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
@@ -21,7 +21,7 @@ public sealed class HealthSweep(HealthService health, AbandonedAllocationRecover
     {
         await health.SweepAsync(ct);
         await recovery.RecoverAbandonedAsync(ct);
-        await handoff.SweepRotationsAsync(ct);
+        await rotation.SweepRotationsAsync(ct);
         await provisioning.EnsureHeadroomAsync(client, ct);
         await keys.RewrapStepAsync(ct);
     }
