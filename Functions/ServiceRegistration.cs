@@ -62,6 +62,7 @@ public static class ServiceRegistration
         services.AddSingleton<IPoolProvisioner, RegisteredPoolProvisioner>();
         services.AddSingleton<PoolProvisioners>();
         services.AddSingleton<ProvisioningStore>();
+        services.AddSingleton<ServerHardening>();
         services.AddSingleton<PoolDeprovisioner>();
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();

@@ -2,7 +2,6 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
@@ -20,6 +19,7 @@ public sealed partial class ProvisioningService(
     PoolStore pools,
     PoolProvisioners provisioners,
     PoolConnections connections,
+    ServerHardening hardening,
     CatalogIdentity identity,
     PoolDeprovisioner deprovisioner,
     PoolAdminPasswords passwords,
@@ -177,17 +177,7 @@ public sealed partial class ProvisioningService(
         }
 
         pool = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Initializing, "server answers", PoolStore.Actor, ct) ?? pool;
-        string? version;
-        await using (var conn = await connections.For(pool).OpenConnectionAsync(ct))
-        {
-            // Tenants connect only to their own database and to postgres; template1 is nobody's business.
-            await using var harden = new NpgsqlCommand("""
-                REVOKE ALL ON DATABASE template1 FROM PUBLIC;
-                REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-                SELECT current_setting('server_version');
-                """, conn);
-            version = (string?)await harden.ExecuteScalarAsync(ct);
-        }
+        var version = await hardening.HardenAsync(pool, ct);
 
         await store.SetServerFactsAsync(poolId, version, ct);
         await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", PoolStore.Actor, ct);
