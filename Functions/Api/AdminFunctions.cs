@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
@@ -20,9 +19,9 @@ public sealed class AdminFunctions(PoolReadService reads, PoolLifecycleService l
     }
 
     [Function(nameof(GetPool))]
-    public async Task<IActionResult> GetPool(
+    public Task<IActionResult> GetPool(
         [HttpTrigger(AuthorizationLevel.Admin, "get", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await reads.GetAsync(poolId, ct)) : InvalidId();
+        RouteIds.WithPoolAsync(id, async poolId => Respond(await reads.GetAsync(poolId, ct)));
 
     [Function(nameof(GetStats))]
     public async Task<IActionResult> GetStats(
@@ -30,9 +29,9 @@ public sealed class AdminFunctions(PoolReadService reads, PoolLifecycleService l
         ApiJson.Ok(await reads.StatsAsync(ct));
 
     [Function(nameof(CheckPoolHealth))]
-    public async Task<IActionResult> CheckPoolHealth(
+    public Task<IActionResult> CheckPoolHealth(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/health-check")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await health.CheckAsync(poolId, ct)) : InvalidId();
+        RouteIds.WithPoolAsync(id, async poolId => Respond(await health.CheckAsync(poolId, ct)));
 
     [Function(nameof(RegisterPool))]
     public async Task<IActionResult> RegisterPool(
@@ -48,24 +47,19 @@ public sealed class AdminFunctions(PoolReadService reads, PoolLifecycleService l
     }
 
     [Function(nameof(DrainPool))]
-    public async Task<IActionResult> DrainPool(
+    public Task<IActionResult> DrainPool(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/drain")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await lifecycle.DrainAsync(poolId, ct)) : InvalidId();
+        RouteIds.WithPoolAsync(id, async poolId => Respond(await lifecycle.DrainAsync(poolId, ct)));
 
     [Function(nameof(ActivatePool))]
-    public async Task<IActionResult> ActivatePool(
+    public Task<IActionResult> ActivatePool(
         [HttpTrigger(AuthorizationLevel.Admin, "post", Route = Pools + "/{id}/activate")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await lifecycle.ActivateAsync(poolId, ct)) : InvalidId();
+        RouteIds.WithPoolAsync(id, async poolId => Respond(await lifecycle.ActivateAsync(poolId, ct)));
 
     [Function(nameof(RetirePool))]
-    public async Task<IActionResult> RetirePool(
+    public Task<IActionResult> RetirePool(
         [HttpTrigger(AuthorizationLevel.Admin, "delete", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
-        TryParseId(id, out var poolId) ? Respond(await lifecycle.RetireAsync(poolId, ct)) : InvalidId();
-
-    private static bool TryParseId(string? id, out long poolId) =>
-        long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out poolId) && poolId > 0;
-
-    private static JsonResult InvalidId() => Problems.BadRequest("invalid-pool-id", "The pool id must be a positive whole number.");
+        RouteIds.WithPoolAsync(id, async poolId => Respond(await lifecycle.RetireAsync(poolId, ct)));
 
     private static IActionResult Respond<T>(AdminOutcome<T> outcome, int status = StatusCodes.Status200OK) where T : notnull => outcome switch
     {

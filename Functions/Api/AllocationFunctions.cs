@@ -4,6 +4,7 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Api;
 
@@ -43,42 +44,34 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
     }
 
     [Function(nameof(GetAllocation))]
-    public async Task<IActionResult> GetAllocation(
+    public Task<IActionResult> GetAllocation(
         [HttpTrigger(AuthorizationLevel.Function, "get", Route = "database/allocations/{instance_id}")] HttpRequest req,
         string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
-    {
-        if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
         {
-            return Problems.InvalidInstanceId();
-        }
-
-        return await flow.StatusAsync(instanceId, client, ct) is { } result
-            ? AllocationResponses.From(result, req, client, RetryAfter)
-            : Problems.NotFound("allocation-not-found", "This instance has no database.");
-    }
+            return await flow.StatusAsync(instanceId, client, ct) is { } result
+                ? AllocationResponses.From(result, req, client, RetryAfter)
+                : Problems.NotFound("allocation-not-found", "This instance has no database.");
+        });
 
     [Function(nameof(ReleaseAllocation))]
-    public async Task<IActionResult> ReleaseAllocation(
+    public Task<IActionResult> ReleaseAllocation(
         [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "database/allocations/{instance_id}")] HttpRequest req,
         string instance_id, CancellationToken ct)
-    {
-        if (!AllocationValidator.TryParseId(instance_id, out var instanceId))
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
         {
-            return Problems.InvalidInstanceId();
-        }
-
-        return await allocation.ReleaseAsync(instanceId, AllocationFlow.Actor, ct) switch
-        {
-            ReleaseOutcome.Released released => ApiJson.Ok(new
+            return await allocation.ReleaseAsync(instanceId, AllocationFlow.Actor, ct) switch
             {
-                status = "released",
-                instance_id = instanceId,
-                db_name = released.Tenant.DbName,
-                released_at = released.Tenant.ReleasedAt,
-                purge_after = released.PurgeAfter,
-            }),
-            ReleaseOutcome.InProgress => Problems.Conflict("allocation-in-progress", "The database is still being created; release it once it is ready."),
-            _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
-        };
-    }
+                ReleaseOutcome.Released released => ApiJson.Ok(new
+                {
+                    status = TenantDatabaseStatus.Released.ToSql(),
+                    instance_id = instanceId,
+                    db_name = released.Tenant.DbName,
+                    released_at = released.Tenant.ReleasedAt,
+                    purge_after = released.PurgeAfter,
+                }),
+                ReleaseOutcome.InProgress => Problems.Conflict("allocation-in-progress", "The database is still being created; release it once it is ready."),
+                _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+            };
+        });
 }
