@@ -13,6 +13,7 @@ using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Administration;
 using TenantDb.Functions.Drivers;
+using TenantDb.Functions.Settings;
 
 namespace TenantDb.Functions;
 
@@ -21,13 +22,16 @@ public static class ServiceRegistration
 {
     public static IServiceCollection AddTenantDbServices(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<AllocationOptions>().BindConfiguration(AllocationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<PoolsOptions>().BindConfiguration(PoolsOptions.Section).ValidateDataAnnotations()
+        services.AddValidatedOptions<AllocationOptions>(AllocationOptions.Section)
+            .Validate(o => o.WaitPollInterval < o.WaitForCapacityTimeout, "Allocation:WaitPollInterval must be shorter than Allocation:WaitForCapacityTimeout.");
+        services.AddValidatedOptions<PoolsOptions>(PoolsOptions.Section)
             .Validate(o => o.Tiers.Count > 0 && o.Tiers.Keys.All(k => Identifier.IsSafe(k) && k.Length <= 32),
-                "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.")
-            .ValidateOnStart();
-        services.AddOptions<ProvisioningOptions>().BindConfiguration(ProvisioningOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SecretsOptions>().BindConfiguration(SecretsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+                "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.");
+        services.AddValidatedOptions<ProvisioningOptions>(ProvisioningOptions.Section)
+            .Validate(o => o.ReadyPollInterval < o.ReadyTimeout, "Provisioning:ReadyPollInterval must be shorter than Provisioning:ReadyTimeout.")
+            .Validate(o => o.ServerSettings.All(s => ProvisioningOptions.IsServerSetting(s.Key, s.Value)),
+                "Provisioning:ServerSettings: each key must be a PostgreSQL setting name (letters, digits, '_' and '.') and each value one line of printable characters.");
+        services.AddValidatedOptions<SecretsOptions>(SecretsOptions.Section);
         services.AddSingleton<IValidateOptions<SecretsOptions>, SecretsOptionsValidator>();
         services.AddApiOptions(configuration);
 

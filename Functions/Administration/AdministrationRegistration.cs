@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Settings;
 
 namespace TenantDb.Functions.Administration;
 
@@ -8,13 +9,8 @@ public static class AdministrationRegistration
     /// <summary>Pool administration, the health sweep and the daily cleanup, with the <c>Sweep</c> options validated at start-up.</summary>
     public static IServiceCollection AddPoolAdministration(this IServiceCollection services)
     {
-        services.AddOptions<SweepOptions>().BindConfiguration(SweepOptions.Section).ValidateDataAnnotations()
-            .Validate(o => o.HasValidDurations(),
-                "Sweep:ProbeTimeout (at most 2 minutes), Sweep:ProvisioningStuckAfter and Sweep:HistoryRetention must be positive; Sweep:ErrorPoolRetention not negative.")
-            .ValidateOnStart();
-        services.AddOptions<CleanupOptions>().BindConfiguration(CleanupOptions.Section)
-            .Validate(o => o.OrphanGrace >= TimeSpan.Zero, "Cleanup:OrphanGrace must not be negative.")
-            .ValidateOnStart();
+        services.AddValidatedOptions<SweepOptions>(SweepOptions.Section);
+        services.AddValidatedOptions<CleanupOptions>(CleanupOptions.Section);
         services.AddSingleton<HealthService>();
         services.AddSingleton<CatalogServer>();
         services.AddSingleton<RegisteredServerAudit>();

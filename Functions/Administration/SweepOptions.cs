@@ -40,20 +40,20 @@ public sealed class SweepOptions
     public int MaxParallelism { get; set; } = 4;
 
     /// <summary>Connect and query timeout of one health probe.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:02:00")]
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A pool still provisioning after this long is abandoned: the cleanup deprovisions it.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
     public TimeSpan ProvisioningStuckAfter { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>A pool in <c>error</c> this long (with no tenants) is deprovisioned by the cleanup.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
     public TimeSpan ErrorPoolRetention { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>Completed, failed and terminated orchestrations older than this are purged from the task hub.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(7);
-
-    public bool HasValidDurations() =>
-        ProbeTimeout > TimeSpan.Zero && ProbeTimeout <= TimeSpan.FromMinutes(2)
-        && ProvisioningStuckAfter > TimeSpan.Zero && ErrorPoolRetention >= TimeSpan.Zero && HistoryRetention > TimeSpan.Zero;
 }
 
 /// <summary>The daily cleanup's own settings (section <c>Cleanup</c>).</summary>
@@ -62,5 +62,6 @@ public sealed class CleanupOptions
     public const string Section = "Cleanup";
 
     /// <summary>How long a server of this catalog that no pool knows stays stopped (data kept) before it is deleted.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
     public TimeSpan OrphanGrace { get; set; } = TimeSpan.FromDays(7);
 }

@@ -5,6 +5,11 @@ namespace TenantDb.Functions.Domain;
 /// <summary>A plan tier: whether it gets a server of its own, and what its tenants may use.</summary>
 public sealed class PlanTier
 {
+    /// <summary>A memory size as Docker takes it: a whole number with an optional unit (<c>512m</c>, <c>4g</c>).</summary>
+    public const string MemoryPattern = "^[1-9][0-9]{0,6}[kmg]?$";
+
+    public const string MemoryMessage = "Memory must be a whole number with an optional unit k, m or g (e.g. 512m, 4g).";
+
     /// <summary>Premium tiers get a dedicated server (<c>provision-dedicated</c>); the others share pools.</summary>
     public bool Dedicated { get; set; }
 
@@ -13,9 +18,11 @@ public sealed class PlanTier
     public int ConnectionLimit { get; set; } = 20;
 
     /// <summary>CPUs of a dedicated server of this tier.</summary>
+    [Range(typeof(decimal), "0.1", "256", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public decimal Cpu { get; set; } = 1;
 
     /// <summary>Memory of a dedicated server of this tier, e.g. <c>2g</c>.</summary>
+    [Required, RegularExpression(PlanTier.MemoryPattern, ErrorMessage = PlanTier.MemoryMessage)]
     public string Memory { get; set; } = "1g";
 
     /// <summary>Tenants on a dedicated server of this tier (normally 1).</summary>

@@ -29,6 +29,8 @@ public sealed class ProvisioningOptions
     [Range(1, 20)]
     public int CreateAttempts { get; set; } = 4;
 
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+
     public TimeSpan FirstRetryInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Most servers the catalog may hold (every pool not deleted, registered ones included).</summary>
@@ -40,10 +42,17 @@ public sealed class ProvisioningOptions
     public int MaxDedicatedAttempts { get; set; } = 3;
 
     /// <summary>How often the orchestration polls a new server's health, on a durable timer.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan ReadyPollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How long a new server may take to answer before provisioning fails.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "02:00:00")]
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A <c>postgres -c</c> setting this allocator may pass: a setting name, and one line of printable characters.</summary>
+    public static bool IsServerSetting(string name, string? value) =>
+        System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z_][a-z0-9_.]{0,62}$")
+        && value is { Length: > 0 and <= 1024 } && !value.Any(char.IsControl);
 
     public ProcessDriverOptions Process { get; set; } = new();
     public DockerDriverOptions Docker { get; set; } = new();
@@ -55,7 +64,8 @@ public sealed class ProcessDriverOptions
     /// <summary>PostgreSQL server binaries; empty: the newest under /usr/lib/postgresql.</summary>
     public string? BinDir { get; set; }
 
-    /// <summary>One folder per pool server below this.</summary>
+    /// <summary>One folder per pool server below this (an absolute path).</summary>
+    [Required, RegularExpression("^/.*", ErrorMessage = "DataRoot must be an absolute path.")]
     public string DataRoot { get; set; } = "/var/lib/tenantdb/pools";
 }
 
@@ -65,6 +75,7 @@ public sealed class DockerDriverOptions
     public string? Endpoint { get; set; }
 
     /// <summary>PostgreSQL image honouring the official <c>postgres</c> image contract.</summary>
+    [Required, RegularExpression("^[a-z0-9][a-z0-9._/:@-]{0,254}$", ErrorMessage = "Image must be an image reference (registry/name:tag or @digest).")]
     public string Image { get; set; } = "postgres:16-alpine";
 
     /// <summary><c>host</c>: the server listens on a free loopback port of the host; <c>bridge</c>: 5432 published on 127.0.0.1.</summary>
@@ -75,12 +86,15 @@ public sealed class DockerDriverOptions
 public sealed class SwarmDriverOptions
 {
     /// <summary>Placement constraint of every pool service.</summary>
+    [Required]
     public string PlacementConstraint { get; set; } = "node.labels.role==database";
 
     /// <summary>Network the services join: an overlay (reached as service-name:5432) or <c>host</c> (a free port on the node).</summary>
+    [Required, RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", ErrorMessage = "Network must be a Docker network name.")]
     public string Network { get; set; } = "host";
 
     /// <summary>Host the allocator uses to reach a host-networked service (the node's address).</summary>
+    [Required]
     public string HostNetworkAddress { get; set; } = "127.0.0.1";
 
     /// <summary>Data root on the nodes (the platform's CephFS path); empty: a named volume on the node.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Settings;
 
 namespace TenantDb.Functions.Handoff;
 
@@ -9,7 +10,7 @@ public static class HandoffRegistration
     /// <summary>The credential handoff: its options, <see cref="HandoffService"/>, and that service as the allocation's deposit.</summary>
     public static IServiceCollection AddHandoff(this IServiceCollection services)
     {
-        services.AddOptions<HandoffOptions>().BindConfiguration(HandoffOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<HandoffOptions>(HandoffOptions.Section);
         services.AddSingleton<LoginRotationStore>();
         services.AddSingleton<PasswordRotation>();
         services.AddSingleton<HandoffService>();

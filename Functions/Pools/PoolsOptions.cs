@@ -7,7 +7,10 @@ namespace TenantDb.Functions.Pools;
 /// <summary>Size of a shared pool server.</summary>
 public sealed class SharedPoolOptions
 {
+    [Range(typeof(decimal), "0.1", "256", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public decimal Cpu { get; set; } = 2;
+
+    [Required, RegularExpression(PlanTier.MemoryPattern, ErrorMessage = PlanTier.MemoryMessage)]
     public string Memory { get; set; } = "4g";
 
     [Range(1, 10_000)]
