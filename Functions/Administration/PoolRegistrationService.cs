@@ -89,7 +89,7 @@ public sealed partial class PoolRegistrationService(
                 ServerType = type,
                 Status = PoolStatus.Active,
                 MaxInstances = request.MaxInstances!.Value,
-                Priority = request.Priority ?? 100,
+                Priority = request.Priority ?? NewPool.DefaultPriority,
                 Driver = DriverNames.Registered,
                 DriverResourceId = endpoint.ResourceId,
                 AdminUser = request.AdminUser!,

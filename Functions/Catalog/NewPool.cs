@@ -14,7 +14,10 @@ public sealed record NewPool
     public required string Driver { get; init; }
     public required string AdminUser { get; init; }
     public required string AdminPasswordEncrypted { get; init; }
-    public int Priority { get; init; } = 100;
+    /// <summary>The priority of a pool nobody gave one (lower is preferred).</summary>
+    public const int DefaultPriority = 100;
+
+    public int Priority { get; init; } = DefaultPriority;
     public string? PostgresVersion { get; init; }
     public decimal? CpuLimit { get; init; }
     public string? MemoryLimit { get; init; }

@@ -7,6 +7,9 @@ namespace TenantDb.Functions.Drivers;
 /// <summary>The Docker engine behind Docker.DotNet, and what the docker and swarm drivers share: names, labels, limits.</summary>
 public sealed class DockerEngine(IOptions<ProvisioningOptions> options) : IDisposable
 {
+    /// <summary>One call to the engine API (pulls and removals included) before Docker.DotNet gives up on it.</summary>
+    private static readonly TimeSpan ApiTimeout = TimeSpan.FromSeconds(100);
+
     public const string OwnerLabel = "tenantdb.owner";
     public const string PoolLabel = "tenantdb.pool";
     public const string ServerTypeLabel = "tenantdb.server-type";
@@ -31,7 +34,7 @@ public sealed class DockerEngine(IOptions<ProvisioningOptions> options) : IDispo
             [OwnerLabel] = Owner,
             [PoolLabel] = spec.Name,
             [ServerTypeLabel] = spec.ServerType,
-            [PortLabel] = port?.ToString(CultureInfo.InvariantCulture) ?? "5432",
+            [PortLabel] = port?.ToString(CultureInfo.InvariantCulture) ?? PostgresPorts.Default.ToString(CultureInfo.InvariantCulture),
         };
         if (spec.CatalogId is { } catalogId)
         {
@@ -90,7 +93,7 @@ public sealed class DockerEngine(IOptions<ProvisioningOptions> options) : IDispo
     {
         endpoint ??= System.Environment.GetEnvironmentVariable("DOCKER_HOST");
         var uri = new Uri(string.IsNullOrWhiteSpace(endpoint) ? "unix:///var/run/docker.sock" : endpoint);
-        return new DockerClientConfiguration(uri, defaultTimeout: TimeSpan.FromSeconds(100)).CreateClient();
+        return new DockerClientConfiguration(uri, defaultTimeout: ApiTimeout).CreateClient();
     }
 
     public void Dispose()

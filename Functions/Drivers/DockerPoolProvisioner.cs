@@ -10,7 +10,6 @@ namespace TenantDb.Functions.Drivers;
 /// <summary>A pool server as one container on a single Docker host: restart unless-stopped, reached on loopback.</summary>
 public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<ProvisioningOptions> options) : IPoolProvisioner
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
 
     public string Driver => DriverNames.Docker;
 
@@ -22,7 +21,7 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
         var existing = await FindAsync(name, ct);
         if (existing is null)
         {
-            var port = HostNetwork ? LocalPostgresPort() : 5432;
+            var port = HostNetwork ? LocalPostgresPort() : PostgresPorts.Default;
             var host = new HostConfig
             {
                 RestartPolicy = new RestartPolicy { Name = RestartPolicyKind.UnlessStopped },
@@ -35,7 +34,7 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
             {
                 host.PortBindings = new Dictionary<string, IList<PortBinding>>
                 {
-                    ["5432/tcp"] = [new PortBinding { HostIP = "127.0.0.1", HostPort = "" }],
+                    [PostgresPorts.DockerTcp] = [new PortBinding { HostIP = "127.0.0.1", HostPort = "" }],
                 };
             }
 
@@ -48,7 +47,7 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
                     Env = engine.Environment(spec),
                     Cmd = engine.Command(port, HostNetwork ? "127.0.0.1" : "*"),
                     Labels = engine.Labels(spec, HostNetwork ? port : null),
-                    ExposedPorts = HostNetwork ? null : new Dictionary<string, EmptyStruct> { ["5432/tcp"] = default },
+                    ExposedPorts = HostNetwork ? null : new Dictionary<string, EmptyStruct> { [PostgresPorts.DockerTcp] = default },
                     HostConfig = host,
                 }, ct);
             }
@@ -83,7 +82,7 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
         }
 
         var (host, port) = await EndpointAsync(container.ID, ct);
-        var probe = await PoolProbe.ProbeAsync(host, port, server.AdminUser, server.AdminPassword, ProbeTimeout, ct);
+        var probe = await PoolProbe.ProbeAsync(host, port, server.AdminUser, server.AdminPassword, options.Value.ProbeTimeout, ct);
         return new ServerState(probe.Ok ? ServerPresence.Running : ServerPresence.Starting, host, port, probe.Error);
     }
 
@@ -158,14 +157,14 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
         }
 
         PortBinding? binding = null;
-        if (inspect.NetworkSettings?.Ports is { } ports && ports.TryGetValue("5432/tcp", out var bindings))
+        if (inspect.NetworkSettings?.Ports is { } ports && ports.TryGetValue(PostgresPorts.DockerTcp, out var bindings))
         {
             binding = bindings?.FirstOrDefault(b => !string.IsNullOrEmpty(b.HostPort));
         }
 
         if (binding is null)
         {
-            throw new InvalidOperationException("The container publishes no port for 5432.");
+            throw new InvalidOperationException($"The container publishes no port for {PostgresPorts.DockerTcp}.");
         }
 
         return ("127.0.0.1", int.Parse(binding.HostPort, System.Globalization.CultureInfo.InvariantCulture));

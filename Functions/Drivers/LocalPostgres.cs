@@ -10,6 +10,9 @@ namespace TenantDb.Functions.Drivers;
 /// </summary>
 public sealed class LocalPostgres(string binDir, string osUser = "postgres")
 {
+    /// <summary>How long a finished command's output may take to drain before it is reported without it.</summary>
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(2);
+
     public const string LogFileName = "server.log";
 
     public static string FindBinDir(string? configured)
@@ -185,7 +188,7 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         }
 
         var both = Task.WhenAll(stdout, stderr);
-        var output = await Task.WhenAny(both, Task.Delay(TimeSpan.FromSeconds(2), ct)) == both ? string.Join("\n", await both) : "";
+        var output = await Task.WhenAny(both, Task.Delay(OutputGrace, ct)) == both ? string.Join("\n", await both) : "";
         return (process.ExitCode, output);
     }
 }

@@ -11,7 +11,6 @@ namespace TenantDb.Functions.Drivers;
 /// </summary>
 public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options) : IPoolProvisioner
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
     private readonly Lazy<LocalPostgres> _local = new(() => new LocalPostgres(LocalPostgres.FindBinDir(options.Value.Process.BinDir)));
     private readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -73,7 +72,7 @@ public sealed class ProcessPoolProvisioner(IOptions<ProvisioningOptions> options
             return new ServerState(ServerPresence.Down, "127.0.0.1", port, "no postmaster running");
         }
 
-        var probe = await PoolProbe.ProbeAsync("127.0.0.1", port, server.AdminUser, server.AdminPassword, ProbeTimeout, ct);
+        var probe = await PoolProbe.ProbeAsync("127.0.0.1", port, server.AdminUser, server.AdminPassword, options.Value.ProbeTimeout, ct);
         return new ServerState(probe.Ok ? ServerPresence.Running : ServerPresence.Starting, "127.0.0.1", port, probe.Error);
     }
 

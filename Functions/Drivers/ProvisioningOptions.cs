@@ -45,6 +45,10 @@ public sealed class ProvisioningOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan ReadyPollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Connect and query timeout of one probe a driver makes of a server it created or inspects.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:02:00")]
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>How long a new server may take to answer before provisioning fails.</summary>
     [Range(typeof(TimeSpan), "00:00:05", "02:00:00")]
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromMinutes(5);

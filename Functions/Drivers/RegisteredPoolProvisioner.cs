@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Domain;
 
@@ -7,9 +8,8 @@ namespace TenantDb.Functions.Drivers;
 /// An existing server (a managed PostgreSQL, the old <c>postgres2</c>) that an operator registers with admin credentials.
 /// Create and delete do nothing to the server; create and inspect check it answers.
 /// </summary>
-public sealed class RegisteredPoolProvisioner : IPoolProvisioner
+public sealed class RegisteredPoolProvisioner(IOptions<ProvisioningOptions> options) : IPoolProvisioner
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
 
     public string Driver => DriverNames.Registered;
 
@@ -20,7 +20,7 @@ public sealed class RegisteredPoolProvisioner : IPoolProvisioner
             throw new ArgumentException("A registered server needs its host and port.", nameof(spec));
         }
 
-        var probe = await PoolProbe.ProbeAsync(host, port, spec.AdminUser, spec.AdminPassword, ProbeTimeout, ct);
+        var probe = await PoolProbe.ProbeAsync(host, port, spec.AdminUser, spec.AdminPassword, options.Value.ProbeTimeout, ct);
         return probe.Ok
             ? new ServerEndpoint(host, port, $"{host}:{port}", null)
             // The driver's text (user names, pg_hba lines) stays out of the answer; the health trail keeps it.
@@ -29,7 +29,7 @@ public sealed class RegisteredPoolProvisioner : IPoolProvisioner
 
     public async Task<ServerState> InspectAsync(PoolServerRef server, CancellationToken ct)
     {
-        var probe = await PoolProbe.ProbeAsync(server.Host, server.Port, server.AdminUser, server.AdminPassword, ProbeTimeout, ct);
+        var probe = await PoolProbe.ProbeAsync(server.Host, server.Port, server.AdminUser, server.AdminPassword, options.Value.ProbeTimeout, ct);
         return new ServerState(probe.Ok ? ServerPresence.Running : ServerPresence.Down, server.Host, server.Port, probe.Error);
     }
 

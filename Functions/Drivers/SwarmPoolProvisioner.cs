@@ -16,8 +16,16 @@ namespace TenantDb.Functions.Drivers;
 /// </summary>
 public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<ProvisioningOptions> options) : IPoolProvisioner
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan PinWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the driver asks the engine again while it waits for a task, a container or a volume.</summary>
+    private static readonly TimeSpan EnginePollInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a removed service's containers may take to go.</summary>
+    private static readonly TimeSpan ContainersGoneWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>Tries to remove a service's volume while the engine still holds it (× <see cref="EnginePollInterval"/>).</summary>
+    private const int VolumeRemoveAttempts = 120;
     private SwarmDriverOptions Swarm => options.Value.Swarm;
     private bool HostNetwork => Swarm.Network == "host";
 
@@ -29,7 +37,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         var service = await FindAsync(name, ct);
         if (service is null)
         {
-            var port = HostNetwork ? LocalPostgres.FreeLoopbackPort() : 5432;
+            var port = HostNetwork ? LocalPostgres.FreeLoopbackPort() : PostgresPorts.Default;
             try
             {
                 await engine.Client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = Spec(spec, name, port) }, ct);
@@ -64,7 +72,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         }
 
         await PinToNodeAsync(service, ct);
-        var probe = await PoolProbe.ProbeAsync(host, port, server.AdminUser, server.AdminPassword, ProbeTimeout, ct);
+        var probe = await PoolProbe.ProbeAsync(host, port, server.AdminUser, server.AdminPassword, options.Value.ProbeTimeout, ct);
         return new ServerState(probe.Ok ? ServerPresence.Running : ServerPresence.Starting, host, port, probe.Error);
     }
 
@@ -99,10 +107,10 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
 
             if (DateTimeOffset.UtcNow > deadline)
             {
-                throw new TimeoutException($"The containers of service {name} were not removed within 60 s.");
+                throw new TimeoutException($"The containers of service {name} were not removed within {ContainersGoneWait.TotalSeconds:0} s.");
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            await Task.Delay(EnginePollInterval, ct);
         }
 
         // The engine may still hold the volume for a moment after the last container is gone.
@@ -117,9 +125,9 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
             {
                 break; // A bind-mounted or never-started service has no volume.
             }
-            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict && attempt < 120)
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict && attempt < VolumeRemoveAttempts)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+                await Task.Delay(EnginePollInterval, ct);
             }
         }
 
@@ -216,7 +224,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
             node = (await TasksAsync(service.ID, ct)).Select(t => t.NodeID).FirstOrDefault(n => !string.IsNullOrEmpty(n));
             if (node is null)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+                await Task.Delay(EnginePollInterval, ct);
             }
         }
 
@@ -235,7 +243,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
     private (string Host, int Port) Endpoint(SwarmService service) =>
         HostNetwork && service.Spec.Labels.TryGetValue(DockerEngine.PortLabel, out var port)
             ? (Swarm.HostNetworkAddress, int.Parse(port, CultureInfo.InvariantCulture))
-            : (service.Spec.Name, 5432);
+            : (service.Spec.Name, PostgresPorts.Default);
 
     private string? StoragePath(string poolName) =>
         string.IsNullOrWhiteSpace(Swarm.StorageRoot) ? null : Path.Combine(Swarm.StorageRoot, poolName);
