@@ -28,9 +28,7 @@ public static class ServiceRegistration
             .Validate(o => o.Tiers.Count > 0 && o.Tiers.Keys.All(k => Identifier.IsSafe(k) && k.Length <= 32),
                 "Pools:Tiers needs at least one tier; tier names are lower-case letters, digits and underscores.");
         services.AddValidatedOptions<ProvisioningOptions>(ProvisioningOptions.Section)
-            .Validate(o => o.ReadyPollInterval < o.ReadyTimeout, "Provisioning:ReadyPollInterval must be shorter than Provisioning:ReadyTimeout.")
-            .Validate(o => o.ServerSettings.All(s => ProvisioningOptions.IsServerSetting(s.Key, s.Value)),
-                "Provisioning:ServerSettings: each key must be a PostgreSQL setting name (letters, digits, '_' and '.') and each value one line of printable characters.");
+            .Validate(o => o.ReadyPollInterval < o.ReadyTimeout, "Provisioning:ReadyPollInterval must be shorter than Provisioning:ReadyTimeout.");
         services.AddValidatedOptions<SecretsOptions>(SecretsOptions.Section);
         services.AddSingleton<IValidateOptions<SecretsOptions>, SecretsOptionsValidator>();
         services.AddApiOptions(configuration);

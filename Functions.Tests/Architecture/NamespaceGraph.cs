@@ -40,20 +40,42 @@ public sealed class NamespaceGraph
         throw new InvalidOperationException("Functions.sln not found above the test binaries.");
     }
 
-    /// <summary>Reads the app's sources, plus <paramref name="extraSources"/> (tests add a file to prove a cycle is seen).</summary>
+    private static readonly Lazy<(CSharpCompilation Compilation, IReadOnlyList<NamespaceUse> Uses)> App = new(ReadApp);
+
+    /// <summary>Reads the app's sources, plus <paramref name="extraSources"/> (tests add a file to prove a cycle is seen);
+    /// the app is compiled and walked once per test run, extra files are added to that compilation.</summary>
     public static NamespaceGraph Read(params (string Path, string Text)[] extraSources)
     {
+        var (compilation, uses) = App.Value;
+        if (extraSources.Length == 0)
+        {
+            return new NamespaceGraph(uses);
+        }
+
+        var extra = extraSources.Select(f => CSharpSyntaxTree.ParseText(f.Text, Parse, f.Path)).ToList();
+        var withExtra = compilation.AddSyntaxTrees(extra);
+        ThrowIfUnbound(withExtra);
+        return new NamespaceGraph(uses.Concat(extra.SelectMany(t => UsesIn(withExtra, t))).ToList());
+    }
+
+    private static readonly CSharpParseOptions Parse = CSharpParseOptions.Default.WithLanguageVersion(LanguageVersion.Preview);
+
+    private static (CSharpCompilation, IReadOnlyList<NamespaceUse>) ReadApp()
+    {
         var folder = AppSourceFolder();
-        var files = Directory.EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories)
+        var trees = Directory.EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories)
             .Where(f => !IsBuildOutput(Path.GetRelativePath(folder, f)))
-            .Select(f => (Path: Path.GetRelativePath(folder, f), Text: File.ReadAllText(f)))
-            .Concat(extraSources);
-        var parse = CSharpParseOptions.Default.WithLanguageVersion(LanguageVersion.Preview);
-        var trees = files.Select(f => CSharpSyntaxTree.ParseText(f.Text, parse, f.Path)).ToList();
-        trees.Add(CSharpSyntaxTree.ParseText(ImplicitUsings, parse, "ImplicitUsings.g.cs"));
+            .Select(f => CSharpSyntaxTree.ParseText(File.ReadAllText(f), Parse, Path.GetRelativePath(folder, f)))
+            .Append(CSharpSyntaxTree.ParseText(ImplicitUsings, Parse, "ImplicitUsings.g.cs"))
+            .ToList();
         var compilation = CSharpCompilation.Create("Layering", trees, References(),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+        ThrowIfUnbound(compilation);
+        return (compilation, trees.SelectMany(t => UsesIn(compilation, t)).ToList());
+    }
 
+    private static void ThrowIfUnbound(CSharpCompilation compilation)
+    {
         var unresolved = compilation.GetDiagnostics()
             .Where(d => d.Id is "CS0246" or "CS0234" or "CS0103" && d.Severity == DiagnosticSeverity.Error)
             .Select(d => d.ToString())
@@ -63,31 +85,26 @@ public sealed class NamespaceGraph
             // A name the compiler could not bind is a dependency the graph would miss.
             throw new InvalidOperationException("The sources do not bind; the graph would be incomplete:\n" + string.Join("\n", unresolved.Take(20)));
         }
+    }
 
-        var uses = new List<NamespaceUse>();
-        foreach (var tree in trees)
+    private static IEnumerable<NamespaceUse> UsesIn(CSharpCompilation compilation, SyntaxTree tree)
+    {
+        var model = compilation.GetSemanticModel(tree);
+        var root = tree.GetRoot();
+        var from = AreaOf(root.DescendantNodes().OfType<BaseNamespaceDeclarationSyntax>().FirstOrDefault()?.Name.ToString());
+        if (from is null)
         {
-            var model = compilation.GetSemanticModel(tree);
-            var root = tree.GetRoot();
-            var from = AreaOf(root.DescendantNodes().OfType<BaseNamespaceDeclarationSyntax>().FirstOrDefault()?.Name.ToString());
-            if (from is null)
-            {
-                continue;
-            }
-
-            foreach (var node in root.DescendantNodes().Where(n => n.FirstAncestorOrSelf<UsingDirectiveSyntax>() is null))
-            {
-                foreach (var symbol in SymbolsOf(node, model))
-                {
-                    if (AreaOf(NamespaceOf(symbol)) is { } to && to != from)
-                    {
-                        uses.Add(new NamespaceUse(from, to, tree.FilePath, symbol.ToDisplayString()));
-                    }
-                }
-            }
+            return [];
         }
 
-        return new NamespaceGraph(uses.DistinctBy(u => (u.From, u.To, u.File, u.Symbol)).ToList());
+        return root.DescendantNodes()
+            .Where(n => n.FirstAncestorOrSelf<UsingDirectiveSyntax>() is null)
+            .SelectMany(node => SymbolsOf(node, model))
+            .Select(symbol => (Symbol: symbol, To: AreaOf(NamespaceOf(symbol))))
+            .Where(x => x.To is not null && x.To != from)
+            .Select(x => new NamespaceUse(from, x.To!, tree.FilePath, x.Symbol.ToDisplayString()))
+            .DistinctBy(u => (u.To, u.Symbol))
+            .ToList();
     }
 
     /// <summary>Every cycle among the areas, each as the path that closes it (A → B → A).</summary>

@@ -11,7 +11,7 @@ public sealed class NamespaceLayeringTests
     /// <summary>Bottom to top; an area may use areas of lower layers only (the same layer is not allowed either).</summary>
     public static readonly IReadOnlyList<string[]> Layers =
     [
-        ["Domain", "Secrets"],
+        ["Domain", "Secrets", "Settings"],
         ["Catalog"],
         ["Pools"],
         ["Drivers"],
@@ -27,7 +27,8 @@ public sealed class NamespaceLayeringTests
     private static readonly Dictionary<string, string[]> Only = new(StringComparer.Ordinal)
     {
         ["Domain"] = [],
-        ["Secrets"] = [],
+        ["Secrets"] = ["Settings"],
+        ["Settings"] = [],
         ["Catalog"] = ["Domain"],
     };
 

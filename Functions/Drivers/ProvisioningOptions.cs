@@ -3,7 +3,7 @@ using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Drivers;
 
-public sealed class ProvisioningOptions
+public sealed class ProvisioningOptions : IValidatableObject
 {
     public const string Section = "Provisioning";
 
@@ -56,7 +56,13 @@ public sealed class ProvisioningOptions
     /// <summary>A <c>postgres -c</c> setting this allocator may pass: a setting name, and one line of printable characters.</summary>
     public static bool IsServerSetting(string name, string? value) =>
         System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z_][a-z0-9_.]{0,62}$")
-        && value is { Length: > 0 and <= 1024 } && !value.Any(char.IsControl);
+        && value is { Length: > 0 and <= 1024 } && !string.IsNullOrWhiteSpace(value) && !value.Any(char.IsControl);
+
+    /// <summary>Each bad <see cref="ServerSettings"/> entry, named by its key.</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) =>
+        ServerSettings.Where(s => !IsServerSetting(s.Key, s.Value)).Select(s => new ValidationResult(
+            "must be a PostgreSQL setting name (lower-case letters, digits, '_' and '.') with a value of one line of printable characters.",
+            [$"{nameof(ServerSettings)}:{s.Key}"]));
 
     public ProcessDriverOptions Process { get; set; } = new();
     public DockerDriverOptions Docker { get; set; } = new();
