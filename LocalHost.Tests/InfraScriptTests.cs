@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests;
 

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.LocalHost.Durable;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests;
 

@@ -6,7 +6,6 @@ using System.Text;
 using System.Text.Json;
 using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Secrets;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

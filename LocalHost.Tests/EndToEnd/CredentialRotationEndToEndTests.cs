@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.Json;
 using Npgsql;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Npgsql;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

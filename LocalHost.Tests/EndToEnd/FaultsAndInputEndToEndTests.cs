@@ -1,7 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

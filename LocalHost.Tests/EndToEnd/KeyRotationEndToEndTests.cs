@@ -1,6 +1,5 @@
 using Npgsql;
 using TenantDb.Functions.Secrets;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

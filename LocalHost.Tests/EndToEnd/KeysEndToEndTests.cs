@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Xunit;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
 

@@ -1,4 +1,4 @@
-namespace TenantDb.Functions.Tests;
+namespace TenantDb.Tests;
 
 /// <summary>
 /// The test tiers: every test class carries exactly one <c>[Trait("Category", Tier.X)]</c> (<see cref="TierTests"/> fails

@@ -1,7 +1,6 @@
 using System.Reflection;
-using Xunit;
 
-namespace TenantDb.LocalHost.Tests;
+namespace TenantDb.Tests;
 
 /// <summary>Every test class of this assembly belongs to exactly one known tier, and a unit class boots nothing shared.</summary>
 [Trait("Category", Tier.Unit)]
