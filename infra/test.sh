@@ -25,6 +25,10 @@ export TENANTDB_REQUIRE_DOCKER=1
 dotnet build Functions.sln -c Release -nologo -v q 2>&1 | tail -3
 [ "${PIPESTATUS[0]}" = 0 ] || fail "the build failed"
 
+# The proof suites write one summary line each here; they are printed before the totals.
+export TENANTDB_PROOF_REPORT="$state/proof.txt"
+: > "$TENANTDB_PROOF_REPORT"
+
 results="$state/results"
 rm -rf "$results"
 dotnet test Functions.sln -c Release --no-build "${filter[@]}" --results-directory "$results" \
@@ -48,5 +52,6 @@ if [ "$assemblies" = 0 ]; then
   echo "test.sh: no test assembly reported results" >&2
   failed=$((failed + 1)); status=1
 fi
+[ -s "$TENANTDB_PROOF_REPORT" ] && cat "$TENANTDB_PROOF_REPORT"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$status" = 0 ] && [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
