@@ -27,7 +27,7 @@ public sealed class NamespaceLayeringTests
     private static readonly Dictionary<string, string[]> Only = new(StringComparer.Ordinal)
     {
         ["Domain"] = [],
-        ["Secrets"] = ["Settings"],
+        ["Secrets"] = [],
         ["Settings"] = [],
         ["Catalog"] = ["Domain"],
     };

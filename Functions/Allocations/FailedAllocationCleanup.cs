@@ -53,6 +53,6 @@ public sealed partial class FailedAllocationCleanup(
         return new CleanResult(cleaned, failed);
     }
 
-    [LoggerMessage(LogLevel.Warning, "Could not purge the database of instance {InstanceId} on pool {Pool}")]
+    [LoggerMessage(LogLevel.Warning, "Could not settle the leftover of a failed allocation of instance {InstanceId} on pool {Pool}; the next cleanup retries")]
     private partial void LogCleanupFailed(Exception e, Guid instanceId, string pool);
 }

@@ -1,7 +1,5 @@
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
@@ -81,7 +79,7 @@ public sealed partial class PasswordRotation(
                     return new PasswordChange.NotReady(TenantDatabaseStatus.Released);
             }
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
+        catch (Exception e) when (PoolFailures.IsTransient(e))
         {
             LogRotationFailed(e, instanceId, live.Pool.Name);
             await MarkUnconfirmedBestEffortAsync(tenantId, rotationId);
@@ -118,7 +116,7 @@ public sealed partial class PasswordRotation(
                 await rotations.WhileRetiringAsync(due.TenantId, login => ddl.DisableLoginAsync(due.Pool, names, login, ct), ct);
                 done++;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
+            catch (Exception e) when (PoolFailures.IsTransient(e))
             {
                 LogSweepFailed(e, due.InstanceId, due.Pool.Name);
             }
@@ -142,7 +140,7 @@ public sealed partial class PasswordRotation(
         {
             await rotations.WhileRetiringAsync(tenantId, login => ddl.DisableLoginAsync(pool, names, login, ct), ct);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
+        catch (Exception e) when (PoolFailures.IsTransient(e))
         {
             LogSweepFailed(e, null, pool.Name);
         }
@@ -157,7 +155,7 @@ public sealed partial class PasswordRotation(
         {
             await rotations.MarkUnconfirmedAsync(tenantId, rotationId, CancellationToken.None);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or SocketException)
+        catch (Exception e) when (PoolFailures.IsTransient(e))
         {
             LogSweepFailed(e, null, "catalog");
         }
