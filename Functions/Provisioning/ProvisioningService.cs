@@ -184,20 +184,24 @@ public sealed partial class ProvisioningService(
         LogActive(pool.Name, version);
     }
 
-    /// <summary>Activity (final failure): remove whatever was created and mark the pool error with the reason.</summary>
+    /// <summary>
+    /// Activity (final failure): the pool leaves provisioning for error first, and only a pool this call moved there has its
+    /// server removed. A late or repeated call for a pool already in service (activities may run twice; a reply may be lost
+    /// after the pool went active) removes nothing (DESIGN §8.1); a server a failed removal left behind goes with the
+    /// error pool at the daily cleanup.
+    /// </summary>
     public async Task FailAsync(long poolId, string reason, CancellationToken ct)
     {
-        var pool = await RequirePoolAsync(poolId, ct);
-        try
+        await RequirePoolAsync(poolId, ct);
+        var failed = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, PoolStore.Actor, ct);
+        if (failed is null)
         {
-            await provisioners.For(pool.Driver).DeleteAsync(RefOf(pool), ct);
+            return;
         }
-        finally
-        {
-            await connections.ForgetAsync(poolId);
-            await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, PoolStore.Actor, ct);
-            LogFailed(pool.Name, reason);
-        }
+
+        LogFailed(failed.Name, reason);
+        await connections.ForgetAsync(poolId);
+        await provisioners.For(failed.Driver).DeleteAsync(RefOf(failed), ct);
     }
 
     private ProvisioningLimits Limits => new(Options.MaxServers, Options.MaxDedicatedAttempts);
