@@ -52,6 +52,8 @@ if [ "$assemblies" = 0 ]; then
   echo "test.sh: no test assembly reported results" >&2
   failed=$((failed + 1)); status=1
 fi
-[ -s "$TENANTDB_PROOF_REPORT" ] && cat "$TENANTDB_PROOF_REPORT"
+# Lines of one group ("proof faults: injected=1 survived=1 lost=0", one per test) merge into one line per group:
+# counts add up, N/M fractions add up both sides, true/false must all be true, anything else keeps its last value.
+[ -s "$TENANTDB_PROOF_REPORT" ] && infra/proof-merge.awk "$TENANTDB_PROOF_REPORT"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$status" = 0 ] && [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
