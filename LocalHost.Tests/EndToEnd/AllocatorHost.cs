@@ -52,7 +52,7 @@ public sealed class AllocatorHost : IAsyncDisposable
 
         var catalogPassword = PasswordGenerator.Generate(32);
         var catalogPort = LocalPostgres.FreeLoopbackPort();
-        var catalogDir = Path.Combine(_root, "catalog");
+        var catalogDir = CatalogDataDir;
         await _postgres.InitAsync(catalogDir, catalogPort, "postgres", catalogPassword, null, CancellationToken.None);
         await _postgres.StartAsync(catalogDir, CancellationToken.None);
 
@@ -118,6 +118,12 @@ public sealed class AllocatorHost : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Every setting (environment variable) the next <see cref="StartProcessAsync"/> passes.</summary>
+    public IReadOnlyDictionary<string, string> Settings => _environment;
+
+    /// <summary>The catalog server's data directory (to stop and start it).</summary>
+    public string CatalogDataDir => Path.Combine(_root, "catalog");
 
     /// <summary>The platform catalog's connection string (the allocator's own setting).</summary>
     public string CatalogConnectionString => _environment["ConnectionStrings__Catalog"];
@@ -212,7 +218,7 @@ public sealed class AllocatorHost : IAsyncDisposable
             await StopQuietlyAsync(dataDir);
         }
 
-        await StopQuietlyAsync(Path.Combine(_root, "catalog"));
+        await StopQuietlyAsync(CatalogDataDir);
         Directory.Delete(_root, recursive: true);
     }
 
