@@ -203,7 +203,33 @@ public sealed class AllocatorHost : IAsyncDisposable
         }
     }
 
-    public Task StopServerAsync(string dataDir) => _postgres.StopAsync(dataDir, CancellationToken.None);
+    public Task StopServerAsync(string dataDir, bool immediate = false) => _postgres.StopAsync(dataDir, CancellationToken.None, immediate);
+
+    /// <summary>Active shared pools, made one after the other through the admin API (a second request would join a run under way).</summary>
+    public async Task ProvisionSharedPoolsAsync(int count)
+    {
+        var before = await ScalarAsync("SELECT count(*) FROM db_servers WHERE status = 'active'");
+        for (var made = 1; made <= count; made++)
+        {
+            var (status, _) = await SendAsync(HttpMethod.Post, "/api/database/admin/provision-pool", MasterKey);
+            Assert.True(status is 200 or 201 or 202, $"provision-pool answered {status}");
+            var deadline = DateTimeOffset.UtcNow.AddMinutes(2);
+            while (await ScalarAsync("SELECT count(*) FROM db_servers WHERE status = 'active'") < before + made)
+            {
+                Assert.True(DateTimeOffset.UtcNow < deadline, $"pool {made} did not become active: {Tail()}");
+                await Task.Delay(500);
+            }
+        }
+    }
+
+    /// <summary>One number from the catalog.</summary>
+    public async Task<long> ScalarAsync(string sql)
+    {
+        await using var conn = new Npgsql.NpgsqlConnection(CatalogConnectionString + ";Pooling=false");
+        await conn.OpenAsync();
+        await using var cmd = new Npgsql.NpgsqlCommand(sql, conn);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     public Task StartServerAsync(string dataDir) => _postgres.StartAsync(dataDir, CancellationToken.None);
 

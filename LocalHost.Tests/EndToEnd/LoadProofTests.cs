@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using Npgsql;
 using Xunit.Abstractions;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
@@ -29,7 +28,7 @@ public sealed class LoadProofTests(ITestOutputHelper output)
             // A duplicate waits for the first request of its instance instead of answering "in progress".
             ["Allocation__DuplicateWait"] = "00:02:00",
         });
-        await ProvisionPoolsAsync(host);
+        await host.ProvisionSharedPoolsAsync(Pools);
 
         var customers = Enumerable.Range(0, Instances).ToDictionary(_ => Guid.NewGuid(), _ => Guid.NewGuid());
         var requests = customers.Keys.Concat(customers.Keys).OrderBy(_ => Random.Shared.Next()).ToList();
@@ -58,9 +57,9 @@ public sealed class LoadProofTests(ITestOutputHelper output)
             await WaitReadyAsync(host, instance);
         }
 
-        var databases = await ScalarAsync(host, "SELECT count(*) FROM tenant_databases WHERE status = 'ready'");
-        var duplicates = await ScalarAsync(host, $"SELECT count(*) - count(DISTINCT instance_id) FROM tenant_databases WHERE status IN {Live}");
-        var degraded = await ScalarAsync(host, "SELECT count(*) FROM db_servers WHERE status <> 'deleted' AND health_status IN ('degraded', 'unhealthy')");
+        var databases = await host.ScalarAsync("SELECT count(*) FROM tenant_databases WHERE status = 'ready'");
+        var duplicates = await host.ScalarAsync($"SELECT count(*) - count(DISTINCT instance_id) FROM tenant_databases WHERE status IN {Live}");
+        var degraded = await host.ScalarAsync("SELECT count(*) FROM db_servers WHERE status <> 'deleted' AND health_status IN ('degraded', 'unhealthy')");
         Assert.Equal(Instances, databases);
         Assert.Equal(0, duplicates);
         Assert.Equal(0, degraded);
@@ -83,7 +82,7 @@ public sealed class LoadProofTests(ITestOutputHelper output)
         var unreachable = 0;
         foreach (var credentials in passwords.Values)
         {
-            unreachable += await CanConnectAsync(credentials) ? 0 : 1;
+            unreachable += await TenantInvariants.CanLogInAsync(credentials) ? 0 : 1;
         }
 
         Assert.Equal(0, unreachable);
@@ -98,11 +97,11 @@ public sealed class LoadProofTests(ITestOutputHelper output)
         var stillLogIn = 0;
         foreach (var credentials in passwords.Values)
         {
-            stillLogIn += await CanConnectAsync(credentials) ? 1 : 0;
+            stillLogIn += await TenantInvariants.CanLogInAsync(credentials) ? 1 : 0;
         }
 
         Assert.Equal(0, stillLogIn);
-        Assert.Equal(Instances, await ScalarAsync(host, "SELECT count(*) FROM tenant_databases WHERE status = 'released'"));
+        Assert.Equal(Instances, await host.ScalarAsync("SELECT count(*) FROM tenant_databases WHERE status = 'released'"));
         var countersOk = await CounterDriftAsync(host) == 0;
         Assert.True(countersOk, "a pool's current_instances differs from its live rows after the releases");
 
@@ -111,22 +110,6 @@ public sealed class LoadProofTests(ITestOutputHelper output)
             $"allocate_seconds={allocateSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)}";
         output.WriteLine(summary);
         ProofReport.Write(summary);
-    }
-
-    /// <summary>Four active shared pools, made one after the other (a second request joins a run under way).</summary>
-    private static async Task ProvisionPoolsAsync(AllocatorHost host)
-    {
-        for (var made = 1; made <= Pools; made++)
-        {
-            var (status, _) = await host.SendAsync(HttpMethod.Post, "/api/database/admin/provision-pool", AllocatorHost.MasterKey);
-            Assert.True(status is 200 or 201 or 202, $"provision-pool answered {status}");
-            var deadline = DateTimeOffset.UtcNow.AddMinutes(2);
-            while (await ScalarAsync(host, "SELECT count(*) FROM db_servers WHERE status = 'active'") < made)
-            {
-                Assert.True(DateTimeOffset.UtcNow < deadline, $"pool {made} did not become active: {host.Tail()}");
-                await Task.Delay(500);
-            }
-        }
     }
 
     private static async Task WaitReadyAsync(AllocatorHost host, Guid instance)
@@ -146,41 +129,9 @@ public sealed class LoadProofTests(ITestOutputHelper output)
     }
 
     /// <summary>Pools whose <c>current_instances</c> differs from the live rows they hold.</summary>
-    private static Task<long> CounterDriftAsync(AllocatorHost host) => ScalarAsync(host, $"""
+    private static Task<long> CounterDriftAsync(AllocatorHost host) => host.ScalarAsync($"""
         SELECT count(*) FROM db_servers s
         WHERE s.status <> 'deleted'
           AND s.current_instances <> (SELECT count(*) FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status IN {Live})
         """);
-
-    private static async Task<long> ScalarAsync(AllocatorHost host, string sql)
-    {
-        await using var conn = new NpgsqlConnection(host.CatalogConnectionString);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<bool> CanConnectAsync(JsonElement credentials)
-    {
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = credentials.GetProperty("db_user").GetString(),
-            Password = credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-            Timeout = 10,
-        }.ConnectionString);
-        try
-        {
-            await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT 1", conn);
-            return (int)(await cmd.ExecuteScalarAsync())! == 1;
-        }
-        catch (PostgresException)
-        {
-            return false;
-        }
-    }
 }
