@@ -62,6 +62,13 @@ public sealed class CapacityEndToEndTests
         Assert.Contains(detail.GetProperty("pool").GetProperty("status").GetString(), new[] { "deleting", "deleted" });
         Assert.Contains(detail.GetProperty("recent_events").EnumerateArray(), e => e.GetProperty("event").GetString() == "provisioning_run_lost");
         Assert.Single(await PoolsAsync(host, "active"));
+        var client = new InstanceServiceClient(host);
+        var claimed = new Dictionary<Guid, JsonElement>
+        {
+            [first] = await client.CredentialsAsync(first, RunTimeout),
+            [second] = await client.CredentialsAsync(second, RunTimeout),
+        };
+        (await TenantInvariants.CheckAsync(host, claimed)).AssertSurvived("provisioning run terminated by an operator");
     }
 
     [Fact]

@@ -145,5 +145,7 @@ public sealed class EndToEndTests
         Assert.Equal(200, lookup);
         Assert.Equal("allocated", where.GetProperty("status").GetString());
         Assert.Single(Directory.GetDirectories(host.PoolsRoot)); // one pool server, not a second one after the restart
+        var claimed = new Dictionary<Guid, JsonElement> { [instance] = await new InstanceServiceClient(host).CredentialsAsync(instance, RunTimeout) };
+        (await TenantInvariants.CheckAsync(host, claimed)).AssertSurvived("allocator SIGKILLed mid-provisioning");
     }
 }

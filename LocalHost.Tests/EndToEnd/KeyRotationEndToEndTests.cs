@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Npgsql;
 using TenantDb.Functions.Secrets;
 
@@ -16,7 +17,7 @@ public sealed class KeyRotationEndToEndTests
     private static object Allocation(Guid instance) =>
         new { instance_id = instance.ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard" };
 
-    private static async Task ClaimAndConnectAsync(AllocatorHost host, string claimUrl)
+    private static async Task<KeyValuePair<Guid, JsonElement>> ClaimAndConnectAsync(AllocatorHost host, string claimUrl)
     {
         // As the instance-service does: a 503 (a deposit queued behind the restart) is retried after a pause, a bounded number of times.
         var (status, credentials) = await host.SendAsync(HttpMethod.Post, new Uri(claimUrl).PathAndQuery);
@@ -37,6 +38,7 @@ public sealed class KeyRotationEndToEndTests
             Pooling = false,
         }.ConnectionString);
         await conn.OpenAsync();
+        return new(Guid.Parse(new Uri(claimUrl).Segments[^2].TrimEnd('/')), credentials);
     }
 
     private static async Task AssertEveryPoolHealthyAsync(AllocatorHost host)
@@ -95,9 +97,11 @@ public sealed class KeyRotationEndToEndTests
         await host.StartProcessAsync();
 
         await AssertEveryPoolHealthyAsync(host);
+        var claimed = new Dictionary<Guid, JsonElement>();
         foreach (var claimUrl in claimUrls)
         {
-            await ClaimAndConnectAsync(host, claimUrl);
+            var (instance, credentials) = await ClaimAndConnectAsync(host, claimUrl);
+            claimed.Add(instance, credentials);
         }
 
         var (madeAfter, after) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(Guid.NewGuid()));
@@ -121,10 +125,12 @@ public sealed class KeyRotationEndToEndTests
         await host.StartProcessAsync();
 
         await AssertEveryPoolHealthyAsync(host);
-        await ClaimAndConnectAsync(host, after.GetProperty("credentials").GetProperty("claim_url").GetString()!);
+        var (lastInstance, lastCredentials) = await ClaimAndConnectAsync(host, after.GetProperty("credentials").GetProperty("claim_url").GetString()!);
+        claimed.Add(lastInstance, lastCredentials);
 
         var log = await File.ReadAllTextAsync(host.LogFile);
         Assert.False(log.Contains(oldKey, StringComparison.Ordinal) || log.Contains(newKey, StringComparison.Ordinal), "a secrets key reached the log");
         Assert.DoesNotContain(responses, r => r.Contains(oldKey, StringComparison.Ordinal) || r.Contains(newKey, StringComparison.Ordinal));
+        (await TenantInvariants.CheckAsync(host, claimed)).AssertSurvived("secrets key rotated while handoffs are pending");
     }
 }
