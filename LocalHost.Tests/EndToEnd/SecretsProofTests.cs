@@ -23,35 +23,52 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);
 
-    [Fact]
-    public async Task AllocateClaimRotateClaim_NoPasswordInTheLogNorInClearInTheTaskHubStorage()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the platform's old shape: allocate and rotate answer the password themselves
+    public async Task AllocateClaimRotateClaim_NoPasswordInTheLogNorInClearInTheTaskHubStorage(bool inline)
     {
-        await using var host = await AllocatorHost.StartAsync();
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Allocation__InlinePassword"] = inline ? "true" : "false" });
         var hub = host["LocalHost__HubName"]!;
 
         // A tenant that waits for the first pool (the Durable path), one placed at once, one on a dedicated server.
         var waited = Guid.NewGuid();
-        var waitedClaim = await AllocateAsync(host, "/api/database/allocate", waited, "standard");
+        var tenants = new List<(Guid Instance, Allocated Allocated)>
+        {
+            (waited, await AllocateAsync(host, "/api/database/allocate", waited, "standard")),
+        };
         var placed = Guid.NewGuid();
-        var placedClaim = await AllocateAsync(host, "/api/database/allocate", placed, "standard");
+        tenants.Add((placed, await AllocateAsync(host, "/api/database/allocate", placed, "standard")));
         var dedicated = Guid.NewGuid();
-        var dedicatedClaim = await AllocateAsync(host, "/api/database/provision-dedicated", dedicated, "premium");
+        tenants.Add((dedicated, await AllocateAsync(host, "/api/database/provision-dedicated", dedicated, "premium")));
+        Assert.Equal(inline, tenants[1].Allocated.InlinePassword is not null); // placed at once: inline only in the inline shape
 
         var claimed = new List<string>();
-        foreach (var (instance, claimPath) in new[] { (waited, waitedClaim), (placed, placedClaim), (dedicated, dedicatedClaim) })
+        foreach (var (instance, allocated) in tenants)
         {
-            claimed.Add(await ClaimAsync(host, claimPath));
-            var (rotated, _) = await host.SendAsync(HttpMethod.Post, $"/api/database/credentials/{instance}/rotate");
+            claimed.Add(allocated.InlinePassword ?? await ClaimAsync(host, allocated.ClaimPath));
+            var (rotated, rotation) = await host.SendAsync(HttpMethod.Post, $"/api/database/credentials/{instance}/rotate");
             Assert.Equal(200, rotated);
-            claimed.Add(await ClaimAsync(host, claimPath));
+            var rotatedClaim = new Uri(rotation.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery;
+            var handedOff = await ClaimAsync(host, rotatedClaim);
+            if (inline)
+            {
+                Assert.Equal(rotation.GetProperty("db_password").GetString(), handedOff);
+            }
+
+            claimed.Add(handedOff);
         }
 
         Assert.Equal(6, claimed.Distinct().Count()); // six claims, six different passwords
         Assert.Subset(host.Seen.Passwords.ToHashSet(), claimed.ToHashSet()); // the host's own capture saw each of them
 
-        // Every other secret the run made: the pool admin passwords and any rotation password still pending.
+        // One more rotation, left unclaimed: its password waits in the handoff, so the task hub holds its ciphertext now.
+        var (pending, _) = await host.SendAsync(HttpMethod.Post, $"/api/database/credentials/{waited}/rotate");
+        Assert.Equal(200, pending);
+
+        // Every other secret the run made: the pool admin passwords and the rotation password pending (from the catalog).
         var stored = await StoredSecretsAsync(host);
-        Assert.True(stored.Count >= 2, $"expected the admin passwords of at least two pools, found {stored.Count}");
+        Assert.True(stored.Count >= 3, $"expected the admin passwords of at least two pools and a pending rotation's password, found {stored.Count}");
         var catalogPassword = new NpgsqlConnectionStringBuilder(host.CatalogConnectionString).Password!;
         var secrets = claimed.Concat(stored).Append(catalogPassword).Distinct().ToList();
 
@@ -67,7 +84,8 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
         try
         {
             await PlantAsync(scan, control, markers);
-            var needles = secrets.Concat(markers).Append(waited.ToString()).ToList();
+            // Also the instance id (the hub's own data must be read) and how ciphertext begins (shown: the encrypted form is there).
+            var needles = secrets.Concat(markers).Append(waited.ToString()).Append(Protector(host).CurrentPrefix).ToList();
             var result = await scan.ScanAsync(needles);
             var markerAt = secrets.Count;
 
@@ -78,8 +96,12 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
             // The hub's own data was read: the first tenant's instance id is in it (its handoff entity, its runs).
             Assert.True(result.CountOf(markerAt + 4) > 0, $"the scan did not find the instance id in the hub's storage: {Describe(result)}");
 
+            // The pending password is there, encrypted: where a clear one would be found.
+            Assert.True(result.CountOf(markerAt + 5) > 0, $"no ciphertext in the hub's storage while a password is pending: {Describe(result)}");
+
             var leaks = result.Findings.Where(f => f.Needle < secrets.Count).ToList();
-            output.WriteLine($"scanned {Describe(result)}; {secrets.Count} secrets searched; {leaks.Count} found in storage, {inLogs} in the log");
+            output.WriteLine($"scanned {Describe(result)}; {secrets.Count} secrets searched; {leaks.Count} found in storage, {inLogs} in the log; " +
+                $"ciphertext in {result.CountOf(markerAt + 5)} places");
             Assert.True(leaks.Count == 0, "a secret is in the task hub's storage at: " + string.Join("; ", leaks.Select(f => f.Place)));
 
             var summary = $"proof security: secrets_in_logs={inLogs} secrets_in_storage={leaks.Count}";
@@ -93,10 +115,13 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
     }
 
     private static string Describe(TaskHubScan.Result r) =>
-        $"{r.Tables} tables/{r.Entities} entities, {r.Queues} queues/{r.Messages} messages, {r.Containers} containers/{r.Blobs} blobs";
+        $"{r.Tables} tables/{r.Entities} entities, {r.Queues} queues/{r.Messages} messages, {r.Containers} containers/{r.Blobs} blobs " +
+        $"({string.Join(", ", r.Names)})";
 
-    /// <summary>Allocates and returns the claim path, waiting for the run when the answer is 202.</summary>
-    private static async Task<string> AllocateAsync(AllocatorHost host, string route, Guid instance, string tier)
+    private sealed record Allocated(string ClaimPath, string? InlinePassword);
+
+    /// <summary>Allocates and returns the claim path (or the password, inline), waiting for the run when the answer is 202.</summary>
+    private static async Task<Allocated> AllocateAsync(AllocatorHost host, string route, Guid instance, string tier)
     {
         var (status, body) = await host.SendAsync(HttpMethod.Post, route,
             body: new { instance_id = instance.ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = tier });
@@ -108,7 +133,12 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
             body = done.GetProperty("output").GetProperty("allocation");
         }
 
-        return new Uri(body.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery;
+        if (body.TryGetProperty("db_password", out var inline))
+        {
+            return new Allocated("", inline.GetString());
+        }
+
+        return new Allocated(new Uri(body.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery, null);
     }
 
     /// <summary>Claims (retrying while the handoff answers 503) and returns the password.</summary>
@@ -131,7 +161,7 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
     /// <summary>The secrets the catalog holds encrypted, decrypted with the host's key: pool admin and pending rotation passwords.</summary>
     private static async Task<List<string>> StoredSecretsAsync(AllocatorHost host)
     {
-        var protector = new SecretProtector(Options.Create(new SecretsOptions { Key = host["Secrets__Key"]! }));
+        var protector = Protector(host);
         var secrets = new List<string>();
         await using var conn = new NpgsqlConnection(host.CatalogConnectionString);
         await conn.OpenAsync();
@@ -156,6 +186,8 @@ public sealed class SecretsProofTests(ITestOutputHelper output)
 
         return secrets;
     }
+
+    private static SecretProtector Protector(AllocatorHost host) => new(Options.Create(new SecretsOptions { Key = host["Secrets__Key"]! }));
 
     private static async Task PlantAsync(TaskHubScan scan, string control, string[] markers)
     {

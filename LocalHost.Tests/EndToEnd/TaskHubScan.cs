@@ -21,7 +21,8 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
 
     public sealed record Finding(string Place, int Needle);
 
-    public sealed record Result(int Tables, int Entities, int Queues, int Messages, int Containers, int Blobs, IReadOnlyList<Finding> Findings)
+    public sealed record Result(
+        int Tables, int Entities, int Queues, int Messages, int Containers, int Blobs, IReadOnlyList<string> Names, IReadOnlyList<Finding> Findings)
     {
         public int Items => Entities + Messages + Blobs;
 
@@ -39,6 +40,7 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
     public async Task<Result> ScanAsync(IReadOnlyList<string> needles, CancellationToken ct = default)
     {
         var findings = new List<Finding>();
+        var names = new List<string>();
         var (tables, entities, queues, messages, containers, blobs) = (0, 0, 0, 0, 0, 0);
 
         await foreach (var table in Tables.QueryAsync(cancellationToken: ct))
@@ -49,6 +51,7 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
             }
 
             tables++;
+            names.Add(table.Name);
             await foreach (var entity in Tables.GetTableClient(table.Name).QueryAsync<TableEntity>(cancellationToken: ct))
             {
                 entities++;
@@ -73,6 +76,7 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
             }
 
             queues++;
+            names.Add(queue.Name);
             // A peek sees at most 32 messages, and not those a worker holds invisible: the hub is idle when it is scanned.
             foreach (var message in (await Queues.GetQueueClient(queue.Name).PeekMessagesAsync(32, ct)).Value)
             {
@@ -89,6 +93,7 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
             }
 
             containers++;
+            names.Add(container.Name);
             var client = Blobs.GetBlobContainerClient(container.Name);
             await foreach (var blob in client.GetBlobsAsync(new Azure.Storage.Blobs.Models.GetBlobsOptions { Traits = Azure.Storage.Blobs.Models.BlobTraits.Metadata }, ct))
             {
@@ -102,7 +107,7 @@ internal sealed partial class TaskHubScan(string connectionString, string hubNam
             }
         }
 
-        return new Result(tables, entities, queues, messages, containers, blobs, findings);
+        return new Result(tables, entities, queues, messages, containers, blobs, names, findings);
     }
 
     private static void Search(string place, IReadOnlyCollection<string> texts, IReadOnlyList<string> needles, List<Finding> findings)
