@@ -139,6 +139,26 @@ public sealed class CredentialHandoffTests
     }
 
     [Fact]
+    public async Task Deposit_AllocationsOwnArrivingAfterARotation_IsIgnoredButALaterAllocationsIsTaken()
+    {
+        // The allocation's deposit (made at T0) queued behind a restart; meanwhile the client was told to rotate (T0+7).
+        var rotated = PasswordGenerator.Generate(40);
+        await DepositAsync(Seal(rotated, T0 + TimeSpan.FromMinutes(7)) with { Login = "odoo_x_b", RotationId = 5 });
+
+        await DepositAsync(Seal(PasswordGenerator.Generate(40), T0));
+        var claim = await ClaimAsync(T0 + TimeSpan.FromMinutes(8));
+
+        Assert.Equal(rotated, _secrets.Unprotect(claim.Ciphertext!, HandoffService.Purpose(_instance)));
+        Assert.Equal(5, claim.RotationId);
+
+        // The instance released, purged and allocated again: its new deposit is newer than the tombstone, and taken.
+        var again = PasswordGenerator.Generate(40);
+        await DepositAsync(Seal(again, T0 + TimeSpan.FromMinutes(30)));
+        var second = await ClaimAsync(T0 + TimeSpan.FromMinutes(31));
+        Assert.Equal(again, _secrets.Unprotect(second.Ciphertext!, HandoffService.Purpose(_instance)));
+    }
+
+    [Fact]
     public async Task Deposit_Unclaimed_ReplacesTheEarlierPassword()
     {
         await DepositAsync(Seal(PasswordGenerator.Generate(40), T0));

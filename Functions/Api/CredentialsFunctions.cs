@@ -42,7 +42,7 @@ public sealed partial class CredentialsFunctions(HandoffService handoff, IOption
                 ClaimOutcome.Expired => Problems.Gone("credentials-expired", "These credentials expired unclaimed; rotate to get a new password."),
                 ClaimOutcome.Superseded => Unavailable(req, "credentials-superseded", "A rotation replaced this password while it was claimed; claim again for the new one."),
                 ClaimOutcome.Unavailable => Unavailable(req, "handoff-unavailable", "The credential handoff is not available yet (it did not answer in time, or the password is still being handed over). Retry after Retry-After; a retry with the same Idempotency-Key gets the same answer."),
-                _ => Problems.NotFound("credentials-not-found", "There are no credentials to claim for this instance."),
+                _ => Problems.NotFound("credentials-not-found", "There are no credentials to claim for this instance; for a ready database, rotate to hand over a new password."),
             };
         });
 

@@ -42,11 +42,15 @@ public sealed class CredentialHandoff : TaskEntity<HandoffState?>
 
     /// <summary>
     /// Holds a new password, replacing any earlier one (rotation), and schedules its own expiry. A rotation's deposit that
-    /// arrives after a later rotation's (signals are not ordered) is ignored: its password may be no longer in force.
+    /// arrives after a later rotation's (signals are not ordered), or the allocation's own made before a rotation's and
+    /// arriving after it, is ignored: its password may be no longer in force.
     /// </summary>
     public void Deposit(HandoffDeposit deposit)
     {
-        if (deposit.RotationId is { } incoming && State?.RotationId is { } held && incoming < held)
+        // The newest password wins: an older rotation's deposit, or the allocation's own (no rotation id) made before the
+        // rotation's and arriving late (a signal queued behind a restart), never replaces a rotation's.
+        if (State?.RotationId is { } held
+            && (deposit.RotationId is { } incoming ? incoming < held : deposit.DepositedAt < State.DepositedAt))
         {
             return;
         }

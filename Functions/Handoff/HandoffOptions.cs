@@ -34,7 +34,16 @@ public sealed class HandoffOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan RotationTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>How long a rotation waits for the task hub (deposit signalled and applied) before it answers 503.</summary>
+    /// <summary>
+    /// How long after an allocation turned ready a claim that finds no deposit answers "not yet" (503) before it answers
+    /// "no credentials: rotate" (404). A deposit can lag behind a restart (queue visibility, partition leases: minutes), but
+    /// one lost with its host (killed between ready and the signal) never comes; without this bound the claim said "not
+    /// yet" for the whole <see cref="Ttl"/>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    public TimeSpan DepositGrace { get; set; } = TimeSpan.FromMinutes(6);
+
+    /// <summary>How long an allocation or a rotation waits for the task hub (the deposit signalled) before it answers 503.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
     public TimeSpan StorageTimeout { get; set; } = TimeSpan.FromSeconds(15);
 

@@ -43,7 +43,9 @@ public sealed partial class HandoffService(
     public async Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, CancellationToken ct)
     {
         var deposit = Seal(instanceId, password) with { Login = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix).LoginRole };
-        await SignalDepositAsync(client, instanceId, deposit, ct);
+        // Bounded like a rotation's: a stalled task hub answers 503 instead of holding the request (the allocation stands; its
+        // claim answers "rotate" once the deposit grace has passed).
+        await BoundedAsync(t => SignalDepositAsync(client, instanceId, deposit, t), time.GetUtcNow() + Options.StorageTimeout, ct);
         return deposit.ExpiresAt;
     }
 
@@ -114,7 +116,7 @@ public sealed partial class HandoffService(
             }
 
             var now = time.GetUtcNow();
-            if (now - madeAt >= Options.Ttl || allocationOptions.Value.InlinePassword)
+            if (now - madeAt >= Options.Ttl || now - madeAt >= Options.DepositGrace || allocationOptions.Value.InlinePassword)
             {
                 LogRefused(instanceId, ClaimStatus.Unknown);
                 return new ClaimOutcome.Unknown();

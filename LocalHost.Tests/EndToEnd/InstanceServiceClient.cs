@@ -40,7 +40,7 @@ public sealed class InstanceServiceClient(AllocatorHost host)
             Statuses.Enqueue(status);
             return status;
         }
-        catch (HttpRequestException)
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             Statuses.Enqueue(0);
             return 0;
@@ -110,7 +110,7 @@ public sealed class InstanceServiceClient(AllocatorHost host)
             Statuses.Enqueue(answer.Status);
             return answer;
         }
-        catch (HttpRequestException)
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             Statuses.Enqueue(0);
             return (0, default);

@@ -126,6 +126,41 @@ public sealed class LoadFaultProofTests(ITestOutputHelper output)
         (await TenantInvariants.CheckAsync(host, claimed)).AssertSurvived("allocator SIGKILLed mid-allocation");
     }
 
+    [Fact]
+    public async Task AllocatorSigkilledBetweenReadyAndHandoff_ClaimSaysRotateAfterTheDepositGrace_RotationHandsANewPassword()
+    {
+        // The task hub stalls while the allocation makes the database, so its one-time password can only be in memory when the
+        // host dies: the deposit never happens. The claim must not answer "not yet" for the whole TTL (an hour) but, after the
+        // deposit grace, "no credentials: rotate", and the rotation must hand over a password that logs in.
+        await TestEnvironment.EnsureAzuriteAsync();
+        await using var proxy = StallingProxy.Start(10000, 10001, 10002);
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string>
+        {
+            ["AzureWebJobsStorage"] = proxy.ConnectionString,
+            ["Handoff__StorageTimeout"] = "00:00:05",
+            ["Handoff__DepositGrace"] = "00:00:20",
+        });
+        await host.ProvisionSharedPoolsAsync(1);
+        var instance = Guid.NewGuid();
+        proxy.Stall();
+        var client = new InstanceServiceClient(host);
+        var first = await client.AllocateOnceAsync(instance, Guid.NewGuid());
+        Assert.True(first is 0 or 503, $"an allocate whose handoff stalls answered {first}");
+        Assert.Equal(1, await host.ScalarAsync($"SELECT count(*) FROM tenant_databases WHERE instance_id = '{instance}' AND status = 'ready'"));
+        await host.KillAsync();
+        proxy.Cut();
+        proxy.Resume();
+        await host.StartProcessAsync();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var credentials = await client.CredentialsAsync(instance, TimeSpan.FromMinutes(2));
+        output.WriteLine($"lost handoff: credentials after {clock.Elapsed.TotalSeconds:0} s; answers {Summary(client)}");
+        Assert.Contains(404, client.Statuses); // told to rotate, not "retry later" for the TTL
+        AssertAnswers(client);
+        (await TenantInvariants.CheckAsync(host, new Dictionary<Guid, JsonElement> { [instance] = credentials }))
+            .AssertSurvived("allocator SIGKILLed between ready and the handoff");
+    }
+
     private static Dictionary<Guid, Guid> NewInstances() => Enumerable.Range(0, Instances).ToDictionary(_ => Guid.NewGuid(), _ => Guid.NewGuid());
 
     /// <summary>Each instance asked once, <see cref="Concurrency"/> at a time; what the fault does to them is recorded.</summary>
