@@ -33,6 +33,11 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
         var (provisioned, provision) = await host.SendAsync(HttpMethod.Post, "/api/database/admin/provision-pool", AllocatorHost.MasterKey);
         Assert.True(provisioned is 200 or 201 or 202, $"provision-pool answered {provisioned}");
         var orchestrationId = provision.GetProperty("orchestration").GetProperty("id").GetString()!;
+        // Controls for the checks below: the keys are the ones this host uses (an operator's provision answer carries the
+        // system key in its status URLs, by design), and the stack-trace pattern matches a real .NET stack trace.
+        Assert.Contains(AllocatorHost.SystemKey, provision.ToString(), StringComparison.Ordinal);
+        Assert.Matches(StackTrace(), "System.ArgumentException: bad (Parameter 'hostName')    at System.Net.Dns.GetHostAddressesAsync(String hostNameOrAddress)");
+        Assert.Matches(StackTrace(), "{\"detail\":\"NpgsqlException\"}");
         await WaitUntilAsync(async () => await ScalarAsync(host, "SELECT count(*) FROM db_servers WHERE status = 'active'") >= 1, host, "pool active");
         var poolId = await ScalarAsync(host, "SELECT min(id) FROM db_servers WHERE status = 'active'");
 
@@ -89,7 +94,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
         // The corpus window.
         var tenantsBefore = await ScalarAsync(host, "SELECT count(*) FROM tenant_databases");
         var offsets = logs.ToDictionary(l => l, l => new FileInfo(l).Length);
-        var corpus = Corpus.Build(host.Port, tenant, poolId, orchestrationId);
+        var corpus = HostileCorpus.Build(host.Port, tenant, poolId, orchestrationId);
         var results = new ConcurrentBag<(Probe Probe, RawResponse? Response, string? Failure)>();
         var clock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(corpus, new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (probe, ct) =>
@@ -117,6 +122,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
         var errors = answered.Where(r => r.Response.Status >= 400).ToList();
         var notProblem = errors.Where(r => !r.Probe.RefusedByServer && !IsProblemJson(r.Probe, r.Response)).Select(Describe).ToList();
         var stackTraces = answered.Where(r => StackTrace().IsMatch(r.Response.Body)).Select(Describe).ToList();
+        var hostReflected = answered.Where(r => r.Response.Raw.Contains("evil.example", StringComparison.OrdinalIgnoreCase)).Select(Describe).ToList();
         var unexpected = answered.Where(r => r.Response.Status is < 200 or (>= 300 and < 400)).Select(Describe).ToList();
         var protocolRefused = answered.Count(r => r.Probe.RefusedByServer && r.Response.ContentType is null);
 
@@ -124,7 +130,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
             $"non_problem_errors={notProblem.Count}";
         var detail = $"routes={corpus.Select(p => p.Route).Distinct().Count()} errors_4xx={errors.Count(r => r.Response.Status < 500)} " +
             $"ok_2xx={answered.Count(r => r.Response.Status is >= 200 and < 300)} protocol_refused={protocolRefused} stack_traces={stackTraces.Count} " +
-            $"no_answer={noAnswer.Count} new_tenants={tenantsAfter - tenantsBefore} corpus_seconds={corpusSeconds.ToString("0.0", CultureInfo.InvariantCulture)}";
+            $"host_reflected={hostReflected.Count} no_answer={noAnswer.Count} new_tenants={tenantsAfter - tenantsBefore} corpus_seconds={corpusSeconds.ToString("0.0", CultureInfo.InvariantCulture)}";
         output.WriteLine(summary);
         output.WriteLine(detail);
         // What went wrong, grouped (route/kind, status, content type), then the first of each.
@@ -134,7 +140,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
             output.WriteLine($"{group.Count(),4} × {group.Key}");
         }
 
-        foreach (var line in serverErrors.Concat(leaked).Concat(notProblem.Take(10)).Concat(stackTraces).Concat(unexpected).Concat(noAnswer).Concat(ddl).Take(60))
+        foreach (var line in serverErrors.Concat(leaked).Concat(notProblem.Take(10)).Concat(stackTraces).Concat(hostReflected).Concat(unexpected).Concat(noAnswer).Concat(ddl).Take(60))
         {
             output.WriteLine(line);
         }
@@ -152,6 +158,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
         Assert.Empty(leaked);
         Assert.Empty(notProblem);
         Assert.Empty(stackTraces);
+        Assert.Empty(hostReflected);
         Assert.Empty(unexpected);
         Assert.Empty(ddl);
         Assert.Equal(tenantsBefore, tenantsAfter);
