@@ -46,8 +46,13 @@ public sealed class DurableFunctionTests(LocalHostFixture host) : IClassFixture<
     public async Task ManagementRoute_UnknownInstance_Returns404()
     {
         using var response = await host.Client.GetAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.SystemKey}");
+        using var purge = await host.Client.DeleteAsync($"{Management}/missing-{Guid.NewGuid():N}?code={LocalHostFixture.SystemKey}");
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, purge.StatusCode);
+        // Found by the hostile-input proof: these answered with no body; every error is problem+json.
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("application/problem+json", purge.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]

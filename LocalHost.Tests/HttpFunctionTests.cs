@@ -90,6 +90,22 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
     }
 
     [Fact]
+    public async Task WrongMethodAndUnknownPath_AnswerProblemJson_NotAnEmptyBody()
+    {
+        // Found by the hostile-input proof: routing's own 404/405 came back with no body and no content type.
+        using var wrongMethod = await host.Client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "/api/tenants/acme/items/42"));
+        using var unknown = await host.Client.GetAsync("/api/no/such/route");
+
+        foreach (var (response, status) in new[] { (wrongMethod, HttpStatusCode.MethodNotAllowed), (unknown, HttpStatusCode.NotFound) })
+        {
+            Assert.Equal(status, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal((int)status, body.GetProperty("status").GetInt32());
+        }
+    }
+
+    [Fact]
     public async Task TimerFunction_ScheduleFromSetting_RunsEverySecond()
     {
         var count = 0;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Worker;
 using Microsoft.DurableTask.Worker.Shims;
@@ -77,6 +78,10 @@ public static class LocalFunctionsHost
         var app = builder.Build();
         Log.Serving(app.Logger, catalog.Functions.Count, catalog.App.GetName().Name, appDirectory);
         Log.ServicesRegistered(app.Logger, hooks, catalog.App.GetName().Name);
+        // An error answered without a body (routing's 404 and 405, a bare NotFound or 410 of the management routes) gets a
+        // problem+json body too, whatever the request's Accept header says: every error of this host is problem+json.
+        app.UseStatusCodePages(context => Problems.WriteAsync(context.HttpContext, context.HttpContext.Response.StatusCode,
+            ReasonPhrases.GetReasonPhrase(context.HttpContext.Response.StatusCode), "The request was refused."));
         app.MapHttpFunctions(catalog, keys);
         if (catalog.UsesDurable)
         {

@@ -313,6 +313,10 @@ public sealed class AdminFunctionsTests(PostgresFixture fixture)
         "{\"name\":\"ok-name\",\"host\":\"127.0.0.1\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3,\"server_type\":\"platform\"}",
         "{\"name\":\"ok-name\",\"host\":\"127.0.0.1\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3,\"priority\":-1}",
         "{\"name\":\"" + new string('a', 64) + "\",\"host\":\"127.0.0.1\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3}",
+        // Found by the hostile-input proof: an unspecified address ("0" is 0.0.0.0) made the connection throw, a 500.
+        "{\"name\":\"ok-name\",\"host\":\"0\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3}",
+        "{\"name\":\"ok-name\",\"host\":\"0.0.0.0\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3}",
+        "{\"name\":\"ok-name\",\"host\":\"0::0\",\"port\":5432,\"admin_user\":\"postgres\",\"admin_password\":\"x\",\"max_instances\":3}",
     };
 
     [Theory]

@@ -134,7 +134,8 @@ public sealed partial class PoolRegistrationService(
         }
 
         Check(r.Name is not null && PoolName().IsMatch(r.Name), "name", "name must be 1-63 characters: a lower-case letter, then lower-case letters, digits or '-'.");
-        Check(r.Host is { Length: > 0 and <= MaxHostLength } && HostName().IsMatch(r.Host), "host", "host must be a host name or IP address.");
+        Check(r.Host is { Length: > 0 and <= MaxHostLength } && HostName().IsMatch(r.Host) && !IsUnspecifiedAddress(r.Host), "host",
+            "host must be a host name or IP address (not 0.0.0.0 or ::).");
         Check(r.Port is >= 1 and <= 65535, "port", "port must be between 1 and 65535.");
         Check(r.AdminUser is not null && RoleName().IsMatch(r.AdminUser), "admin_user", "admin_user must be a PostgreSQL role name (at most 63 characters).");
         Check(r.AdminPassword is { Length: > 0 and <= MaxPasswordLength } && !r.AdminPassword.Any(char.IsControl), "admin_password",
@@ -145,6 +146,10 @@ public sealed partial class PoolRegistrationService(
             "server_type", $"server_type must be '{ServerType.Shared.ToSql()}' or '{ServerType.Dedicated.ToSql()}'.");
         return errors;
     }
+
+    /// <summary>0.0.0.0 or :: (also spelled "0" or "0::0"): no server to connect to, and the resolver throws on it.</summary>
+    private static bool IsUnspecifiedAddress(string host) =>
+        System.Net.IPAddress.TryParse(host, out var address) && (address.Equals(System.Net.IPAddress.Any) || address.Equals(System.Net.IPAddress.IPv6Any));
 
     [LoggerMessage(LogLevel.Warning, "Registration of server {Host}:{Port} refused: {Reason}")]
     private partial void LogRegistrationRefused(string host, int port, string reason);
