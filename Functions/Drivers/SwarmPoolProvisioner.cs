@@ -192,7 +192,11 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
                     Mounts =
                     [
                         storage is null
-                            ? new Mount { Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath }
+                            ? new Mount
+                            {
+                                Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath,
+                                VolumeOptions = new VolumeOptions { Labels = labels }, // the engine creates it on the node: labelled like the service
+                            }
                             : new Mount { Type = "bind", Source = storage, Target = DockerEngine.DataPath },
                     ],
                     StopGracePeriod = 30_000_000_000,
