@@ -228,7 +228,7 @@ public sealed class InfraScriptTests
         }
         finally
         {
-            holder.Kill();
+            holder.Kill(entireProcessTree: true); // flock and its sleep
             await holder.WaitForExitAsync();
             Directory.Delete(home, recursive: true);
         }
