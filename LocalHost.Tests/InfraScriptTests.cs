@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.LocalHost.Tests;
 
@@ -121,6 +122,87 @@ public sealed class InfraScriptTests
         }
     }
 
+    /// <summary>
+    /// infra/leftovers.sh (test.sh's leftover check, issue 11): a PostgreSQL server the run started and left running is
+    /// listed, stopped and counted; one a different run (or session) started at the same time is not touched.
+    /// </summary>
+    [Fact]
+    public async Task LeftoverCheck_StrayServerOfTheRun_IsListedStoppedAndCounted_AnotherRunsServerIsLeftAlone()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "tenantdb-leftovers-" + Guid.NewGuid().ToString("N")[..8]);
+        var run = "leftover-test-" + Guid.NewGuid().ToString("N")[..8];
+        // Docker is not this test's subject: an engine that does not answer keeps the check to processes, so it can never
+        // remove Docker objects of the run this test runs in.
+        var env = new Dictionary<string, string> { ["TENANTDB_SUITE_RUN"] = run, ["DOCKER_HOST"] = $"unix://{root}/no-docker.sock" };
+        var postgres = new LocalPostgres(LocalPostgres.FindBinDir(null));
+        var ours = Path.Combine(root, "ours");
+        var theirs = Path.Combine(root, "theirs");
+        Directory.CreateDirectory(root);
+        try
+        {
+            if (Environment.IsPrivilegedProcess)
+            {
+                using var chown = Process.Start("chown", ["postgres:postgres", root])!;
+                await chown.WaitForExitAsync();
+            }
+
+            foreach (var dir in (string[])[ours, theirs])
+            {
+                await postgres.InitAsync(dir, LocalPostgres.FreeLoopbackPort(), "postgres", TenantDb.Functions.Secrets.PasswordGenerator.Generate(32), null, CancellationToken.None);
+            }
+
+            var snapshot = Path.Combine(root, "before.txt");
+            Assert.Equal(0, (await RunAsync("leftovers.sh", env, "snapshot", snapshot)).Exit);
+            await StartServerOfRunAsync(ours, run);
+            await StartServerOfRunAsync(theirs, "another-run");
+            var oursPid = LocalPostgres.PostmasterPid(ours)!.Value;
+            var theirsPid = LocalPostgres.PostmasterPid(theirs)!.Value;
+
+            var check = await RunAsync("leftovers.sh", env, "check", snapshot);
+
+            Assert.Equal(1, check.Exit);
+            Assert.Contains("proof cleanup: leftover_processes=1 leftover_docker=0", check.Output);
+            Assert.Contains($"process {oursPid} left running", check.Output);
+            Assert.DoesNotContain(theirs, check.Output);
+            Assert.False(Alive(oursPid), "the run's stray server still runs after the check");
+            Assert.True(Alive(theirsPid), "the check stopped a server another run started");
+
+            var again = await RunAsync("leftovers.sh", env, "check", snapshot);
+            Assert.Equal(0, again.Exit);
+            Assert.Contains("proof cleanup: leftover_processes=0 leftover_docker=0", again.Output);
+        }
+        finally
+        {
+            foreach (var dir in (string[])[ours, theirs])
+            {
+                if (await postgres.IsRunningAsync(dir, CancellationToken.None))
+                {
+                    await postgres.StopAsync(dir, CancellationToken.None, immediate: true);
+                }
+            }
+
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>pg_ctl start with TENANTDB_SUITE_RUN=<paramref name="run"/> in its environment, as a test run's child would have it.</summary>
+    private static async Task StartServerOfRunAsync(string dataDir, string run)
+    {
+        string[] pgCtl = [Path.Combine(LocalPostgres.FindBinDir(null), "pg_ctl"), "-D", dataDir, "-l", Path.Combine(dataDir, "server.log"), "-w", "-t", "60", "start"];
+        var start = Environment.IsPrivilegedProcess
+            ? new ProcessStartInfo("runuser", ["-u", "postgres", "--", .. pgCtl])
+            : new ProcessStartInfo(pgCtl[0], pgCtl[1..]);
+        start.WorkingDirectory = "/";
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.Environment["TENANTDB_SUITE_RUN"] = run;
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"pg_ctl start failed: {await stderr}");
+    }
+
     [Fact]
     [Trait("Issue9", "22")]
     public async Task RunScript_SecondStartOnTheSameHome_RefusesAndStartsNothing()
@@ -146,7 +228,7 @@ public sealed class InfraScriptTests
         }
         finally
         {
-            holder.Kill();
+            holder.Kill(entireProcessTree: true); // flock and its sleep
             await holder.WaitForExitAsync();
             Directory.Delete(home, recursive: true);
         }

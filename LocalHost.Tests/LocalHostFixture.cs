@@ -13,7 +13,7 @@ public sealed class LocalHostFixture : IAsyncLifetime
 
     private WebApplication? _app;
 
-    public HttpClient Client { get; private set; } = null!;
+    public HttpClient Client { get; private set; } = new();
 
     public string HubName { get; } = "LhTest" + Guid.NewGuid().ToString("N")[..10];
 
@@ -34,6 +34,7 @@ public sealed class LocalHostFixture : IAsyncLifetime
         ]);
         using CancellationTokenSource timeout = new(TimeSpan.FromMinutes(1));
         await _app.StartAsync(timeout.Token);
+        Client.Dispose();
         Client = new HttpClient { BaseAddress = new Uri(_app.Urls.Single()), Timeout = TimeSpan.FromSeconds(30) };
     }
 

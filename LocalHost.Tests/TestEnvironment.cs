@@ -45,11 +45,23 @@ internal static class TestEnvironment
             {
                 throw new InvalidOperationException($"infra/azurite.sh start failed: {await output}{await error}");
             }
+
+            if ((await output).Contains("azurite: listening on", StringComparison.Ordinal))
+            {
+                // Started here (not reused): stopped again when the test run ends, pass or fail (issue 11).
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => StopAzurite(start.ArgumentList[1]);
+            }
         }
         finally
         {
             AzuriteGate.Release();
         }
+    }
+
+    private static void StopAzurite(string dataDir)
+    {
+        using var stop = Process.Start(new ProcessStartInfo(Path.Combine(RepositoryRoot, "infra", "azurite.sh")) { ArgumentList = { "stop", dataDir } });
+        stop?.WaitForExit(TimeSpan.FromSeconds(30));
     }
 
     private static async Task<bool> IsListeningAsync(int port)

@@ -12,12 +12,33 @@ log="$state/dotnet-test.log"
 filter=()
 [ $# -gt 0 ] && filter=(--filter "$1")
 
-fail() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+azurite_started=""
+# A failure after Azurite started stops it again (a no-op for a shared Azurite this script reused).
+fail() {
+  echo "test.sh: $*" >&2
+  [ -n "$azurite_started" ] && infra/azurite.sh stop "$state/azurite" >/dev/null
+  echo "0 passed, 1 failed, 0 skipped"; exit 1
+}
 
 infra/prerequisites.sh || fail "installing prerequisites failed"
 infra/docker/engine.sh start || fail "the Docker engine could not start (see above); the Docker tests cannot run"
 eval "$(infra/docker/engine.sh env)"
 infra/docker/build-postgres-image.sh || fail "building the local PostgreSQL image failed"
+# Everything the suite starts inherits TENANTDB_SUITE_RUN, and its Docker objects carry tenantdb.owner=$TENANTDB_DOCKER_OWNER:
+# after the tests, infra/leftovers.sh finds what the run left behind (and only that) against this snapshot.
+export TENANTDB_SUITE_RUN="$(date +%s)-$$"
+export TENANTDB_DOCKER_OWNER="tenantdb-tests-$TENANTDB_SUITE_RUN"
+infra/leftovers.sh snapshot "$state/before-run.txt"
+# Interrupted (Ctrl-C, a CI timeout): the same cleanup, then a failed total.
+on_signal() {
+  trap - INT TERM
+  echo "test.sh: interrupted; stopping what the run started" >&2
+  infra/azurite.sh stop "$state/azurite" >/dev/null
+  infra/leftovers.sh check "$state/before-run.txt" >&2
+  echo "0 passed, 1 failed, 0 skipped"; exit 130
+}
+trap on_signal INT TERM
+azurite_started=1
 infra/azurite.sh start "$state/azurite" || fail "Azurite could not start"
 export TENANTDB_DOCKER_IMAGE=tenantdb/postgres:15-local
 export TENANTDB_REQUIRE_DOCKER=1
@@ -37,6 +58,11 @@ status=${PIPESTATUS[0]}
 
 infra/azurite.sh stop "$state/azurite" || true
 
+# Whatever the run left running or existing (a server, Azurite, LocalHost, a Docker object) is listed, removed, and counted
+# as one failed test, so a leak fails the run but never outlives it.
+leftovers=0
+infra/leftovers.sh check "$state/before-run.txt" >>"$TENANTDB_PROOF_REPORT" || leftovers=1
+
 # One TRX file per test assembly; sum their counters.
 passed=0; failed=0; skipped=0; assemblies=0
 for trx in "$results"/*.trx; do
@@ -48,6 +74,7 @@ for trx in "$results"/*.trx; do
   skipped=$((skipped + $(get notExecuted)))
   assemblies=$((assemblies + 1))
 done
+failed=$((failed + leftovers))
 if [ "$assemblies" = 0 ]; then
   echo "test.sh: no test assembly reported results" >&2
   failed=$((failed + 1)); status=1

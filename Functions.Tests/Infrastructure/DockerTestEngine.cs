@@ -9,7 +9,8 @@ namespace TenantDb.Functions.Tests.Infrastructure;
 /// </summary>
 public static class DockerTestEngine
 {
-    public const string Owner = "tenantdb-tests";
+    /// <summary>The tests' <c>tenantdb.owner</c> label: infra/test.sh gives each run its own, so its leftover check finds only that run's objects.</summary>
+    public static string Owner { get; } = Environment.GetEnvironmentVariable("TENANTDB_DOCKER_OWNER") is { Length: > 0 } owner ? owner : "tenantdb-tests";
 
     public static string Image => Environment.GetEnvironmentVariable("TENANTDB_DOCKER_IMAGE") ?? "tenantdb/postgres:15-local";
 

@@ -22,12 +22,14 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
         if (existing is null)
         {
             var port = HostNetwork ? LocalPostgresPort() : PostgresPorts.Default;
+            var labels = engine.Labels(spec, HostNetwork ? port : null);
             var host = new HostConfig
             {
                 RestartPolicy = new RestartPolicy { Name = RestartPolicyKind.UnlessStopped },
                 NanoCPUs = DockerEngine.NanoCpus(spec.Cpu) ?? 0,
                 Memory = DockerEngine.MemoryBytes(spec.Memory) ?? 0,
-                Mounts = [new Mount { Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath }],
+                // The engine creates the volume with the container: labelled like it, so a label-based cleanup finds it too.
+                Mounts = [new Mount { Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath, VolumeOptions = new VolumeOptions { Labels = labels } }],
                 NetworkMode = HostNetwork ? "host" : "bridge",
             };
             if (!HostNetwork)
@@ -46,7 +48,7 @@ public sealed class DockerPoolProvisioner(DockerEngine engine, IOptions<Provisio
                     Image = engine.Image,
                     Env = engine.Environment(spec),
                     Cmd = engine.Command(port, HostNetwork ? "127.0.0.1" : "*"),
-                    Labels = engine.Labels(spec, HostNetwork ? port : null),
+                    Labels = labels,
                     ExposedPorts = HostNetwork ? null : new Dictionary<string, EmptyStruct> { [PostgresPorts.DockerTcp] = default },
                     HostConfig = host,
                 }, ct);

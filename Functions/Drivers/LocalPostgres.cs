@@ -49,6 +49,7 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
     /// <summary>Creates the cluster (SCRAM for TCP, no Unix socket) listening on 127.0.0.1:<paramref name="port"/>.</summary>
     public async Task InitAsync(string dataDir, int port, string superuser, string password, IReadOnlyDictionary<string, string>? settings, CancellationToken ct)
     {
+        dataDir = Path.GetFullPath(dataDir); // the commands run from "/" (see RunRawAsync)
         Directory.CreateDirectory(dataDir);
         var pwFile = PasswordFileOf(dataDir);
         try
@@ -83,14 +84,14 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
 
     /// <summary>Starts the server detached (it outlives this process) and waits until it accepts connections.</summary>
     public Task StartAsync(string dataDir, CancellationToken ct) =>
-        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "-l", Path.Combine(dataDir, LogFileName), "-w", "-t", "60", "start"], ct);
+        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", Path.GetFullPath(dataDir), "-l", Path.GetFullPath(Path.Combine(dataDir, LogFileName)), "-w", "-t", "60", "start"], ct);
 
     /// <summary>Stops the server: <c>fast</c> (a clean shutdown with a checkpoint) or, for data about to be deleted, <c>immediate</c>.</summary>
     public Task StopAsync(string dataDir, CancellationToken ct, bool immediate = false) =>
-        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "-m", immediate ? "immediate" : "fast", "-w", "-t", "120", "stop"], ct);
+        RunAsync(Path.Combine(binDir, "pg_ctl"), ["-D", Path.GetFullPath(dataDir), "-m", immediate ? "immediate" : "fast", "-w", "-t", "120", "stop"], ct);
 
     public async Task<bool> IsRunningAsync(string dataDir, CancellationToken ct) =>
-        IsInitialized(dataDir) && (await RunRawAsync(Path.Combine(binDir, "pg_ctl"), ["-D", dataDir, "status"], ct)).ExitCode == 0;
+        IsInitialized(dataDir) && (await RunRawAsync(Path.Combine(binDir, "pg_ctl"), ["-D", Path.GetFullPath(dataDir), "status"], ct)).ExitCode == 0;
 
     /// <summary>The postmaster's process id, from its pid file, or null when none is recorded.</summary>
     public static int? PostmasterPid(string dataDir)
@@ -148,6 +149,9 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (asServerUser && Environment.IsPrivilegedProcess)
         {
+            // Not this process's working directory: in a clone only root can traverse (mktemp -d, mode 700) the server
+            // user cannot enter it, and initdb, pg_ctl and the postmaster each complain (issue 11, fresh machine).
+            start.WorkingDirectory = "/";
             start.FileName = "runuser";
             foreach (var a in (string[])["-u", osUser, "--", file])
             {

@@ -81,6 +81,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         var name = DockerEngine.ResourceName(server.Name);
         if (await FindAsync(name, ct) is { } service)
         {
+            await EndTasksAsync(service, ct);
             try
             {
                 await engine.Client.Swarm.RemoveServiceAsync(service.ID, ct);
@@ -134,6 +135,43 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         if (StoragePath(server.Name) is { } path && Directory.Exists(path))
         {
             Directory.Delete(path, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Scales the service to zero and waits (bounded) until none of its tasks can still make a container: a task still being
+    /// prepared when the service is removed may create its container, and with it the data volume, after the checks of
+    /// <see cref="DeleteAsync"/> found none (issue 11: a <c>tenantdb-swarm-…-data</c> volume outlived its service).
+    /// </summary>
+    private async Task EndTasksAsync(SwarmService service, CancellationToken ct)
+    {
+        try
+        {
+            if (service.Spec.Mode?.Replicated is { Replicas: > 0 })
+            {
+                var spec = service.Spec;
+                spec.Mode.Replicated.Replicas = 0;
+                await engine.Client.Swarm.UpdateServiceAsync(service.ID, new ServiceUpdateParameters { Service = spec, Version = (long)service.Version.Index }, ct);
+            }
+        }
+        catch (DockerApiException)
+        {
+            return; // changed or removed meanwhile: the removal and the checks after it still run
+        }
+
+        var deadline = DateTimeOffset.UtcNow + ContainersGoneWait;
+        try
+        {
+            while (DateTimeOffset.UtcNow < deadline
+                && (await TasksAsync(service.ID, ct)).Any(t => !string.IsNullOrEmpty(t.NodeID) && t.Status?.State is not (TaskState.Complete
+                    or TaskState.Shutdown or TaskState.Failed or TaskState.Rejected or TaskState.Remove or TaskState.Orphaned)))
+            {
+                await Task.Delay(EnginePollInterval, ct);
+            }
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            // Removed meanwhile.
         }
     }
 
@@ -192,7 +230,11 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
                     Mounts =
                     [
                         storage is null
-                            ? new Mount { Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath }
+                            ? new Mount
+                            {
+                                Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath,
+                                VolumeOptions = new VolumeOptions { Labels = labels }, // the engine creates it on the node: labelled like the service
+                            }
                             : new Mount { Type = "bind", Source = storage, Target = DockerEngine.DataPath },
                     ],
                     StopGracePeriod = 30_000_000_000,

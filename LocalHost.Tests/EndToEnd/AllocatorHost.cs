@@ -22,7 +22,7 @@ public sealed class AllocatorHost : IAsyncDisposable
     private static readonly string LocalHostDirectory = typeof(AllocatorHost).Assembly
         .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LocalHostDirectory").Value!;
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "tenantdb-e2e", Guid.NewGuid().ToString("N")[..10]);
+    private readonly string _root;
     private readonly LocalPostgres _postgres = new(LocalPostgres.FindBinDir(null));
     private readonly Dictionary<string, string> _environment = new();
     private Process? _process;
@@ -37,15 +37,28 @@ public sealed class AllocatorHost : IAsyncDisposable
     /// <summary>The passwords this host's traffic carried; its log is searched for them when the host is disposed.</summary>
     public SeenSecrets Seen { get; } = new();
 
-    private AllocatorHost()
+    private AllocatorHost(string? root)
     {
+        _root = root ?? Path.Combine(Path.GetTempPath(), "tenantdb-e2e", Guid.NewGuid().ToString("N")[..10]);
         Client = new HttpClient(new SeenSecrets.Capture(Seen)) { Timeout = TimeSpan.FromSeconds(60) };
     }
 
-    public static async Task<AllocatorHost> StartAsync(IDictionary<string, string>? settings = null)
+    /// <param name="settings">LocalHost's settings (environment variable names) over the defaults.</param>
+    /// <param name="root">The folder of its catalog, pools and log; a new one under the temp folder by default.</param>
+    public static async Task<AllocatorHost> StartAsync(IDictionary<string, string>? settings = null, string? root = null)
     {
-        var host = new AllocatorHost();
-        await host.InitializeAsync(settings ?? new Dictionary<string, string>());
+        var host = new AllocatorHost(root);
+        try
+        {
+            await host.InitializeAsync(settings ?? new Dictionary<string, string>());
+        }
+        catch
+        {
+            // No caller holds it to dispose: stop what it started so far (the catalog, LocalHost) before the test fails.
+            await host.DisposeAsync();
+            throw;
+        }
+
         return host;
     }
 
@@ -268,7 +281,10 @@ public sealed class AllocatorHost : IAsyncDisposable
         // Issue 11, secrets: no password of the whole run in any log line. Reported (a throwing dispose would hide the test's
         // own failure); SecretsProofTests asserts it on its own host.
         ProofReport.Write($"proof security: secrets_in_logs={SecretsInLog()}");
-        Directory.Delete(_root, recursive: true);
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
     }
 
     /// <summary>
@@ -292,11 +308,19 @@ public sealed class AllocatorHost : IAsyncDisposable
         return Seen.Passwords.Append(catalogPassword ?? "").Where(p => p.Length >= SeenSecrets.MinimumLength);
     }
 
+    /// <summary>Stops a server, whatever state a failed test left it in; one that cannot be stopped does not keep the others running.</summary>
     private async Task StopQuietlyAsync(string dataDir)
     {
-        if (await _postgres.IsRunningAsync(dataDir, CancellationToken.None))
+        try
         {
-            await _postgres.StopAsync(dataDir, CancellationToken.None, immediate: true);
+            if (await _postgres.IsRunningAsync(dataDir, CancellationToken.None))
+            {
+                await _postgres.StopAsync(dataDir, CancellationToken.None, immediate: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It stopped meanwhile, or pg_ctl failed; infra/test.sh's leftover check reports anything still running.
         }
     }
 }
