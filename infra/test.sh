@@ -81,6 +81,16 @@ if [ "$assemblies" = 0 ]; then
 fi
 # Lines of one group ("proof faults: injected=1 survived=1 lost=0", one per test) merge into one line per group:
 # counts add up, N/M fractions add up both sides, true/false must all be true, anything else keeps its last value.
-[ -s "$TENANTDB_PROOF_REPORT" ] && infra/proof-merge.awk "$TENANTDB_PROOF_REPORT"
+if [ -s "$TENANTDB_PROOF_REPORT" ]; then
+  merged=$(infra/proof-merge.awk "$TENANTDB_PROOF_REPORT")
+  # A figure that says something was lost or leaked fails the run even when no test asserted it.
+  broken=$(echo "$merged" | infra/proof-check.awk)
+  if [ -n "$broken" ]; then
+    echo "test.sh: proof figures that must not be:" >&2
+    echo "$broken" >&2
+    failed=$((failed + $(echo "$broken" | wc -l)))
+  fi
+  echo "$merged"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$status" = 0 ] && [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
