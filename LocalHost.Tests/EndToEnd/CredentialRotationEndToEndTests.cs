@@ -34,16 +34,7 @@ public sealed class CredentialRotationEndToEndTests
     /// <summary>Null when these credentials log in now; else the server's SQLSTATE.</summary>
     private static async Task<string?> LoginAsync(JsonElement credentials, string? password = null, string? user = null)
     {
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = user ?? credentials.GetProperty("db_user").GetString(),
-            Password = password ?? credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-            Timeout = 10,
-        }.ConnectionString);
+        await using var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(credentials, user: user, password: password));
         try
         {
             await conn.OpenAsync();

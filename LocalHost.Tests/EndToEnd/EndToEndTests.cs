@@ -14,15 +14,7 @@ public sealed class EndToEndTests
 
     private static async Task ConnectAsync(JsonElement credentials)
     {
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = credentials.GetProperty("db_user").GetString(),
-            Password = credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-        }.ConnectionString);
+        await using var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(credentials));
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand("CREATE TABLE hello(x int); SELECT current_database()", conn);
         Assert.Equal(credentials.GetProperty("db_name").GetString(), (string?)await cmd.ExecuteScalarAsync());

@@ -267,15 +267,7 @@ public sealed partial class HostileInputProofTests(ITestOutputHelper output)
 
     private static async Task RunAsTenantAsync(JsonElement credentials, string sql)
     {
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = credentials.GetProperty("db_user").GetString(),
-            Password = credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-        }.ConnectionString);
+        await using var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(credentials));
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand(sql, conn);
         await cmd.ExecuteNonQueryAsync();

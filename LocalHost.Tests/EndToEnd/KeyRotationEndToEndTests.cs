@@ -28,15 +28,7 @@ public sealed class KeyRotationEndToEndTests
         }
 
         Assert.True(status == 200, $"claim answered {status}: {credentials.GetRawText()}");
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = credentials.GetProperty("db_user").GetString(),
-            Password = credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-        }.ConnectionString);
+        await using var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(credentials));
         await conn.OpenAsync();
         return new(Guid.Parse(new Uri(claimUrl).Segments[^2].TrimEnd('/')), credentials);
     }

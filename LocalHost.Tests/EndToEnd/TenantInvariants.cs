@@ -160,16 +160,7 @@ public static class TenantInvariants
     /// <summary>Whether the tenant's database takes its claimed credentials.</summary>
     public static async Task<bool> CanLogInAsync(JsonElement credentials)
     {
-        await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = credentials.GetProperty("db_host").GetString(),
-            Port = credentials.GetProperty("db_port").GetInt32(),
-            Database = credentials.GetProperty("db_name").GetString(),
-            Username = credentials.GetProperty("db_user").GetString(),
-            Password = credentials.GetProperty("db_password").GetString(),
-            Pooling = false,
-            Timeout = 10,
-        }.ConnectionString);
+        await using var conn = new NpgsqlConnection(ConnectionString(credentials));
         try
         {
             await conn.OpenAsync();
@@ -181,6 +172,20 @@ public static class TenantInvariants
             return false;
         }
     }
+
+    /// <summary>A tenant login from a claim's credentials JSON (unpooled, 10 s timeout); <paramref name="user"/> and
+    /// <paramref name="password"/> replace the claimed ones.</summary>
+    public static string ConnectionString(JsonElement credentials, string? user = null, string? password = null) =>
+        new NpgsqlConnectionStringBuilder
+        {
+            Host = credentials.GetProperty("db_host").GetString(),
+            Port = credentials.GetProperty("db_port").GetInt32(),
+            Database = credentials.GetProperty("db_name").GetString(),
+            Username = user ?? credentials.GetProperty("db_user").GetString(),
+            Password = password ?? credentials.GetProperty("db_password").GetString(),
+            Pooling = false,
+            Timeout = 10,
+        }.ConnectionString;
 
     /// <summary>A role's tenant stem: the login, its alternate (<c>_b</c>) and the owner (<c>_owner</c>) share it.</summary>
     private static string Stem(string role) =>
