@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Azure.Data.Tables;
 using Npgsql;
+using TenantDb.Functions.Drivers;
 using Xunit.Abstractions;
 
 namespace TenantDb.LocalHost.Tests.EndToEnd;
@@ -169,10 +170,160 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         report.AssertSurvived("driver always failing");
     }
 
+    [Fact]
+    public async Task Azurite_RestartedWhileAllocateWhenReadyWaitsOnATimer_TheWaitCompletesAfterwards()
+    {
+        // The shared Azurite serves other tests: this one restarts an Azurite of its own. The wait polls every 40 s, so the
+        // restart falls inside the timer that follows the first try (the pool is made meanwhile).
+        await using var azurite = await OwnAzurite.StartAsync();
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string>
+        {
+            ["AzureWebJobsStorage"] = azurite.ConnectionString,
+            ["Allocation__WaitPollInterval"] = "00:00:40",
+        });
+        var instance = Guid.NewGuid();
+        var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(instance));
+        Assert.Equal(202, status);
+        var statusUri = accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!;
+        var waitId = $"allocate-{instance:D}";
+        var history = new DurableHistory(azurite.ConnectionString, host.Settings["LocalHost__HubName"]);
+
+        // The pool is active and its run finished; the wait sleeps on a durable timer that has not fired yet.
+        var runId = await WaitForAsync(() => ScalarTextAsync(host, "SELECT provisioning_instance_id FROM db_servers WHERE status = 'active'"),
+            TimeSpan.FromSeconds(60), "the pool did not become active");
+        var provisioned = await host.WaitForOrchestrationAsync(RunStatusUri(host, runId), RunTimeout);
+        Assert.Equal("Completed", provisioned.GetProperty("runtimeStatus").GetString());
+        var events = await history.EventsAsync(waitId);
+        var timers = events.Where(e => e.GetString("EventType") == "TimerCreated").ToList();
+        var fired = events.Count(e => e.GetString("EventType") == "TimerFired");
+        Assert.True(timers.Count == fired + 1, $"the wait is not on a timer: {timers.Count} timers created, {fired} fired");
+        Assert.Equal(0, await ScalarAsync(host, "SELECT count(*) FROM tenant_databases"));
+        var fireAt = timers[^1].GetDateTimeOffset("FireAt")!.Value;
+        output.WriteLine($"timer due in {(fireAt - DateTimeOffset.UtcNow).TotalSeconds:0.0} s; restarting Azurite");
+
+        var clock = Stopwatch.StartNew();
+        // Azurite ignores SIGINT while the host holds connections open; after 10 s the script kills it (a crash, not a clean stop).
+        output.WriteLine(await azurite.StopAsync(waitSeconds: 10));
+        var stopped = clock.Elapsed;
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await azurite.StartAgainAsync();
+        output.WriteLine($"Azurite stopped in {stopped.TotalSeconds:0.0} s, down for {clock.Elapsed.TotalSeconds:0.0} s; " +
+            $"back {(fireAt - DateTimeOffset.UtcNow).TotalSeconds:0.0} s before the timer was due");
+
+        var done = await host.WaitForOrchestrationAsync(statusUri, RunTimeout);
+        Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
+        var allocation = done.GetProperty("output").GetProperty("allocation");
+        Assert.True(allocation.ValueKind == JsonValueKind.Object, $"the wait ended without a database: {done}");
+        var before = events.Select(e => e.RowKey).ToHashSet();
+        events = await history.EventsAsync(waitId);
+        Assert.Subset(events.Select(e => e.RowKey).ToHashSet(), before); // the history written before the restart survived it
+        Assert.Contains(events, e => e.GetString("EventType") == "TimerFired" && e.GetInt32("TimerId") == timers[^1].GetInt32("EventId"));
+        output.WriteLine($"wait completed {clock.Elapsed.TotalSeconds:0.0} s after the restart began");
+
+        var (again, placed) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(instance));
+        Assert.Equal(200, again);
+        Assert.Equal(allocation.GetProperty("db_name").GetString(), placed.GetProperty("db_name").GetString());
+        var claimed = new Dictionary<Guid, JsonElement>();
+        var (claimStatus, credentials) = await host.SendAsync(HttpMethod.Post,
+            new Uri(allocation.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery);
+        Assert.Equal(200, claimStatus);
+        claimed[instance] = credentials;
+        Assert.Equal(1, await ScalarAsync(host, "SELECT count(*) FROM tenant_databases WHERE status = 'ready'"));
+        Assert.Equal(1, await ScalarAsync(host, "SELECT count(*) FROM db_servers WHERE status <> 'deleted'"));
+
+        var report = await TenantInvariants.CheckAsync(host, claimed);
+        report.AssertSurvived("Azurite restarted while AllocateWhenReady waits on a timer");
+    }
+
     private const string DevelopmentStorage = "UseDevelopmentStorage=true";
 
     private static string RunStatusUri(AllocatorHost host, string runId) =>
         $"{host.BaseAddress}runtime/webhooks/durabletask/instances/{runId}?code={AllocatorHost.MasterKey}";
+
+    /// <summary>
+    /// An Azurite of the test's own (infra/azurite.sh on three free ports, its data in a temporary folder), stopped and started
+    /// again on the same data; stopped and removed when disposed.
+    /// </summary>
+    private sealed class OwnAzurite : IAsyncDisposable
+    {
+        private const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+        private readonly string _data = Path.Combine(Path.GetTempPath(), "tenantdb-e2e", "azurite-" + Guid.NewGuid().ToString("N")[..10]);
+        private readonly int _blobPort = FreePortRun();
+
+        public string ConnectionString =>
+            $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
+            $"BlobEndpoint=http://127.0.0.1:{_blobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{_blobPort + 1}/devstoreaccount1;" +
+            $"TableEndpoint=http://127.0.0.1:{_blobPort + 2}/devstoreaccount1;";
+
+        public static async Task<OwnAzurite> StartAsync()
+        {
+            var azurite = new OwnAzurite();
+            await azurite.StartAgainAsync();
+            return azurite;
+        }
+
+        public Task<string> StartAgainAsync() => ScriptAsync("start");
+
+        /// <summary>Stops it (SIGINT, SIGKILL after <paramref name="waitSeconds"/>); returns what the script said.</summary>
+        public Task<string> StopAsync(int waitSeconds = 20) => ScriptAsync("stop", waitSeconds);
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            Directory.Delete(_data, recursive: true);
+        }
+
+        private async Task<string> ScriptAsync(string command, int stopWaitSeconds = 20)
+        {
+            var start = new ProcessStartInfo(Path.Combine(TestEnvironment.RepositoryRoot, "infra", "azurite.sh"), [command, _data])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            start.Environment["TENANTDB_AZURITE_PORT"] = _blobPort.ToString(CultureInfo.InvariantCulture);
+            start.Environment["TENANTDB_STOP_WAIT"] = stopWaitSeconds.ToString(CultureInfo.InvariantCulture);
+            using var process = Process.Start(start)!;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.True(process.ExitCode == 0, $"infra/azurite.sh {command} failed: {await stdout}{await stderr}");
+            return (await stdout + await stderr).Trim();
+        }
+
+        /// <summary>A loopback port whose next two ports are free as well (blob, queue, table).</summary>
+        private static int FreePortRun()
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                var port = LocalPostgres.FreeLoopbackPort();
+                if (port < 65000 && IsFree(port + 1) && IsFree(port + 2))
+                {
+                    return port;
+                }
+
+                Assert.True(attempt < 50, "no three consecutive free loopback ports");
+            }
+        }
+
+        private static bool IsFree(int port)
+        {
+            var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            try
+            {
+                listener.Start();
+                return true;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                return false;
+            }
+            finally
+            {
+                listener.Stop();
+            }
+        }
+    }
 
     /// <summary>The process driver's data root, made unusable for the <c>postgres</c> user (initdb cannot reach it) and healed.</summary>
     private static class DataRoot
