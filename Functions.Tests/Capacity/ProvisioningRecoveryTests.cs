@@ -234,4 +234,29 @@ public sealed class ProvisioningRecoveryTests(PostgresFixture fixture)
         Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE event = @e AND instance_id = @i",
             ("e", "dedicated-provisioning-failed"), ("i", instance)));
     }
+
+    [Fact]
+    public async Task AllocateWhenReady_SharedProvisioningAlwaysFails_AtMostMaxSharedFailedPoolsThenWaitsWithoutMakingMore()
+    {
+        // Found by DriverAndStorageFaultTests: a waiting shared allocation started a new pool on every poll, each failing, until
+        // the failed pools filled Provisioning:MaxServers and blocked all provisioning.
+        FlakyProcessDriver? flaky = null;
+        await using var app = await StartAppAsync(real => flaky = new FlakyProcessDriver(real, int.MaxValue, createBeforeFailing: false),
+            ("Provisioning:CreateAttempts", "1"), ("Provisioning:MaxSharedFailedPools", "2"));
+        await using var engine = await StartEngineAsync(app);
+        var instance = Guid.NewGuid();
+        var input = new AllocateWhenReadyInput(instance.ToString(), Guid.NewGuid().ToString(), "standard", "http://127.0.0.1:7071",
+            TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(8));
+
+        var id = await engine.Client.ScheduleNewOrchestrationInstanceAsync(nameof(AllocateWhenReady), input);
+        var done = await engine.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromSeconds(90)).Token);
+
+        var attempt = done.ReadOutputAs<AllocateAttempt>()!;
+        Assert.True(attempt.Done);
+        Assert.Null(attempt.Allocation);
+        Assert.Equal(2L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM db_servers WHERE server_type = 'shared'"));
+        Assert.Equal(2L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM db_servers WHERE server_type = 'shared' AND status = 'error'"));
+        Assert.Equal(2, flaky!.Calls);
+        Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM pool_events WHERE event = @e", ("e", "shared-provisioning-failing")));
+    }
 }

@@ -29,6 +29,7 @@ public sealed class OptionsStartupTests
     [InlineData("Pools:MinFreeSlots", "-1", "Pools:MinFreeSlots")]
     [InlineData("Provisioning:Driver", "kubernetes", "Provisioning:Driver")]
     [InlineData("Provisioning:ProbeTimeout", "00:00:00", "Provisioning:ProbeTimeout")]
+    [InlineData("Provisioning:MaxSharedFailedPools", "0", "Provisioning:MaxSharedFailedPools")]
     [InlineData("Provisioning:ServerSettings:max_connections; DROP", "1", "Provisioning:ServerSettings")]
     [InlineData("Allocation:WaitPollInterval", "00:45:00", "Allocation:WaitPollInterval")]
     [InlineData("Allocation:DatabasePrefix", "Odoo-", "Allocation:DatabasePrefix")]

@@ -127,9 +127,11 @@ public sealed partial class AllocationFlow(
                         : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
                     return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
                 }
-                catch (ProvisioningRefusedException refused) when (refused.Type == ProvisioningRefusedException.ServerLimit)
+                catch (ProvisioningRefusedException refused)
+                    when (refused.Type is ProvisioningRefusedException.ServerLimit or ProvisioningRefusedException.SharedFailures)
                 {
-                    // Room may still come back (a purge, a retired pool, a raised limit): keep waiting, bounded by the run's timeout.
+                    // Room may still come back (a purge, a retired pool, a raised limit, a mended driver): keep waiting, bounded by the
+                    // run's timeout.
                     return new AllocateAttempt(false, null, null, refused.Type);
                 }
                 catch (ProvisioningRefusedException refused)

@@ -15,13 +15,14 @@ public sealed record PoolReservationRequest(
 public sealed record InFlightRun(long PoolId, string Name, PoolStatus Status, string RunId);
 
 /// <summary>Limits on what provisioning may make; 0 turns a limit off.</summary>
-public sealed record ProvisioningLimits(int MaxServers, int MaxDedicatedFailures);
+public sealed record ProvisioningLimits(int MaxServers, int MaxDedicatedFailures, int MaxSharedFailures = int.MaxValue);
 
 /// <summary>No new server was reserved: a limit was reached (recorded as a pool event). <see cref="Type"/> names the problem.</summary>
 public sealed class ProvisioningRefusedException(string type, string detail) : Exception(detail)
 {
     public const string ServerLimit = "server-limit-reached";
     public const string DedicatedFailures = "dedicated-provisioning-failed";
+    public const string SharedFailures = "shared-provisioning-failing";
     public string Type { get; } = type;
 }
 
@@ -128,23 +129,26 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
 
     /// <summary>
     /// Under the reservation lock: the servers the catalog has (every pool not deleted) against <see cref="ProvisioningLimits.MaxServers"/>,
-    /// and a dedicated instance's failed servers (pools in error) against <see cref="ProvisioningLimits.MaxDedicatedFailures"/>.
+    /// a dedicated instance's failed servers (pools in error) against <see cref="ProvisioningLimits.MaxDedicatedFailures"/>, and the
+    /// failed shared pools against <see cref="ProvisioningLimits.MaxSharedFailures"/> (a driver that always fails makes that many, not
+    /// one per waiting allocation's poll until the failed pools fill <see cref="ProvisioningLimits.MaxServers"/>).
     /// A refusal is recorded as a pool event (at most once per quiet period and kind).
     /// </summary>
     private static async Task<ProvisioningRefusedException?> RefusalAsync(NpgsqlConnection conn, NpgsqlTransaction tx, PoolReservationRequest request,
         ProvisioningLimits limits, CancellationToken ct)
     {
-        int servers, failures;
+        int servers, failures, sharedFailures;
         await using (var count = new NpgsqlCommand($"""
             SELECT count(*) FILTER (WHERE status <> '{Words.Deleted}')::int,
-                count(*) FILTER (WHERE dedicated_to_instance_id = @instance AND status = '{Words.Error}')::int
+                count(*) FILTER (WHERE dedicated_to_instance_id = @instance AND status = '{Words.Error}')::int,
+                count(*) FILTER (WHERE server_type = '{Words.Shared}' AND status = '{Words.Error}')::int
             FROM db_servers
             """, conn, tx))
         {
             count.Parameters.AddWithValue("instance", NpgsqlTypes.NpgsqlDbType.Uuid, (object?)request.DedicatedToInstanceId ?? DBNull.Value);
             await using var reader = await count.ExecuteReaderAsync(ct);
             await reader.ReadAsync(ct);
-            (servers, failures) = (reader.GetInt32(0), reader.GetInt32(1));
+            (servers, failures, sharedFailures) = (reader.GetInt32(0), reader.GetInt32(1), reader.GetInt32(2));
         }
 
         ProvisioningRefusedException? refusal = null;
@@ -153,6 +157,13 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
             refusal = new ProvisioningRefusedException(ProvisioningRefusedException.DedicatedFailures,
                 $"Provisioning a dedicated server for this instance failed {failures} times; no further attempt is made until an operator " +
                 "has looked at the pool events and retired the failed dedicated pools.");
+        }
+        else if (request.ServerType == ServerType.Shared && sharedFailures >= limits.MaxSharedFailures)
+        {
+            refusal = new ProvisioningRefusedException(ProvisioningRefusedException.SharedFailures,
+                $"{sharedFailures} shared pools are in error, the limit set by Provisioning:MaxSharedFailedPools; no new shared pool is " +
+                "provisioned until an operator has looked at their pool events and retired them (DELETE admin/pools/{id}), or the daily " +
+                "cleanup removes them.");
         }
         else if (limits.MaxServers > 0 && servers >= limits.MaxServers)
         {

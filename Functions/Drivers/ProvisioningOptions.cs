@@ -37,6 +37,13 @@ public sealed class ProvisioningOptions : IValidatableObject
     [Range(1, 100_000)]
     public int MaxServers { get; set; } = 100;
 
+    /// <summary>
+    /// Shared pools in error after which no new shared pool is provisioned (by a waiting allocation, the headroom rule or an
+    /// operator) until they are retired: a driver that always fails makes this many failed pools, not one per poll.
+    /// </summary>
+    [Range(1, 100)]
+    public int MaxSharedFailedPools { get; set; } = 3;
+
     /// <summary>Failed dedicated servers (pools in error) of one instance after which no new one is tried for it.</summary>
     [Range(1, 100)]
     public int MaxDedicatedAttempts { get; set; } = 3;

@@ -204,7 +204,7 @@ public sealed partial class ProvisioningService(
         await provisioners.For(failed.Driver).DeleteAsync(RefOf(failed), ct);
     }
 
-    private ProvisioningLimits Limits => new(Options.MaxServers, Options.MaxDedicatedAttempts);
+    private ProvisioningLimits Limits => new(Options.MaxServers, Options.MaxDedicatedAttempts, Options.MaxSharedFailedPools);
 
     public ProvisionPoolInput InputFor(long poolId) =>
         new(poolId, Options.CreateAttempts, Options.FirstRetryInterval, Options.ReadyPollInterval, Options.ReadyTimeout);
