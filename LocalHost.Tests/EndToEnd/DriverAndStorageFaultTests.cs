@@ -92,7 +92,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
             ["Provisioning__CreateAttempts"] = "2",
             ["Provisioning__FirstRetryInterval"] = "00:00:00.500",
             ["Provisioning__MaxServers"] = "1",
-            ["Allocation__WaitForCapacityTimeout"] = "00:00:15",
+            ["Allocation__WaitForCapacityTimeout"] = "00:00:40",
         });
         var instance = Guid.NewGuid();
         var claimed = new Dictionary<Guid, JsonElement>();
