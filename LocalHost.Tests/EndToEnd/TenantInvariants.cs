@@ -132,7 +132,7 @@ public static class TenantInvariants
             }
         }
 
-        var released = (await NamesAsync(catalog, "SELECT instance_id::text FROM tenant_databases WHERE status <> 'ready'")).ToHashSet();
+        var known = (await NamesAsync(catalog, "SELECT DISTINCT instance_id::text FROM tenant_databases")).ToHashSet();
         var readyNow = (await NamesAsync(catalog, "SELECT instance_id::text FROM tenant_databases WHERE status = 'ready'")).ToHashSet();
         var refused = 0;
         foreach (var (instance, credentials) in claimed)
@@ -142,7 +142,7 @@ public static class TenantInvariants
             {
                 refused++;
             }
-            else if (!readyNow.Contains(id) && !released.Contains(id))
+            else if (!known.Contains(id))
             {
                 problems.Add($"claimed instance {id} has no row");
             }
