@@ -10,6 +10,7 @@ public static class ServiceRegistration
     {
         services.AddSingleton(new Greeter(configuration["Sample:Greeting"] ?? "Hello"));
         services.AddSingleton<TickCounter>();
+        services.AddSingleton<YearlyCounter>();
         return services;
     }
 }
