@@ -163,4 +163,19 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
         await Task.Delay(TimeSpan.FromMilliseconds(300));
         Assert.Equal(before, (await host.Client.GetFromJsonAsync<JsonElement>("/api/yearly")).GetProperty("count").GetInt32());
     }
+
+    [Theory]
+    [InlineData("boom", HttpStatusCode.InternalServerError, null)]
+    [InlineData("timeout", HttpStatusCode.ServiceUnavailable, "7")]
+    public async Task ThrowingFunction_AnswersTheAppsMiddlewareProblem(string kind, HttpStatusCode status, string? retryAfter)
+    {
+        using var response = await host.Client.GetAsync("/api/boom/" + kind);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(retryAfter, response.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal("sample-middleware", JsonDocument.Parse(text).RootElement.GetProperty("type").GetString());
+        Assert.DoesNotContain("secret-detail", text, StringComparison.Ordinal);
+    }
 }
