@@ -119,4 +119,63 @@ public sealed class HttpFunctionTests(LocalHostFixture host) : IClassFixture<Loc
 
         Assert.True(count >= 2);
     }
+
+    [Fact]
+    public async Task AdminFunctions_MasterKey_RunsTheTimerNow()
+    {
+        using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(20));
+        var before = (await host.Client.GetFromJsonAsync<JsonElement>("/api/yearly", timeout.Token)).GetProperty("count").GetInt32();
+        using HttpRequestMessage request = new(HttpMethod.Post, "/admin/functions/Yearly") { Content = JsonContent.Create(new { input = "" }) };
+        request.Headers.Add("x-functions-key", LocalHostFixture.MasterKey);
+
+        using var response = await host.Client.SendAsync(request, timeout.Token);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var count = before;
+        while (count == before)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), timeout.Token);
+            count = (await host.Client.GetFromJsonAsync<JsonElement>("/api/yearly", timeout.Token)).GetProperty("count").GetInt32();
+        }
+
+        Assert.Equal(before + 1, count);
+    }
+
+    [Theory]
+    [InlineData("Yearly", null, "{\"input\": \"\"}", HttpStatusCode.Unauthorized)]
+    [InlineData("Yearly", LocalHostFixture.FunctionKey, "{\"input\": \"\"}", HttpStatusCode.Unauthorized)]
+    [InlineData("NoSuchFunction", LocalHostFixture.MasterKey, "{\"input\": \"\"}", HttpStatusCode.NotFound)]
+    [InlineData("Greet", LocalHostFixture.MasterKey, "{\"input\": \"\"}", HttpStatusCode.NotFound)]
+    [InlineData("Yearly", LocalHostFixture.MasterKey, "not json", HttpStatusCode.BadRequest)]
+    public async Task AdminFunctions_Refused_AnswersProblem(string name, string? key, string body, HttpStatusCode status)
+    {
+        var before = (await host.Client.GetFromJsonAsync<JsonElement>("/api/yearly")).GetProperty("count").GetInt32();
+        using HttpRequestMessage request = new(HttpMethod.Post, "/admin/functions/" + name) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+        if (key is not null)
+        {
+            request.Headers.Add("x-functions-key", key);
+        }
+
+        using var response = await host.Client.SendAsync(request);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(before, (await host.Client.GetFromJsonAsync<JsonElement>("/api/yearly")).GetProperty("count").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("boom", HttpStatusCode.InternalServerError, null)]
+    [InlineData("timeout", HttpStatusCode.ServiceUnavailable, "7")]
+    public async Task ThrowingFunction_AnswersTheAppsMiddlewareProblem(string kind, HttpStatusCode status, string? retryAfter)
+    {
+        using var response = await host.Client.GetAsync("/api/boom/" + kind);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(retryAfter, response.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal("sample-middleware", JsonDocument.Parse(text).RootElement.GetProperty("type").GetString());
+        Assert.DoesNotContain("secret-detail", text, StringComparison.Ordinal);
+    }
 }

@@ -73,6 +73,9 @@ public static class LocalFunctionsHost
             services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<TimerFunctionService>(sp, timer, schedule));
         }
 
+        services.AddSingleton<AdminFunctionRuns>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdminFunctionRuns>());
+
         var hooks = AppLoader.RegisterAppServices(catalog.App, services, builder.Configuration);
 
         var app = builder.Build();
@@ -83,6 +86,10 @@ public static class LocalFunctionsHost
         app.UseStatusCodePages(context => Problems.WriteAsync(context.HttpContext, context.HttpContext.Response.StatusCode,
             ReasonPhrases.GetReasonPhrase(context.HttpContext.Response.StatusCode), "The request was refused."));
         app.MapHttpFunctions(catalog, keys);
+        if (keys.HasMasterKey)
+        {
+            AdminFunctionRuns.Map(app, catalog, keys);
+        }
         if (catalog.UsesDurable)
         {
             if (!keys.HasMasterKey)

@@ -37,6 +37,7 @@ public sealed class FunctionsMetadataTests
         { "post", "database/admin/pools/{id}/activate", "Admin" },
         { "delete", "database/admin/pools/{id}", "Admin" },
         { "post", "database/admin/provision-pool", "Admin" },
+        { "get", "healthz", "Anonymous" },
     };
 
     [Theory]

@@ -6,12 +6,14 @@ namespace TenantDb.Functions.Administration;
 
 public static class AdministrationRegistration
 {
-    /// <summary>Pool administration, the health sweep and the daily cleanup, with the <c>Sweep</c> options validated at start-up.</summary>
+    /// <summary>Pool administration, the health sweep, the daily cleanup and the app's health check, with the <c>Sweep</c> options validated at start-up.</summary>
     public static IServiceCollection AddPoolAdministration(this IServiceCollection services)
     {
         services.AddValidatedOptions<SweepOptions>(SweepOptions.Section);
         services.AddValidatedOptions<CleanupOptions>(CleanupOptions.Section);
+        services.AddValidatedOptions<HealthzOptions>(HealthzOptions.Section);
         services.AddSingleton<HealthService>();
+        services.AddSingleton<AppHealth>();
         services.AddSingleton<CatalogServer>();
         services.AddSingleton<RegisteredServerAudit>();
         services.AddSingleton<PoolReadService>();

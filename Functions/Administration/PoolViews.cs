@@ -17,11 +17,18 @@ public sealed record PoolView(
         p.DedicatedToInstanceId, p.AdminUser, p.LastHealthCheck, p.LastResponseMs, p.DatabaseCount, p.ConsecutiveHealthFailures,
         p.LastError, p.CreatedAt, p.UpdatedAt);
 
+    /// <summary>The platform's earlier name of <see cref="UtilizationPercent"/>, kept for its callers.</summary>
+    public double CapacityPercentage => UtilizationPercent;
+
     /// <summary>A share in percent, one decimal; 0 of nothing.</summary>
     public static double Percent(long part, long whole) => whole <= 0 ? 0 : Math.Round(100.0 * part / whole, 1);
 }
 
-public sealed record PoolPage(IReadOnlyList<PoolView> Pools, long Total, int Page, int PageSize, long TotalPages);
+public sealed record PoolPage(IReadOnlyList<PoolView> Pools, long Total, int Page, int PageSize, long TotalPages)
+{
+    /// <summary>The platform's earlier name of <see cref="Total"/>, kept for its callers.</summary>
+    public long TotalCount => Total;
+}
 
 public sealed record PoolEventView(long Id, string Event, string? FromStatus, string? ToStatus, string? Reason, string Actor, Guid? InstanceId, DateTimeOffset At)
 {
@@ -31,7 +38,11 @@ public sealed record PoolEventView(long Id, string Event, string? FromStatus, st
 /// <summary>One pool with its tenant rows counted by status (live = creating + ready + released) and its latest events.</summary>
 public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents);
 
-public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Available, double UtilizationPercent);
+public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Available, double UtilizationPercent)
+{
+    /// <summary>The platform's earlier name of <see cref="UtilizationPercent"/>, kept for its callers.</summary>
+    public double CapacityPercentage => UtilizationPercent;
+}
 
 /// <summary>
 /// The platform in numbers (retired pools left out): capacity = slots of all pools, used = slots taken, available = free
@@ -40,4 +51,8 @@ public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Avai
 public sealed record PoolStats(
     int TotalPools, int TotalTenants, int TotalCapacity, int UsedCapacity, int AvailableCapacity, double UtilizationPercent,
     IReadOnlyDictionary<string, int> PoolsByStatus, IReadOnlyDictionary<string, int> PoolsByHealth,
-    IReadOnlyDictionary<string, int> TenantsByStatus, IReadOnlyDictionary<string, ServerTypeStats> ByServerType);
+    IReadOnlyDictionary<string, int> TenantsByStatus, IReadOnlyDictionary<string, ServerTypeStats> ByServerType)
+{
+    /// <summary>The platform's earlier name of <see cref="UtilizationPercent"/>, kept for its callers.</summary>
+    public double CapacityPercentage => UtilizationPercent;
+}

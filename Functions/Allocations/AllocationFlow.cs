@@ -53,6 +53,14 @@ public sealed partial class AllocationFlow(
         {
             case AllocationOutcome.Allocated placed:
                 var view = await ViewAsync(placed, client, baseUrl, inline: Options.InlinePassword, ct);
+                if (placed.Password is null && Options.InlinePassword
+                    && await handoff.TakeAllocationPasswordAsync(client, placed.Tenant.InstanceId, ct) is { } handed)
+                {
+                    // The first 200 after a 202: the waiting allocation deposited the password (its output never holds it);
+                    // this answer takes it, once, so the caller's "allocate, poll, allocate again" loop ends with it.
+                    view = view with { DbUser = handed.DbUser, DbPassword = handed.Password.Reveal() };
+                }
+
                 if (placed.Pool.Status == PoolStatus.Full)
                 {
                     await EnsureHeadroomBestEffortAsync(client, ct);

@@ -17,7 +17,10 @@ public sealed class AllocationOptions
     [Range(32, 128)]
     public int PasswordLength { get; set; } = 40;
 
-    /// <summary>Return <c>db_password</c> in the allocate response (the platform's old shape) instead of only a claim URL.</summary>
+    /// <summary>
+    /// Return <c>db_password</c> in the allocate response (the platform's old shape) instead of only a claim URL: at once when
+    /// the call creates the database, else in the first 200 after a 202 (taken once from the handoff the waiting run filled).
+    /// </summary>
     public bool InlinePassword { get; set; }
 
     /// <summary>How long a released tenant database is kept before it is dropped.</summary>

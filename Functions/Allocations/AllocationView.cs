@@ -4,13 +4,14 @@ using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Allocations;
 
-/// <summary>Where a tenant's database lives, in the platform's contract (never the password unless inline mode asks for it).</summary>
+/// <summary>Where a tenant's database lives (<c>db_server_id</c>: the pool's catalog id), in the platform's contract (never the password unless inline mode asks for it).</summary>
 /// <remarks>The names are pinned, so the same JSON comes out of the HTTP API and out of an orchestration's output.</remarks>
 public sealed record AllocationView(
     [property: JsonPropertyName("status")] string Status,
     [property: JsonPropertyName("instance_id")] Guid InstanceId,
     [property: JsonPropertyName("customer_id")] Guid CustomerId,
     [property: JsonPropertyName("plan_tier")] string PlanTier,
+    [property: JsonPropertyName("db_server_id")] long DbServerId,
     [property: JsonPropertyName("db_host")] string DbHost,
     [property: JsonPropertyName("db_port")] int DbPort,
     [property: JsonPropertyName("db_name")] string DbName,
@@ -25,13 +26,13 @@ public sealed record AllocationView(
 {
     public static AllocationView Of(Pool pool, TenantDatabase tenant, CredentialsView? credentials = null, string? password = null) =>
         new(tenant.Status == TenantDatabaseStatus.Ready ? "allocated" : tenant.Status.ToSql(), tenant.InstanceId, tenant.CustomerId, tenant.PlanTier,
-            pool.Host, pool.Port, tenant.DbName, tenant.DbUser, pool.Name, pool.ServerType, tenant.Status, tenant.CreatedAt, tenant.ReadyAt,
+            pool.Id, pool.Host, pool.Port, tenant.DbName, tenant.DbUser, pool.Name, pool.ServerType, tenant.Status, tenant.CreatedAt, tenant.ReadyAt,
             credentials, password);
 
     // Printing the view (logs, exceptions, test output) never shows an inline password.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append($"Status = {Status}, InstanceId = {InstanceId}, CustomerId = {CustomerId}, PlanTier = {PlanTier}, DbHost = {DbHost}, ");
+        builder.Append($"Status = {Status}, InstanceId = {InstanceId}, CustomerId = {CustomerId}, PlanTier = {PlanTier}, DbServerId = {DbServerId}, DbHost = {DbHost}, ");
         builder.Append($"DbPort = {DbPort}, DbName = {DbName}, DbUser = {DbUser}, PoolName = {PoolName}, ServerType = {ServerType}, ");
         builder.Append($"DatabaseStatus = {DatabaseStatus}, CreatedAt = {CreatedAt}, ReadyAt = {ReadyAt}, Credentials = {Credentials}, ");
         builder.Append($"DbPassword = {(DbPassword is null ? "" : Redacted.Mask)}");

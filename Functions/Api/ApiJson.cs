@@ -136,10 +136,11 @@ public static class Problems
     public const int DefaultRetryAfterSeconds = 10;
 
     /// <summary>A fault, not the caller's mistake: 503 with <c>Retry-After</c> (header and <c>retry_after</c> in the body).</summary>
-    public static JsonResult Unavailable(string slug, string detail, int retryAfterSeconds = DefaultRetryAfterSeconds)
+    public static JsonResult Unavailable(string slug, string detail, int retryAfterSeconds = DefaultRetryAfterSeconds,
+        IDictionary<string, object?>? extensions = null)
     {
-        var problem = Create(StatusCodes.Status503ServiceUnavailable, slug, "Service unavailable", detail,
-            new Dictionary<string, object?> { ["retry_after"] = retryAfterSeconds });
+        var members = new Dictionary<string, object?>(extensions ?? new Dictionary<string, object?>()) { ["retry_after"] = retryAfterSeconds };
+        var problem = Create(StatusCodes.Status503ServiceUnavailable, slug, "Service unavailable", detail, members);
         return new RetryAfterResult(problem.Value, retryAfterSeconds) { StatusCode = problem.StatusCode, ContentType = problem.ContentType };
     }
 

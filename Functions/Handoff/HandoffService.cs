@@ -137,6 +137,30 @@ public sealed partial class HandoffService(
     }
 
     /// <summary>
+    /// For an allocate in the inline-password mode that follows a 202: the password the waiting allocation deposited, taken
+    /// once through the same claim as <see cref="ClaimAsync"/>. A cheap read of the entity first, so a repeat allocate of an
+    /// instance whose password was taken (or never deposited, or a rotation's) starts no claim run. A task hub that does not
+    /// answer is a <see cref="TimeoutException"/> (503): a 200 without the password would end the caller's loop without it.
+    /// </summary>
+    public async Task<HandedPassword?> TakeAllocationPasswordAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
+    {
+        EntityMetadata<HandoffState>? entity = null;
+        await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t),
+            time.GetUtcNow() + Options.StorageTimeout, ct);
+        if (entity is not { IncludesState: true, State: { Ciphertext: not null, RotationId: null, ClaimedAt: null } })
+        {
+            return null;
+        }
+
+        return await ClaimAsync(client, instanceId, idempotencyKey: null, ct) switch
+        {
+            ClaimOutcome.Claimed claimed => new HandedPassword(claimed.DbUser, claimed.Password),
+            ClaimOutcome.Unavailable => throw new TimeoutException("The credential handoff did not answer in time."),
+            _ => null,
+        };
+    }
+
+    /// <summary>
     /// A new password for a ready tenant (DESIGN.md §9, alternating logins): recorded encrypted, set on the idle login,
     /// deposited for a claim. The login in use keeps working until the new password is claimed or the grace ends.
     /// </summary>

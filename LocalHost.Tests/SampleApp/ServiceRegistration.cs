@@ -10,6 +10,8 @@ public static class ServiceRegistration
     {
         services.AddSingleton(new Greeter(configuration["Sample:Greeting"] ?? "Hello"));
         services.AddSingleton<TickCounter>();
+        services.AddSingleton<YearlyCounter>();
+        services.AddSingleton<Microsoft.Azure.Functions.Worker.Middleware.IFunctionsWorkerMiddleware, SampleExceptionMiddleware>();
         return services;
     }
 }
