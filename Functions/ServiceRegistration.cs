@@ -14,6 +14,7 @@ using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Administration;
 using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Settings;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions;
 
@@ -39,6 +40,7 @@ public static class ServiceRegistration
         services.AddSingleton(_ => new NpgsqlDataSourceBuilder(catalogConnection) { Name = "catalog" }.Build());
 
         services.AddSingleton(TimeProvider.System);
+        services.AddAllocatorTelemetry(configuration);
         services.AddSingleton<SecretProtector>();
         services.AddSingleton<PoolAdminPasswords>();
         services.AddSingleton<PoolConnections>();

@@ -11,7 +11,7 @@ public sealed class NamespaceLayeringTests
     /// <summary>Bottom to top; an area may use areas of lower layers only (the same layer is not allowed either).</summary>
     public static readonly IReadOnlyList<string[]> Layers =
     [
-        ["Domain", "Secrets", "Settings"],
+        ["Domain", "Secrets", "Settings", "Telemetry"],
         ["Catalog"],
         ["Pools"],
         ["Drivers"],
@@ -29,6 +29,7 @@ public sealed class NamespaceLayeringTests
         ["Domain"] = [],
         ["Secrets"] = [],
         ["Settings"] = [],
+        ["Telemetry"] = [],
         ["Catalog"] = ["Domain"],
     };
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Pools;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions.Administration;
 
@@ -33,6 +34,7 @@ public sealed partial class HealthService(
     PoolAdminPasswords passwords,
     IOptions<PoolsOptions> poolsOptions,
     IOptions<SweepOptions> sweepOptions,
+    PoolSnapshot snapshot,
     ILogger<HealthService> logger)
 {
     public const string Actor = Actors.HealthSweep;
@@ -97,6 +99,8 @@ public sealed partial class HealthService(
                 }
             });
 
+        // The pool gauges report what this sweep found; pools it no longer checks leave them.
+        snapshot.Retain(candidates.Select(p => p.Id).ToList());
         var summary = new SweepSummary(checkedCount, healthy, unhealthy, drift, errors);
         LogSwept(summary.Checked, summary.Healthy, summary.Unhealthy, summary.DriftFixed, summary.Errors);
         return summary;
@@ -124,6 +128,7 @@ public sealed partial class HealthService(
             LogDrift(pool.Name, drift.Recorded, drift.Corrected);
         }
 
+        snapshot.Update(pool.Id, pool.Name, drift?.Corrected ?? after.CurrentInstances, after.MaxInstances, after.HealthStatus.ToSql());
         return new PoolHealthReport(pool.Id, pool.Name, probe.Ok, after.HealthStatus, before, probe.Ok ? probe.ElapsedMs : null,
             after.DatabaseCount, after.PostgresVersion, after.ConsecutiveHealthFailures, probe.Error, drift);
     }

@@ -5,6 +5,7 @@ using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Domain;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions.Allocations;
 
@@ -20,18 +21,47 @@ public sealed partial class AllocationService(
     IOptions<AllocationOptions> allocationOptions,
     IOptions<PoolsOptions> poolsOptions,
     TimeProvider time,
+    AllocatorTelemetry telemetry,
     ILogger<AllocationService> logger)
 {
     private const int MaxRaces = 5;
     private static readonly TimeSpan DuplicatePollInterval = TimeSpan.FromMilliseconds(100);
     private AllocationOptions Options => allocationOptions.Value;
 
-    public Task<AllocationOutcome> AllocateAsync(AllocationRequest? request, CancellationToken ct) =>
-        AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors)
-            ? AllocateAsync(valid, ct)
-            : Task.FromResult<AllocationOutcome>(new AllocationOutcome.Invalid(errors));
+    public Task<AllocationOutcome> AllocateAsync(AllocationRequest? request, CancellationToken ct)
+    {
+        if (AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        {
+            return AllocateAsync(valid, ct);
+        }
 
+        AllocationOutcome invalid = new AllocationOutcome.Invalid(errors);
+        telemetry.Allocation(AllocatorTelemetry.OutcomeName(invalid), TimeSpan.Zero);
+        return Task.FromResult(invalid);
+    }
+
+    /// <summary>Allocates, with its span, its log scope (<c>InstanceId</c>) and its metrics; recording them adds no I/O.</summary>
     public async Task<AllocationOutcome> AllocateAsync(ValidAllocationRequest request, CancellationToken ct)
+    {
+        using var activity = AllocatorTelemetry.Source.StartActivity("allocate");
+        activity?.SetTag("tenantdb.instance_id", request.InstanceId);
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["InstanceId"] = request.InstanceId });
+        var started = time.GetTimestamp();
+        var outcome = "error";
+        try
+        {
+            var result = await AllocateCoreAsync(request, ct);
+            outcome = AllocatorTelemetry.OutcomeName(result);
+            return result;
+        }
+        finally
+        {
+            activity?.SetTag("tenantdb.outcome", outcome);
+            telemetry.Allocation(outcome, time.GetElapsedTime(started));
+        }
+    }
+
+    private async Task<AllocationOutcome> AllocateCoreAsync(ValidAllocationRequest request, CancellationToken ct)
     {
         var names = NamesFor(request.InstanceId);
         string? lastFailure = null;

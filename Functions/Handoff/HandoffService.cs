@@ -10,6 +10,7 @@ using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Domain;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions.Handoff;
 
@@ -26,6 +27,7 @@ public sealed partial class HandoffService(
     TenantStore tenants,
     LoginRotationStore rotations,
     PasswordRotation rotation,
+    AllocatorTelemetry telemetry,
     ILogger<HandoffService> logger) : ICredentialDeposit
 {
     public const string Actor = Actors.CredentialHandoff;
@@ -63,7 +65,10 @@ public sealed partial class HandoffService(
     /// </summary>
     /// <param name="idempotencyKey">The caller's <c>Idempotency-Key</c>: a retry with it within
     /// <see cref="HandoffOptions.ClaimReplayWindow"/> gets the same answer. Null: strictly once.</param>
-    public async Task<ClaimOutcome> ClaimAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct)
+    public Task<ClaimOutcome> ClaimAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct) =>
+        ObservedAsync("claim", instanceId, telemetry.Claim, () => ClaimCoreAsync(client, instanceId, idempotencyKey, ct));
+
+    private async Task<ClaimOutcome> ClaimCoreAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct)
     {
         var live = await tenants.FindLiveAsync(instanceId, ct);
         if (live is not { Tenant.Status: TenantDatabaseStatus.Ready })
@@ -164,7 +169,30 @@ public sealed partial class HandoffService(
     /// A new password for a ready tenant (DESIGN.md §9, alternating logins): recorded encrypted, set on the idle login,
     /// deposited for a claim. The login in use keeps working until the new password is claimed or the grace ends.
     /// </summary>
-    public async Task<RotateOutcome> RotateAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
+    public Task<RotateOutcome> RotateAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct) =>
+        ObservedAsync("rotate", instanceId, telemetry.Rotation, () => RotateCoreAsync(client, instanceId, ct));
+
+    /// <summary>Runs a claim or rotation in its span and its log scope (<c>InstanceId</c>) and counts its outcome.</summary>
+    private async Task<T> ObservedAsync<T>(string operation, Guid instanceId, Action<string> count, Func<Task<T>> run) where T : notnull
+    {
+        using var activity = AllocatorTelemetry.Source.StartActivity(operation);
+        activity?.SetTag("tenantdb.instance_id", instanceId);
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["InstanceId"] = instanceId });
+        var outcome = "error";
+        try
+        {
+            var result = await run();
+            outcome = AllocatorTelemetry.OutcomeName(result);
+            return result;
+        }
+        finally
+        {
+            activity?.SetTag("tenantdb.outcome", outcome);
+            count(outcome);
+        }
+    }
+
+    private async Task<RotateOutcome> RotateCoreAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
     {
         switch (await rotation.ChangePasswordAsync(instanceId, ct))
         {

@@ -7,6 +7,7 @@ using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Drivers;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions.Provisioning;
 
@@ -25,6 +26,8 @@ public sealed partial class ProvisioningService(
     PoolAdminPasswords passwords,
     IOptions<ProvisioningOptions> provisioningOptions,
     IOptions<PoolsOptions> poolsOptions,
+    TimeProvider time,
+    AllocatorTelemetry telemetry,
     ILogger<ProvisioningService> logger)
 {
     private const int AdminPasswordLength = 40;
@@ -180,7 +183,11 @@ public sealed partial class ProvisioningService(
         var version = await hardening.HardenAsync(pool, ct);
 
         await store.SetServerFactsAsync(poolId, version, ct);
-        await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", PoolStore.Actor, ct);
+        if (await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", PoolStore.Actor, ct) is { } active)
+        {
+            RecordProvisioned(active, succeeded: true);
+        }
+
         LogActive(pool.Name, version);
     }
 
@@ -200,9 +207,14 @@ public sealed partial class ProvisioningService(
         }
 
         LogFailed(failed.Name, reason);
+        RecordProvisioned(failed, succeeded: false);
         await connections.ForgetAsync(poolId);
         await provisioners.For(failed.Driver).DeleteAsync(RefOf(failed), ct);
     }
+
+    /// <summary>The run's duration: from the pool's reservation (its row's creation) until this transition.</summary>
+    private void RecordProvisioned(Pool pool, bool succeeded) =>
+        telemetry.Provisioned(pool.ServerType.ToString().ToLowerInvariant(), time.GetUtcNow() - pool.CreatedAt, succeeded);
 
     private ProvisioningLimits Limits => new(Options.MaxServers, Options.MaxDedicatedAttempts, Options.MaxSharedFailedPools);
 
