@@ -151,6 +151,32 @@ public sealed class ProvisionPoolTests(PostgresFixture fixture)
     }
 
     [Fact]
+    public async Task CreateServer_RunBeforeTheReservationCommits_WaitsForItInsteadOfFailingTheAttempt()
+    {
+        // The run is started under the reservation's lock, before its commit: an engine that runs the first activity at once
+        // (LocalHost, the in-memory engine) used to find no pool ("Pool 1 is not in the catalog") and spend a create attempt.
+        var (app, driver) = await StartAsync(failures: 0, createBeforeFailing: false);
+        await using var appScope = app;
+        var provisioning = app.Get<ProvisioningService>();
+        Task? create = null;
+        var reserved = await app.Get<ProvisioningStore>().ReserveAsync(
+            new PoolReservationRequest(ServerType.Shared, 3, null, null, "tenantdb_admin", null, null, "process", "test", "test"),
+            name => app.Get<TenantDb.Functions.Pools.PoolAdminPasswords>().Protect("not-a-real-password-0", name),
+            async run =>
+            {
+                create = Task.Run(() => provisioning.CreateServerAsync(run.PoolId, CancellationToken.None));
+                await Task.Delay(500); // the activity is running before the reservation commits
+            },
+            CancellationToken.None);
+
+        await create!;
+        Assert.Equal(1, driver.Calls);
+        var pool = (await app.Get<PoolStore>().GetAsync(reserved.PoolId, CancellationToken.None))!;
+        Assert.True(pool.Port > 0, "the server got its endpoint");
+        await driver.DeleteAsync(new PoolServerRef(pool.Name, pool.DriverResourceId, pool.Host, pool.Port, pool.AdminUser, "unused"), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task StartShared_ConcurrentStarts_JoinOneRunNeverDuplicate()
     {
         var (app, driver) = await StartAsync(failures: 0, createBeforeFailing: false);

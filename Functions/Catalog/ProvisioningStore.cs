@@ -128,6 +128,23 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     }
 
     /// <summary>
+    /// Waits until no reservation holds the lock. A run is started under the reservation's lock, before its commit, so the
+    /// run's first activity can look for its pool before the row is visible; after this wait it is committed (or rolled back).
+    /// </summary>
+    public async Task AwaitReservationsAsync(CancellationToken ct)
+    {
+        await using var conn = await catalog.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", conn, tx))
+        {
+            lockCmd.Parameters.AddWithValue("key", ProvisioningLockKey);
+            await lockCmd.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>
     /// Under the reservation lock: the servers the catalog has (every pool not deleted) against <see cref="ProvisioningLimits.MaxServers"/>,
     /// a dedicated instance's failed servers (pools in error) against <see cref="ProvisioningLimits.MaxDedicatedFailures"/>, and the
     /// failed shared pools against <see cref="ProvisioningLimits.MaxSharedFailures"/> (a driver that always fails makes that many, not

@@ -129,7 +129,14 @@ public sealed partial class ProvisioningService(
     /// <summary>Activity: the server exists (created through the pool's driver, idempotent by name) and the catalog knows its endpoint.</summary>
     public async Task CreateServerAsync(long poolId, CancellationToken ct)
     {
-        var pool = await RequirePoolAsync(poolId, ct);
+        // The run was started before its reservation committed: an engine quick to run this first activity waits for it.
+        var pool = await pools.GetAsync(poolId, ct);
+        if (pool is null)
+        {
+            await store.AwaitReservationsAsync(ct);
+            pool = await RequirePoolAsync(poolId, ct);
+        }
+
         if (pool.Status != PoolStatus.Provisioning)
         {
             return;
