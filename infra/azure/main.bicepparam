@@ -2,6 +2,8 @@
 // The two secrets come from the environment of the shell that deploys, never from this file:
 //   export TENANTDB_SECRETS_KEY=$(head -c 32 /dev/urandom | base64)
 //   export TENANTDB_CATALOG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+// The secrets key is made once: every later deployment passes the same key (az keyvault secret show ... -n secrets-key),
+// or the catalog's secrets can no longer be read. Change keys only as the README's "Rotating the secrets key" says.
 using './main.bicep'
 
 param namePrefix = 'tenantdb'
