@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
+using TenantDb.Functions.Drivers;
 
 namespace TenantDb.Functions.Tests.Deploy;
 
@@ -86,8 +88,14 @@ public sealed partial class DockerfileTests
         Assert.Contains("FUNCTIONS_WORKER_RUNTIME=dotnet-isolated", env, StringComparison.Ordinal);
 
         Assert.Contains(runtime, i => i.Keyword == "RUN"
-            && Regex.IsMatch(i.Arguments, @"apt-get install -y --no-install-recommends (\S+ )*postgresql-client( |$)")
-            && i.Arguments.Contains("apt-get update", StringComparison.Ordinal));
+            && Regex.IsMatch(i.Arguments, @"apt-get install -y --no-install-recommends (\S+ )*postgresql-client-\$\{PG_CLIENT_MAJOR\}( |$)")
+            && i.Arguments.Contains("apt-get update", StringComparison.Ordinal)
+            && i.Arguments.Contains("pgdg/apt.postgresql.org.sh -y", StringComparison.Ordinal));
+
+        // pg_dump must be at least the server's major: the client's major against the default pool image's.
+        var client = int.Parse(Regex.Match(Assert.Single(runtime, i => i.Keyword == "ARG").Arguments, @"^PG_CLIENT_MAJOR=(\d+)$").Groups[1].Value, CultureInfo.InvariantCulture);
+        var pools = int.Parse(Regex.Match(new DockerDriverOptions().Image, @"^postgres:(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(client >= pools, $"postgresql-client-{client} cannot dump the pools' PostgreSQL {pools}.");
 
         Assert.Equal("""["/opt/tenantdb/secrets-env.sh"]""", Assert.Single(runtime, i => i.Keyword == "ENTRYPOINT").Arguments);
         // Setting ENTRYPOINT clears the base image's CMD: it must be named again (the base image's start script).
