@@ -100,13 +100,26 @@ public sealed class DockerDriverOptions
     public string NetworkMode { get; set; } = "bridge";
 }
 
-public sealed class SwarmDriverOptions
+public sealed class SwarmDriverOptions : IValidatableObject
 {
+    /// <summary>The tests' mode: host networking, a port chosen on the allocator's machine, a named volume unless a storage root is set.</summary>
+    public const string HostMode = "host";
+
+    /// <summary>
+    /// Production: services on an overlay network shared with the app, reached as service-name:5432, no published port,
+    /// data bind-mounted under <see cref="StorageRoot"/>.
+    /// </summary>
+    public const string OverlayMode = "overlay";
+
+    /// <summary><c>host</c> (the default, what the tests run) or <c>overlay</c> (production: see <see cref="OverlayMode"/>).</summary>
+    [Required, RegularExpression("^(host|overlay)$", ErrorMessage = "Mode must be host or overlay.")]
+    public string Mode { get; set; } = HostMode;
+
     /// <summary>Placement constraint of every pool service.</summary>
     [Required]
     public string PlacementConstraint { get; set; } = "node.labels.role==database";
 
-    /// <summary>Network the services join: an overlay (reached as service-name:5432) or <c>host</c> (a free port on the node).</summary>
+    /// <summary>Network the services join: <c>host</c> in host mode; in overlay mode the overlay the app is on too (reached as service-name:5432).</summary>
     [Required, RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", ErrorMessage = "Network must be a Docker network name.")]
     public string Network { get; set; } = "host";
 
@@ -114,9 +127,32 @@ public sealed class SwarmDriverOptions
     [Required]
     public string HostNetworkAddress { get; set; } = "127.0.0.1";
 
-    /// <summary>Data root on the nodes (the platform's CephFS path); empty: a named volume on the node.</summary>
+    /// <summary>
+    /// Data root on the nodes (the platform's CephFS path), mounted at the same path where the allocator runs (it makes and
+    /// removes each pool's folder); empty: a named volume on the node. Required in overlay mode.
+    /// </summary>
+    [RegularExpression("^/.*", ErrorMessage = "StorageRoot must be an absolute path.")]
     public string? StorageRoot { get; set; }
 
     /// <summary>True when <see cref="StorageRoot"/> is shared by all nodes; otherwise a service is pinned to the node it first ran on.</summary>
     public bool SharedStorage { get; set; }
+
+    /// <summary>Overlay mode needs an overlay network and a storage root; host mode, host networking.</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (Mode == OverlayMode && Network == "host")
+        {
+            yield return new ValidationResult("must name the overlay network the app and the pools share when Mode is overlay.", [nameof(Network)]);
+        }
+
+        if (Mode == OverlayMode && string.IsNullOrWhiteSpace(StorageRoot))
+        {
+            yield return new ValidationResult("must be set when Mode is overlay: a rescheduled pool finds its data only there.", [nameof(StorageRoot)]);
+        }
+
+        if (Mode == HostMode && Network != "host")
+        {
+            yield return new ValidationResult("must be host when Mode is host (set Mode to overlay to use an overlay network).", [nameof(Network)]);
+        }
+    }
 }

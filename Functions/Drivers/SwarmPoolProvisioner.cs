@@ -9,9 +9,9 @@ using TenantDb.Functions.Domain;
 namespace TenantDb.Functions.Drivers;
 
 /// <summary>
-/// A pool server as a Docker Swarm service (the platform's production path): image, env per the official image
-/// contract, cpu/memory limits, a placement constraint, a data mount, the network to join, a restart policy, and
-/// labels marking it as this allocator's. Unless the storage root is shared across nodes, the service is pinned to the
+/// A pool server as a Docker Swarm service (the platform's production path), its spec built by <see cref="SwarmServiceSpec"/>
+/// in the mode <c>Provisioning:Swarm:Mode</c> selects (host networking for the tests, the overlay network and the storage
+/// root in production). Unless the storage root is shared across nodes, the service is pinned to the
 /// node it first ran on, so a reschedule never brings the pool back without its data.
 /// </summary>
 public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<ProvisioningOptions> options) : IPoolProvisioner
@@ -26,8 +26,9 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
 
     /// <summary>Tries to remove a service's volume while the engine still holds it (× <see cref="EnginePollInterval"/>).</summary>
     private const int VolumeRemoveAttempts = 120;
+    private readonly SwarmServiceSpec _specs = new(engine, options);
     private SwarmDriverOptions Swarm => options.Value.Swarm;
-    private bool HostNetwork => Swarm.Network == "host";
+    private bool HostNetwork => _specs.HostNetwork;
 
     public string Driver => DriverNames.Swarm;
 
@@ -37,7 +38,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
         var service = await FindAsync(name, ct);
         if (service is null)
         {
-            var port = HostNetwork ? LocalPostgres.FreeLoopbackPort() : PostgresPorts.Default;
+            var port = _specs.PortForNewServer();
             try
             {
                 await engine.Client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = Spec(spec, name, port) }, ct);
@@ -206,48 +207,13 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
 
     private ServiceSpec Spec(PoolServerSpec spec, string name, int port)
     {
-        var labels = engine.Labels(spec, HostNetwork ? port : null);
-        var storage = StoragePath(spec.Name);
-        if (storage is not null)
+        if (_specs.StoragePath(spec.Name) is { } storage)
         {
             // The path lives on shared storage the allocator's host mounts too; the bind source must exist.
             Directory.CreateDirectory(storage);
         }
 
-        return new ServiceSpec
-        {
-            Name = name,
-            Labels = labels,
-            Mode = new ServiceMode { Replicated = new ReplicatedService { Replicas = 1 } },
-            TaskTemplate = new TaskSpec
-            {
-                ContainerSpec = new ContainerSpec
-                {
-                    Image = engine.Image,
-                    Env = engine.Environment(spec),
-                    Args = engine.Command(port, HostNetwork ? Swarm.HostNetworkAddress : "*"),
-                    Labels = labels,
-                    Mounts =
-                    [
-                        storage is null
-                            ? new Mount
-                            {
-                                Type = "volume", Source = DockerEngine.VolumeName(spec.Name), Target = DockerEngine.DataPath,
-                                VolumeOptions = new VolumeOptions { Labels = labels }, // the engine creates it on the node: labelled like the service
-                            }
-                            : new Mount { Type = "bind", Source = storage, Target = DockerEngine.DataPath },
-                    ],
-                    StopGracePeriod = 30_000_000_000,
-                },
-                Resources = new ResourceRequirements
-                {
-                    Limits = new SwarmLimit { NanoCPUs = DockerEngine.NanoCpus(spec.Cpu) ?? 0, MemoryBytes = DockerEngine.MemoryBytes(spec.Memory) ?? 0 },
-                },
-                RestartPolicy = new SwarmRestartPolicy { Condition = "any", Delay = 5_000_000_000 },
-                Placement = new Placement { Constraints = string.IsNullOrWhiteSpace(Swarm.PlacementConstraint) ? [] : [Swarm.PlacementConstraint] },
-                Networks = [new NetworkAttachmentConfig { Target = Swarm.Network }],
-            },
-        };
+        return _specs.Build(spec, name, port);
     }
 
     /// <summary>Adds <c>node.id==…</c> once the first task has a node, unless the data lives on storage every node shares.</summary>
@@ -287,8 +253,7 @@ public sealed class SwarmPoolProvisioner(DockerEngine engine, IOptions<Provision
             ? (Swarm.HostNetworkAddress, int.Parse(port, CultureInfo.InvariantCulture))
             : (service.Spec.Name, PostgresPorts.Default);
 
-    private string? StoragePath(string poolName) =>
-        string.IsNullOrWhiteSpace(Swarm.StorageRoot) ? null : Path.Combine(Swarm.StorageRoot, poolName);
+    private string? StoragePath(string poolName) => _specs.StoragePath(poolName);
 
     private async Task<SwarmService?> FindAsync(string name, CancellationToken ct)
     {
