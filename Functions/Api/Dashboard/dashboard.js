@@ -109,7 +109,7 @@
     for (const pool of page.pools) {
       const tr = document.createElement('tr');
       tr.dataset.poolId = String(pool.id);
-      field(cell(tr, pool.name), 'name');
+      field(cell(tr, pool.name, 'nowrap'), 'name');
       field(cell(tr, pool.server_type), 'server_type');
       field(cell(tr, pool.status), 'status');
       const health = field(cell(tr, ''), 'health');
@@ -132,7 +132,7 @@
       const tr = document.createElement('tr');
       tr.dataset.poolId = String(run.pool_id);
       if (run.orchestration_id) { tr.dataset.orchestrationId = run.orchestration_id; }
-      field(cell(tr, run.pool_name), 'pool_name');
+      field(cell(tr, run.pool_name, 'nowrap'), 'pool_name');
       field(cell(tr, run.server_type), 'server_type');
       field(cell(tr, run.status), 'status');
       field(cell(tr, run.orchestration_id || '—', 'mono'), 'orchestration_id');
@@ -161,7 +161,7 @@
       const tr = document.createElement('tr');
       tr.dataset.eventId = String(e.id);
       field(when(tr, e.at), 'at');
-      field(cell(tr, e.pool_name || (e.pool_id ? '#' + e.pool_id : '—')), 'pool_name');
+      field(cell(tr, e.pool_name || (e.pool_id ? '#' + e.pool_id : '—'), 'nowrap'), 'pool_name');
       field(cell(tr, e.event), 'event');
       field(cell(tr, e.from_status || ''), 'from_status');
       field(cell(tr, e.to_status || ''), 'to_status');
