@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the service and its tests need on a fresh Debian machine of this kind, and nothing that is already there.
-# Usage: infra/prerequisites.sh [postgres] [azurite]   (no argument: all; the Docker engine: infra/docker/engine.sh)
+# Usage: infra/prerequisites.sh [postgres] [azurite] [chromium]   (no argument: all; the Docker engine: infra/docker/engine.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-want=${*:-postgres azurite}
+want=${*:-postgres azurite chromium}
 apt_updated=0
 
 apt_install() {
@@ -27,6 +27,10 @@ for item in $want; do
     azurite)
       command -v npm >/dev/null || apt_install nodejs npm
       "$here/azurite.sh" install
+      ;;
+    chromium)
+      # Debian's browser for the dashboard's end-to-end test (Playwright drives it; it downloads no browser of its own).
+      command -v chromium >/dev/null || apt_install chromium
       ;;
     *) echo "prerequisites: unknown item '$item'" >&2; exit 2 ;;
   esac

@@ -116,6 +116,7 @@ cat <<BANNER
   Tenant database allocator: $base/api
   function key: $TENANTDB_FUNCTION_KEY
   admin key:    $TENANTDB_MASTER_KEY     (keys and data in $home)
+  dashboard:    $base/api/database/admin/dashboard     (in a browser; it asks for the admin key)
 
   curl -s -H "x-functions-key: $TENANTDB_FUNCTION_KEY" -H 'content-type: application/json' \\
     -d '{"instance_id":"'\$(cat /proc/sys/kernel/random/uuid)'","customer_id":"'\$(cat /proc/sys/kernel/random/uuid)'","plan_tier":"standard"}' \\

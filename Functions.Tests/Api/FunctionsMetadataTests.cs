@@ -38,6 +38,9 @@ public sealed class FunctionsMetadataTests
         { "delete", "database/admin/pools/{id}", "Admin" },
         { "post", "database/admin/provision-pool", "Admin" },
         { "get", "healthz", "Anonymous" },
+        // The dashboard's page holds no data (a browser cannot send the key in a header); its data route takes the admin key.
+        { "get", "database/admin/dashboard", "Anonymous" },
+        { "get", "database/admin/activity", "Admin" },
     };
 
     [Theory]

@@ -21,6 +21,8 @@ public static class AdministrationRegistration
         services.AddSingleton<PoolRegistrationService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();
+        services.AddSingleton<ActivityQueries>();
+        services.AddSingleton<ActivityService>();
         return services;
     }
 }

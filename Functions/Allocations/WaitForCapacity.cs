@@ -10,8 +10,19 @@ public static class WaitForCapacity
 {
     public const string Orchestrator = "AllocateWhenReady";
 
+    /// <summary>What every such run's id starts with (the operators' dashboard lists the runs by it).</summary>
+    public const string InstanceIdPrefix = "allocate-";
+
     /// <summary>One run per instance: its id is derived from the instance id, so two requests join the same run.</summary>
-    public static string InstanceIdFor(Guid instanceId) => $"allocate-{instanceId:D}";
+    public static string InstanceIdFor(Guid instanceId) => $"{InstanceIdPrefix}{instanceId:D}";
+
+    /// <summary>The instance id a run's id was derived from; false for any other id.</summary>
+    public static bool TryParseInstanceId(string runId, out Guid instanceId)
+    {
+        instanceId = Guid.Empty;
+        return runId.StartsWith(InstanceIdPrefix, StringComparison.Ordinal)
+            && Guid.TryParseExact(runId.AsSpan(InstanceIdPrefix.Length), "D", out instanceId);
+    }
 }
 
 /// <param name="BaseUrl">The app's public base URL (<c>Api:PublicBaseUrl</c>); the claim URL of the result is built from it.</param>

@@ -56,6 +56,7 @@ internal static class HostileCorpus
         new("ListPools", "GET", Api + "/admin/pools", Level.Admin, Mutates: false),
         new("GetPool", "GET", Api + "/admin/pools/{pool}", Level.Admin, Mutates: false),
         new("GetStats", "GET", Api + "/admin/stats", Level.Admin, Mutates: false),
+        new("GetActivity", "GET", Api + "/admin/activity", Level.Admin, Mutates: false),
         new("CheckPoolHealth", "POST", Api + "/admin/pools/{pool}/health-check", Level.Admin),
         new("RegisterPool", "POST", Api + "/admin/pools/register", Level.Admin, Body: true),
         new("DrainPool", "POST", Api + "/admin/pools/{pool}/drain", Level.Admin),
