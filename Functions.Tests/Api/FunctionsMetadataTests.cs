@@ -38,6 +38,7 @@ public sealed class FunctionsMetadataTests
         { "delete", "database/admin/pools/{id}", "Admin" },
         { "post", "database/admin/provision-pool", "Admin" },
         { "get", "healthz", "Anonymous" },
+        { "get", "openapi.yaml", "Anonymous" },
     };
 
     [Theory]
