@@ -59,7 +59,8 @@ public sealed class OpenApiEndToEndTests
     [Fact]
     public async Task Contract_ServedWithoutKey_AndEveryAnswerOfTheFlowValidatesAgainstItsRouteAndStatus()
     {
-        await using var host = await AllocatorHost.StartAsync();
+        // Two servers at most: the shared pool and the dedicated one below (the spare pool is retired before the dedicated is made).
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Provisioning__MaxServers"] = "2" });
 
         // (c) The document, anonymous, parses, and is the one embedded in the app.
         using (var response = await host.Client.GetAsync(new Uri(host.BaseAddress, "/api/openapi.yaml")))
@@ -180,6 +181,11 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, Dedicated, Dedicated, Fk, Request(d, "premium"), expect: [200]);
         await c.CallAsync(HttpMethod.Get, Pools, $"{Pools}?server_type=dedicated", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Mk, expect: [200]);
+
+        // At the server limit: 503 server-limit-reached, its Retry-After header and retry_after member saying the same.
+        var (_, refused, refusedHeaders) = await c.CallAsync(HttpMethod.Post, "/database/admin/provision-pool", "/database/admin/provision-pool", Mk, expect: [503]);
+        Assert.Equal("urn:tenantdb:problem:server-limit-reached", refused.GetProperty("type").GetString());
+        Assert.Equal(refused.GetProperty("retry_after").GetInt32(), (int)refusedHeaders.RetryAfter!.Delta!.Value.TotalSeconds);
 
         var documented = contract.Operations.Select(o => $"{o.Method} {o.Path}").ToHashSet();
         Console.WriteLine($"contract: operations exercised {c.Operations.Count}/{documented.Count}, answers validated {c.Validated}, failures {c.Failures.Count}");
