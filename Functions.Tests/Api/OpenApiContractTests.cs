@@ -108,6 +108,29 @@ public sealed class OpenApiContractTests
         Assert.Equal(File.ReadAllText(Path.Combine(dir!.FullName, "openapi.yaml")), OpenApiFunctions.Text);
     }
 
+    [Fact]
+    public void HttpFile_ExercisesEveryDocumentedOperation_WithPlaceholderKeys()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Functions.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        var lines = File.ReadAllLines(Path.Combine(dir!.FullName, "requests", "allocator.http"));
+        var requests = lines.Select(l => System.Text.RegularExpressions.Regex.Match(l, @"^(GET|POST|PUT|PATCH|DELETE) \{\{baseUrl\}\}(/[^?\s]*)"))
+            .Where(m => m.Success).Select(m => (Method: m.Groups[1].Value, Path: m.Groups[2].Value)).ToList();
+        var covered = Contract.Operations.Where(o => requests.Any(r => r.Method == o.Method && System.Text.RegularExpressions.Regex.IsMatch(
+            r.Path, "^" + System.Text.RegularExpressions.Regex.Replace(System.Text.RegularExpressions.Regex.Escape(o.Path), @"\\\{[^}]+}", "[^/]+") + "$")))
+            .Select(o => $"{o.Method} {o.Path}").ToHashSet();
+        var all = Contract.Operations.Select(o => $"{o.Method} {o.Path}").ToList();
+
+        Assert.True(all.All(covered.Contains), "requests/allocator.http does not exercise: " + string.Join(", ", all.Where(o => !covered.Contains(o))));
+        Assert.Equal(all.Count, requests.Count);
+        Assert.All(lines.Where(l => l.StartsWith("@", StringComparison.Ordinal) && l.Contains("Key", StringComparison.Ordinal)),
+            l => Assert.Matches(@"= <[^>]+>$", l));
+    }
+
     private static void Valid(IReadOnlyList<string> errors) => Assert.True(errors.Count == 0, string.Join('\n', errors));
 
     private static JsonObject AllocationBody() => JsonSerializer.SerializeToNode(new AllocationView("allocated", Guid.NewGuid(), Guid.NewGuid(),
