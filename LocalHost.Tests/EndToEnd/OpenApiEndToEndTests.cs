@@ -193,6 +193,30 @@ public sealed class OpenApiEndToEndTests
         Assert.True(documented.SetEquals(c.Operations), "operations the flow did not exercise: " + string.Join(", ", documented.Except(c.Operations)));
     }
 
+    [Fact]
+    public async Task InlinePasswordMode_AllocateAndRotateAnswers_ValidateAgainstTheSameSchemas()
+    {
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Allocation__InlinePassword"] = "true" });
+        var c = new Checker(host, OpenApiContract.Parse(OpenApiFunctions.Text));
+        const string Fk = AllocatorHost.FunctionKey;
+
+        var a = Guid.NewGuid();
+        var (_, accepted, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [202]);
+        var done = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
+        var (_, first, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200]);
+        Assert.True(first.TryGetProperty("db_password", out _), "the first 200 after the 202 carries db_password");
+        var b = Guid.NewGuid();
+        var (_, created, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [200]);
+        Assert.True(created.TryGetProperty("db_password", out _), "the creating 200 carries db_password");
+        var (_, rotated, _) = await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{b}/rotate", Fk, expect: [200]);
+        Assert.True(rotated.TryGetProperty("db_password", out _) && rotated.TryGetProperty("db_user", out _), "an inline rotation answers db_user and db_password");
+
+        Console.WriteLine($"contract (inline passwords): answers validated {c.Validated}, failures {c.Failures.Count}");
+        Assert.True(c.Failures.Count == 0, "answers that do not match openapi.yaml:\n" + string.Join('\n', c.Failures));
+    }
+
     /// <summary>The allocate body of an instance: the same customer every time (another one is a 409 conflict).</summary>
     private static object Request(Guid instance, string tier = "standard") =>
         new { instance_id = instance.ToString(), customer_id = new Guid(instance.ToByteArray().Reverse().ToArray()).ToString(), plan_tier = tier };
