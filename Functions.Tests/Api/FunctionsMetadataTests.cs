@@ -41,6 +41,7 @@ public sealed class FunctionsMetadataTests
         // The dashboard's page holds no data (a browser cannot send the key in a header); its data route takes the admin key.
         { "get", "database/admin/dashboard", "Anonymous" },
         { "get", "database/admin/activity", "Admin" },
+        { "get", "openapi.yaml", "Anonymous" },
     };
 
     [Theory]

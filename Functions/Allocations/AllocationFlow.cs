@@ -70,7 +70,7 @@ public sealed partial class AllocationFlow(
             case AllocationOutcome.NoCapacity:
                 return await WaitForCapacityAsync(valid, client, baseUrl, ct);
             case AllocationOutcome.InProgress progress:
-                return await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(valid.InstanceId), ct) is { IsRunning: true } run
+                return await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(valid.InstanceId), ct) is { } run && IsWaiting(run)
                     ? new AllocateResult.Pending(run.InstanceId, run.SerializedCustomStatus ?? "waiting")
                     : new AllocateResult.InProgress(progress.Tenant);
             case var refused:
@@ -108,7 +108,8 @@ public sealed partial class AllocationFlow(
                 : new AllocateResult.Placed(AllocationView.Of(live.Pool, live.Tenant));
         }
 
-        return await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(instanceId), ct) is { IsRunning: true } run
+        // Pending (scheduled, not started yet) waits too: a look-up right after the 202 must not answer 404.
+        return await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(instanceId), ct) is { } run && IsWaiting(run)
             ? new AllocateResult.Pending(run.InstanceId, run.SerializedCustomStatus ?? "waiting")
             : null;
     }

@@ -11,7 +11,7 @@ namespace TenantDb.Functions.Api;
 /// <summary>Operators: provision a shared pool now (joins the run already under way, never a second one).</summary>
 public sealed class ProvisioningFunctions(ProvisioningService provisioning)
 {
-    private const string RetryAfterSeconds = "60";
+    private const int RetryAfterSeconds = 60;
 
     [Function(nameof(ProvisionPoolNow))]
     public async Task<IActionResult> ProvisionPoolNow(
@@ -25,8 +25,9 @@ public sealed class ProvisioningFunctions(ProvisioningService provisioning)
         }
         catch (ProvisioningRefusedException refused)
         {
-            req.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
-            return Problems.Unavailable(refused.Type, refused.Message);
+            // The header and the body's retry_after say the same (the body said the default 10 while the header said 60).
+            req.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problems.Unavailable(refused.Type, refused.Message, RetryAfterSeconds);
         }
 
         var urls = StatusUrls.For(client, reserved.ProvisioningInstanceId);

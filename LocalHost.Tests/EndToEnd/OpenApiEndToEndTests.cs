@@ -1,0 +1,223 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using TenantDb.Functions.Api;
+
+namespace TenantDb.LocalHost.Tests.EndToEnd;
+
+/// <summary>
+/// Issue 12, the contract through a real LocalHost: <c>GET /api/openapi.yaml</c> answers without a key and parses, and every
+/// answer of the end-to-end flow (allocate 202 and 200, look-up, claim, rotate, release, the admin routes, health, problems)
+/// validates against the schema the served document gives its route and status.
+/// </summary>
+[Trait("Category", Tier.EndToEnd)]
+public sealed class OpenApiEndToEndTests
+{
+    private const string Allocate = "/database/allocate";
+    private const string Dedicated = "/database/provision-dedicated";
+    private const string Allocation = "/database/allocations/{instance_id}";
+    private const string Claim = "/database/credentials/{instance_id}/claim";
+    private const string Rotate = "/database/credentials/{instance_id}/rotate";
+    private const string Pools = "/database/admin/pools";
+    private const string PoolById = "/database/admin/pools/{id}";
+
+    /// <summary>Sends requests, checks each answer against the document, and keeps what it found.</summary>
+    private sealed class Checker(AllocatorHost host, OpenApiContract contract)
+    {
+        public List<string> Failures { get; } = [];
+        public HashSet<string> Operations { get; } = [];
+        public int Validated { get; private set; }
+
+        /// <param name="template">The documented path (e.g. <c>/database/allocations/{instance_id}</c>).</param>
+        /// <param name="path">The path sent, under <c>/api</c>.</param>
+        public async Task<(int Status, JsonElement Body, HttpResponseHeaders Headers)> CallAsync(HttpMethod method, string template, string path,
+            string? key, object? body = null, int[]? expect = null, Action<HttpRequestMessage>? tweak = null)
+        {
+            using var request = host.Request(method, "/api" + path, key, body);
+            tweak?.Invoke(request);
+            using var response = await host.Client.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            var status = (int)response.StatusCode;
+            if (expect is not null)
+            {
+                Assert.True(expect.Contains(status), $"{method} {path} answered {status}, expected {string.Join(" or ", expect)}: {Masked(text)}");
+            }
+
+            Operations.Add($"{method.Method} {template}");
+            Failures.AddRange(contract.Check(template, method.Method, status, response.Content.Headers.ContentType?.MediaType, text));
+            Validated++;
+            var json = response.Content.Headers.ContentType?.MediaType?.EndsWith("json", StringComparison.Ordinal) == true && text.Length > 0
+                ? JsonDocument.Parse(text).RootElement.Clone()
+                : default;
+            return (status, json, response.Headers);
+        }
+
+        // A failure message prints no password.
+        private static string Masked(string text) => System.Text.RegularExpressions.Regex.Replace(text, "\"db_password\":\"[^\"]*\"", "\"db_password\":\"[secret]\"");
+    }
+
+    [Fact]
+    public async Task Contract_ServedWithoutKey_AndEveryAnswerOfTheFlowValidatesAgainstItsRouteAndStatus()
+    {
+        // Two servers at most: the shared pool and the dedicated one below (the spare pool is retired before the dedicated is made).
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Provisioning__MaxServers"] = "2" });
+
+        // (c) The document, anonymous, parses, and is the one embedded in the app.
+        using (var response = await host.Client.GetAsync(new Uri(host.BaseAddress, "/api/openapi.yaml")))
+        {
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal("application/yaml", response.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(OpenApiFunctions.Text, await response.Content.ReadAsStringAsync());
+        }
+
+        using var served = await host.Client.GetAsync(new Uri(host.BaseAddress, "/api/openapi.yaml"));
+        var contract = OpenApiContract.Parse(await served.Content.ReadAsStringAsync());
+        var c = new Checker(host, contract);
+        await c.CallAsync(HttpMethod.Get, "/openapi.yaml", "/openapi.yaml", key: null, expect: [200]);
+
+        const string Fk = AllocatorHost.FunctionKey;
+        const string Mk = AllocatorHost.MasterKey;
+        await c.CallAsync(HttpMethod.Get, "/healthz", "/healthz", key: null, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Fk, expect: [401]);
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, key: null, body: Request(Guid.NewGuid()), expect: [401]);
+
+        // Allocate with no pool: 202 and its run; meanwhile the look-up and a repeat answer 202 (or 200 once it is done).
+        var a = Guid.NewGuid();
+        var (_, accepted, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [202]);
+        await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200, 202]);
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200, 202]);
+        // The look-up while the run waits (its step moves on as it retries), every answer checked, until it is placed.
+        var steps = new HashSet<string>();
+        for (var deadline = DateTimeOffset.UtcNow.AddSeconds(120); ;)
+        {
+            var (status, waiting, _) = await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200, 202]);
+            if (status == 200)
+            {
+                break;
+            }
+
+            steps.Add(waiting.TryGetProperty("step", out var step) ? step.GetString()! : waiting.GetProperty("status").GetString()!);
+            Assert.True(DateTimeOffset.UtcNow < deadline, "the allocation was not placed within 120 s");
+            await Task.Delay(300);
+        }
+
+        Console.WriteLine($"steps seen while waiting: {string.Join(", ", steps)}");
+        var done = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
+
+        var (_, allocated, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200]);
+        var poolId = allocated.GetProperty("db_server_id").GetInt64();
+        await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [200],
+            tweak: r => r.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString()));
+        await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [410]);
+        await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{a}/rotate", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [400],
+            tweak: r => r.Headers.Add("Idempotency-Key", "short"));
+
+        // A second tenant on the pool with room: 200 at once; released; looked up released; refused rotation and re-allocation.
+        var b = Guid.NewGuid();
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [200]);
+        await c.CallAsync(HttpMethod.Delete, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{b}/rotate", Fk, expect: [409]);
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [409]);
+
+        // Bad input and unknown instances: problems.
+        var nobody = Guid.NewGuid();
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, new { instance_id = "x", customer_id = Guid.NewGuid().ToString(), plan_tier = "gold" }, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, expect: [415],
+            tweak: r => r.Content = new StringContent(JsonSerializer.Serialize(Request(nobody)), Encoding.UTF8, "text/plain"));
+        await c.CallAsync(HttpMethod.Post, Dedicated, Dedicated, Fk, Request(nobody), expect: [400]);
+        await c.CallAsync(HttpMethod.Get, Allocation, "/database/allocations/not-a-uuid", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{nobody}", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Delete, Allocation, $"/database/allocations/{nobody}", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{nobody}/claim", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{nobody}/rotate", Fk, expect: [404]);
+
+        // The operators' routes.
+        await c.CallAsync(HttpMethod.Get, Pools, $"{Pools}?status=active&page=1&page_size=10", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Pools, $"{Pools}?status=sleeping&page_size=0", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/{poolId}", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/abc", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/999999", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/health-check", $"{Pools}/{poolId}/health-check", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/drain", $"{Pools}/{poolId}/drain", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/health-check", $"{Pools}/{poolId}/health-check", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/activate", $"{Pools}/{poolId}/activate", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/activate", $"{Pools}/999999/activate", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Delete, PoolById, $"{Pools}/{poolId}", Mk, expect: [409]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, "/database/admin/secrets/rewrap", "/database/admin/secrets/rewrap", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new { name = "Bad Name" }, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new
+        {
+            name = "nothing-there",
+            host = "127.0.0.1",
+            port = Functions.Drivers.LocalPostgres.FreeLoopbackPort(),
+            admin_user = "postgres",
+            admin_password = "not-a-real-password",
+            max_instances = 5,
+        }, expect: [422]);
+
+        // A pool provisioned on request (202 and its run), then retired empty (200, deleted).
+        var (_, provisioning, headers) = await c.CallAsync(HttpMethod.Post, "/database/admin/provision-pool", "/database/admin/provision-pool", Mk, expect: [202]);
+        Assert.NotNull(headers.Location);
+        var made = await host.WaitForOrchestrationAsync(provisioning.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Completed", made.GetProperty("runtimeStatus").GetString());
+        var spare = provisioning.GetProperty("pool_id").GetInt64();
+        await c.CallAsync(HttpMethod.Delete, PoolById, $"{Pools}/{spare}", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/drain", $"{Pools}/{spare}/drain", Mk, expect: [409]);
+
+        // A dedicated tier: 202 while its server is made, then 200.
+        var d = Guid.NewGuid();
+        var (_, dedicated, _) = await c.CallAsync(HttpMethod.Post, Dedicated, Dedicated, Fk, Request(d, "premium"), expect: [202]);
+        var ready = await host.WaitForOrchestrationAsync(dedicated.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Completed", ready.GetProperty("runtimeStatus").GetString());
+        await c.CallAsync(HttpMethod.Post, Dedicated, Dedicated, Fk, Request(d, "premium"), expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Pools, $"{Pools}?server_type=dedicated", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Mk, expect: [200]);
+
+        // At the server limit: 503 server-limit-reached, its Retry-After header and retry_after member saying the same.
+        var (_, refused, refusedHeaders) = await c.CallAsync(HttpMethod.Post, "/database/admin/provision-pool", "/database/admin/provision-pool", Mk, expect: [503]);
+        Assert.Equal("urn:tenantdb:problem:server-limit-reached", refused.GetProperty("type").GetString());
+        Assert.Equal(refused.GetProperty("retry_after").GetInt32(), (int)refusedHeaders.RetryAfter!.Delta!.Value.TotalSeconds);
+
+        var documented = contract.Operations.Select(o => $"{o.Method} {o.Path}").ToHashSet();
+        Console.WriteLine($"contract: operations exercised {c.Operations.Count}/{documented.Count}, answers validated {c.Validated}, failures {c.Failures.Count}");
+        Assert.True(c.Failures.Count == 0, "answers that do not match openapi.yaml:\n" + string.Join('\n', c.Failures));
+        Assert.True(documented.SetEquals(c.Operations), "operations the flow did not exercise: " + string.Join(", ", documented.Except(c.Operations)));
+    }
+
+    [Fact]
+    public async Task InlinePasswordMode_AllocateAndRotateAnswers_ValidateAgainstTheSameSchemas()
+    {
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Allocation__InlinePassword"] = "true" });
+        var c = new Checker(host, OpenApiContract.Parse(OpenApiFunctions.Text));
+        const string Fk = AllocatorHost.FunctionKey;
+
+        var a = Guid.NewGuid();
+        var (_, accepted, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [202]);
+        var done = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
+        var (_, first, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200]);
+        Assert.True(first.TryGetProperty("db_password", out _), "the first 200 after the 202 carries db_password");
+        var b = Guid.NewGuid();
+        var (_, created, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [200]);
+        Assert.True(created.TryGetProperty("db_password", out _), "the creating 200 carries db_password");
+        var (_, rotated, _) = await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{b}/rotate", Fk, expect: [200]);
+        Assert.True(rotated.TryGetProperty("db_password", out _) && rotated.TryGetProperty("db_user", out _), "an inline rotation answers db_user and db_password");
+
+        Console.WriteLine($"contract (inline passwords): answers validated {c.Validated}, failures {c.Failures.Count}");
+        Assert.True(c.Failures.Count == 0, "answers that do not match openapi.yaml:\n" + string.Join('\n', c.Failures));
+    }
+
+    /// <summary>The allocate body of an instance: the same customer every time (another one is a 409 conflict).</summary>
+    private static object Request(Guid instance, string tier = "standard") =>
+        new { instance_id = instance.ToString(), customer_id = new Guid(instance.ToByteArray().Reverse().ToArray()).ToString(), plan_tier = tier };
+}
