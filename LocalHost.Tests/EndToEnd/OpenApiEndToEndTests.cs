@@ -150,6 +150,9 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/activate", $"{Pools}/999999/activate", Mk, expect: [404]);
         await c.CallAsync(HttpMethod.Delete, PoolById, $"{Pools}/{poolId}", Mk, expect: [409]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Fk, expect: [401]);
+        await c.CallAsync(HttpMethod.Get, "/database/admin/dashboard", "/database/admin/dashboard", null, expect: [200]);
         await c.CallAsync(HttpMethod.Post, "/database/admin/secrets/rewrap", "/database/admin/secrets/rewrap", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new { name = "Bad Name" }, expect: [400]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new
