@@ -21,6 +21,7 @@ public static class AdministrationRegistration
         services.AddSingleton<PoolRegistrationService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();
+        services.AddSingleton<AuditTrailService>();
         return services;
     }
 }

@@ -49,16 +49,20 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
     }
 
     [Function(nameof(CreatePoolServer))]
-    public Task CreatePoolServer([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.CreateServerAsync(poolId, ct);
+    public Task CreatePoolServer([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.CreateServerAsync(poolId, ct));
 
     [Function(nameof(CheckPoolReady))]
-    public Task<bool> CheckPoolReady([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.IsReadyAsync(poolId, ct);
+    public Task<bool> CheckPoolReady([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.IsReadyAsync(poolId, ct));
 
     [Function(nameof(InitializePool))]
-    public Task InitializePool([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.InitializeAsync(poolId, ct);
+    public Task InitializePool([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.InitializeAsync(poolId, ct));
 
     [Function(nameof(FailPool))]
-    public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) => provisioning.FailAsync(input.PoolId, input.Reason, ct);
+    public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) =>
+        AuditActor.RunAsync(Actor, () => provisioning.FailAsync(input.PoolId, input.Reason, ct));
+
+    // What the activities record in the audit trail as the actor.
+    private static readonly string Actor = Actors.Orchestration(nameof(ProvisionPool));
 
     private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, ProvisionPoolInput input, string reason)
     {
