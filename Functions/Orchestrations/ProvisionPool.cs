@@ -12,6 +12,9 @@ namespace TenantDb.Functions.Orchestrations;
 /// </summary>
 public sealed class ProvisionPool(ProvisioningService provisioning)
 {
+    // Who the activities' changes are recorded as in the audit trail.
+    private static readonly string Actor = Actors.Orchestration(nameof(ProvisionPool));
+
     [Function(ProvisionPoolRun.Orchestrator)]
     public static async Task<ProvisionPoolResult> Run([OrchestrationTrigger] TaskOrchestrationContext context)
     {
@@ -60,9 +63,6 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
     [Function(nameof(FailPool))]
     public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) =>
         AuditActor.RunAsync(Actor, () => provisioning.FailAsync(input.PoolId, input.Reason, ct));
-
-    // What the activities record in the audit trail as the actor.
-    private static readonly string Actor = Actors.Orchestration(nameof(ProvisionPool));
 
     private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, ProvisionPoolInput input, string reason)
     {
