@@ -6,5 +6,6 @@ using TenantDb.Functions.Api;
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.UseMiddleware<ExceptionMiddleware>();
+builder.UseMiddleware<ActorMiddleware>();
 builder.Services.AddTenantDbServices(builder.Configuration);
 builder.Build().Run();

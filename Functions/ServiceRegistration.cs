@@ -48,6 +48,7 @@ public static class ServiceRegistration
         services.AddSingleton<PoolStore>();
         services.AddSingleton<PoolHealthStore>();
         services.AddSingleton<PoolQueries>();
+        services.AddSingleton<AuditTrailStore>();
         services.AddSingleton<AdminPasswordStore>();
         services.AddSingleton<TenantStore>();
         services.AddSingleton<CatalogIdentity>();
@@ -75,6 +76,7 @@ public static class ServiceRegistration
         services.AddHostedService<CatalogMigrationService>();
         // Program.cs puts it into the worker's pipeline; a host without Program.cs (LocalHost) finds it here.
         services.AddSingleton<IFunctionsWorkerMiddleware, ExceptionMiddleware>();
+        services.AddSingleton<IFunctionsWorkerMiddleware, ActorMiddleware>();
         return services;
     }
 }

@@ -83,6 +83,21 @@ public sealed class StartupTests : IDisposable
         Assert.DoesNotContain("same-key", error.Message);
     }
 
+    [Theory]
+    [InlineData("--LocalHost:NamedFunctionKeys:bad name=secret-value-1")]
+    [InlineData("--LocalHost:NamedFunctionKeys:_master=secret-value-1")]
+    [InlineData("--LocalHost:NamedFunctionKeys:default=secret-value-1")] // FunctionKeys' first key is already "default"
+    public void Build_FunctionKeyNameNotAKeyNameOrTaken_ThrowsWithoutTheValue(string namedKey)
+    {
+        WriteMetadata("Nightly", "SampleApp.Tick.Run", new { name = "timer", type = "timerTrigger", direction = "In", schedule = "0 0 3 * * *" });
+
+        var error = Assert.Throws<InvalidOperationException>(() => LocalFunctionsHost.Build(
+            ["--app", _directory, "--port", "0", "--LocalHost:MasterKey=m", "--LocalHost:FunctionKeys=a", namedKey]));
+
+        Assert.Contains("NamedFunctionKeys", error.Message);
+        Assert.DoesNotContain("secret-value-1", error.Message);
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private void WriteMetadata(string name, string entryPoint, object trigger)

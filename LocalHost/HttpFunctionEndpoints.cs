@@ -32,10 +32,16 @@ internal static class HttpFunctionEndpoints
     private static async Task HandleAsync(HttpContext http, FunctionInvoker function, AuthLevel level, FunctionKeys keys)
     {
         var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("TenantDb.LocalHost.Http");
-        if (!keys.IsAuthorized(http.Request, level))
+        if (!keys.IsAuthorized(http.Request, level, out var principal))
         {
             await Problems.WriteAsync(http, StatusCodes.Status401Unauthorized, "Unauthorized", "A valid function key is required.");
             return;
+        }
+
+        // As the host's key authentication does: the key's level and name (never its value) on the request.
+        if (principal is not null)
+        {
+            http.User = principal;
         }
 
         Invocation invocation = new(function, http.RequestServices, http.RequestAborted) { Http = http };

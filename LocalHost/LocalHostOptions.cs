@@ -21,6 +21,13 @@ public sealed class LocalHostOptions
     public string? FunctionKeys { get; set; }
 
     /// <summary>
+    /// Function keys by name (<c>LocalHost:NamedFunctionKeys:{name}</c>): open function-level routes only; the name is what
+    /// the audit trail records as the actor of the calls made with the key. <see cref="FunctionKeys"/> are named
+    /// <c>default</c>, <c>default2</c>, ...
+    /// </summary>
+    public Dictionary<string, string> NamedFunctionKeys { get; set; } = [];
+
+    /// <summary>
     /// The Durable extension's system key: opens the durable management routes only, and is what the status URLs of
     /// <c>CreateHttpManagementPayload</c> carry (as the Functions host's <c>durabletask_extension</c> key). Unset: a new
     /// one per start, so status URLs handed out before a restart stop working.

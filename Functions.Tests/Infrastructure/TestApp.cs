@@ -104,6 +104,29 @@ public sealed class TestApp : IAsyncDisposable
         return value is null or DBNull ? default : (T)value;
     }
 
+    /// <summary>
+    /// Runs <paramref name="sql"/> with the catalog's triggers off (<c>session_replication_role = replica</c>, a superuser's
+    /// power the app does not use): how a test ages the append-only audit trail.
+    /// </summary>
+    public async Task RewriteHistoryAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var conn = await Catalog.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        await using (var off = new NpgsqlCommand("SET LOCAL session_replication_role = replica", conn, tx))
+        {
+            await off.ExecuteNonQueryAsync();
+        }
+
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var (n, v) in parameters)
+        {
+            cmd.Parameters.AddWithValue(n, v);
+        }
+
+        await cmd.ExecuteNonQueryAsync();
+        await tx.CommitAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Services.DisposeAsync();

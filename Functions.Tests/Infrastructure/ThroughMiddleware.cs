@@ -12,7 +12,7 @@ using TenantDb.Functions.Api;
 namespace TenantDb.Functions.Tests.Infrastructure;
 
 /// <summary>
-/// Calls an HTTP function as the host does: inside the app's <see cref="ExceptionMiddleware"/>, the result executed
+/// Calls an HTTP function as the host does: inside the app's middleware (<see cref="ExceptionMiddleware"/> outermost), the result executed
 /// onto the response; returns what the wire carries (status, headers, body).
 /// </summary>
 public static class ThroughMiddleware
@@ -27,11 +27,19 @@ public static class ThroughMiddleware
         var body = new MemoryStream();
         http.Response.Body = body;
         var context = new Context(app, http);
-        await app.GetServices<IFunctionsWorkerMiddleware>().OfType<ExceptionMiddleware>().Single().Invoke(context, async _ =>
+        FunctionExecutionDelegate pipeline = async _ =>
         {
             var result = await function();
             await result.ExecuteResultAsync(new ActionContext(http, new RouteData(), new ActionDescriptor()));
-        });
+        };
+        // Every middleware the app registers, in registration order (ExceptionMiddleware outermost), as the hosts run them.
+        foreach (var middleware in app.GetServices<IFunctionsWorkerMiddleware>().Reverse())
+        {
+            var inner = pipeline;
+            pipeline = c => middleware.Invoke(c, inner);
+        }
+
+        await pipeline(context);
         return (http.Response.StatusCode, http.Response.Headers, System.Text.Encoding.UTF8.GetString(body.ToArray()));
     }
 

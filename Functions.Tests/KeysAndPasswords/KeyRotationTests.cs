@@ -107,14 +107,15 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
         Assert.StartsWith("v2:k2:", rotated.Get<HandoffService>().Seal(Guid.NewGuid(), new Secret("x")).Ciphertext);
         Assert.Equal(3, await CountNotUnderAsync(rotated, "k2"));
 
-        var summary = await rotated.Get<KeyRotationService>().RewrapAllAsync(None);
+        // As the admin route runs it: under the name of the operator's key.
+        var summary = await AuditActor.RunAsync(Actors.Key("ops"), () => rotated.Get<KeyRotationService>().RewrapAllAsync(None));
 
         Assert.Equal(new RewrapSummary("k2", 3, 0, 0, 0), summary);
         Assert.Equal(0, await CountNotUnderAsync(rotated, "k2"));
         Assert.Equal(0, await rotated.CatalogScalarAsync<long>(
             "SELECT count(*) FROM db_servers WHERE admin_password_encrypted LIKE @old OR admin_password_encrypted LIKE 'v1:%'", ("old", $"v2:{oldKid}:%")));
         Assert.Equal(3, await rotated.CatalogScalarAsync<long>(
-            "SELECT count(*) FROM pool_events WHERE event = 'admin_password_rewrapped' AND actor = 'key-rotation'"));
+            "SELECT count(*) FROM pool_events WHERE event = 'admin_password_rewrapped' AND actor = 'key:ops'"));
         Assert.Equal(new RewrapSummary("k2", 0, 0, 0, 0), await rotated.Get<KeyRotationService>().RewrapAllAsync(None));
 
         // The old key removed: every pool still answers.

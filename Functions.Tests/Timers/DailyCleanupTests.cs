@@ -155,7 +155,7 @@ public sealed class DailyCleanupTests(PostgresFixture fixture)
         var recent = await app.AddPoolAsync(fixture.Pools[2], 5, status: PoolStatus.Error);
         await app.CatalogScalarAsync<int>("UPDATE db_servers SET status = 'error' WHERE id = @id", ("id", hosting.Id));
         await app.CatalogScalarAsync<int>("UPDATE db_servers SET updated_at = now() - interval '2 hours' WHERE id IN (@a, @b)", ("a", hosting.Id), ("b", empty.Id));
-        await app.CatalogScalarAsync<int>("UPDATE pool_events SET at = now() - interval '2 hours' WHERE db_server_id = @id", ("id", empty.Id));
+        await app.RewriteHistoryAsync("UPDATE pool_events SET at = now() - interval '2 hours' WHERE db_server_id = @id", ("id", empty.Id));
 
         var summary = await app.Get<CleanupService>().RunAsync(None);
 

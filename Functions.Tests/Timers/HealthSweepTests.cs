@@ -49,7 +49,7 @@ public sealed class HealthSweepTests(PostgresFixture fixture)
             Assert.Equal(HealthStatus.Healthy, afterOne.HealthStatus);
             Assert.Equal(1, afterOne.ConsecutiveHealthFailures);
 
-            await health.SweepAsync(None);
+            await sweep.Run(new TimerInfo(), engine.Client, None);
             var afterTwo = (await app.Get<PoolStore>().GetAsync(pool.Id, None))!;
             Assert.Equal(HealthStatus.Unhealthy, afterTwo.HealthStatus);
             Assert.Equal(2, afterTwo.ConsecutiveHealthFailures);
@@ -58,7 +58,7 @@ public sealed class HealthSweepTests(PostgresFixture fixture)
             Assert.Equal(other.Id, (await AllocateOkAsync(app)).Pool.Id);
 
             await server.StartAsync();
-            await health.SweepAsync(None);
+            await sweep.Run(new TimerInfo(), engine.Client, None);
             var back = (await app.Get<PoolStore>().GetAsync(pool.Id, None))!;
             Assert.Equal(HealthStatus.Healthy, back.HealthStatus);
             Assert.Equal(0, back.ConsecutiveHealthFailures);
@@ -67,7 +67,8 @@ public sealed class HealthSweepTests(PostgresFixture fixture)
                 SELECT string_agg(from_status || '>' || to_status || ':' || actor, ',' ORDER BY id) FROM pool_events
                 WHERE db_server_id = @id AND event = 'health_changed'
                 """, ("id", pool.Id));
-            Assert.Equal("unknown>healthy:health-sweep,healthy>unhealthy:health-sweep,unhealthy>healthy:health-sweep", changes);
+            // Every change names the timer that made it (the status history's "who").
+            Assert.Equal("unknown>healthy:timer:HealthSweep,healthy>unhealthy:timer:HealthSweep,unhealthy>healthy:timer:HealthSweep", changes);
         }
         finally
         {

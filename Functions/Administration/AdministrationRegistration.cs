@@ -23,6 +23,7 @@ public static class AdministrationRegistration
         services.AddSingleton<KeyRotationService>();
         services.AddSingleton<ActivityQueries>();
         services.AddSingleton<ActivityService>();
+        services.AddSingleton<AuditTrailService>();
         return services;
     }
 }

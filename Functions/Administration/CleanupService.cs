@@ -11,12 +11,12 @@ namespace TenantDb.Functions.Administration;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
 public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
-    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0);
+    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
 /// catalog pool knows removed; released tenant databases past retention purged; leftovers of failed allocations
-/// dropped; old orchestration history purged. Never touches a pool that hosts a live tenant database.
+/// dropped; events of the status history past retention purged; old orchestration history purged. Never touches a pool that hosts a live tenant database.
 /// </summary>
 public sealed partial class CleanupService(
     PoolStore pools,
@@ -27,12 +27,12 @@ public sealed partial class CleanupService(
     FailedAllocationCleanup leftovers,
     CatalogIdentity identity,
     OrphanStore orphans,
+    AuditTrailService auditTrail,
     IOptions<SweepOptions> options,
     IOptions<CleanupOptions> cleanup,
     TimeProvider time,
     ILogger<CleanupService> logger)
 {
-    public const string Actor = Actors.DailyCleanup;
     private static readonly PoolStatus[] Abandonable = [PoolStatus.Provisioning, PoolStatus.Error, PoolStatus.Deleting];
     private static readonly PoolStatus[] Reclaimable = [PoolStatus.Active, PoolStatus.Full, PoolStatus.Draining, PoolStatus.Error];
     private static readonly OrchestrationRuntimeStatus[] Finished =
@@ -44,11 +44,12 @@ public sealed partial class CleanupService(
     {
         var (removed, kept, poolErrors) = await RemoveStalePoolsAsync(ct);
         var (orphansStopped, orphansRemoved, orphanErrors) = await RemoveOrphanServersAsync(ct);
-        var purged = await purge.PurgeExpiredAsync(Actor, ct);
+        var purged = await purge.PurgeExpiredAsync(AuditActor.Current, ct);
         var cleaned = await leftovers.CleanFailedAsync(ct);
         var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
+        var eventsPurged = await auditTrail.PurgeExpiredAsync(ct);
         var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
-            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors, reclaimed);
+            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors, reclaimed, eventsPurged);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;
@@ -71,10 +72,10 @@ public sealed partial class CleanupService(
         {
             var reason = stale.Status == PoolStatus.Provisioning ? $"provisioning for more than {Options.ProvisioningStuckAfter}"
                 : stale.Status == PoolStatus.Error ? $"in error for more than {Options.ErrorPoolRetention}" : "left in deleting";
-            switch (await pools.BeginRetireAsync(stale.Id, Abandonable, reason, Actor, ct))
+            switch (await pools.BeginRetireAsync(stale.Id, Abandonable, reason, AuditActor.Current, ct))
             {
                 case RetireGate.Started started:
-                    if (await deprovisioner.DeprovisionAsync(started.Pool, Actor, ct) is not null)
+                    if (await deprovisioner.DeprovisionAsync(started.Pool, AuditActor.Current, ct) is not null)
                     {
                         removed++;
                         LogStaleRemoved(stale.Name, reason);
@@ -103,18 +104,18 @@ public sealed partial class CleanupService(
         foreach (var pool in await poolQueries.ListReclaimableDedicatedAsync(ct))
         {
             var reason = $"dedicated server of instance {pool.DedicatedToInstanceId:D} reclaimed: its tenant was purged";
-            if (await pools.BeginRetireAsync(pool.Id, Reclaimable, reason, Actor, ct) is not RetireGate.Started started)
+            if (await pools.BeginRetireAsync(pool.Id, Reclaimable, reason, AuditActor.Current, ct) is not RetireGate.Started started)
             {
                 continue;
             }
 
-            if (await deprovisioner.DeprovisionAsync(started.Pool, Actor, ct) is null)
+            if (await deprovisioner.DeprovisionAsync(started.Pool, AuditActor.Current, ct) is null)
             {
                 errors++;
                 continue;
             }
 
-            await pools.AppendEventAsync(pool.Id, pool.DedicatedToInstanceId, PoolEventNames.DedicatedReclaimed, reason, Actor, ct);
+            await pools.AppendEventAsync(pool.Id, pool.DedicatedToInstanceId, PoolEventNames.DedicatedReclaimed, reason, AuditActor.Current, ct);
             reclaimed++;
             LogDedicatedReclaimed(pool.Name, pool.DedicatedToInstanceId);
         }
@@ -179,14 +180,14 @@ public sealed partial class CleanupService(
                 {
                     if (!stopped.TryGetValue(server.Name, out var orphan))
                     {
-                        if (await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Stop, Actor, c => driver.StopAsync(target, c), ct))
+                        if (await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Stop, AuditActor.Current, c => driver.StopAsync(target, c), ct))
                         {
                             stoppedNow++;
                             LogOrphanStopped(server.Name, driver.Driver, cleanup.Value.OrphanGrace);
                         }
                     }
                     else if (orphan.StoppedAt <= time.GetUtcNow() - cleanup.Value.OrphanGrace
-                             && await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Delete, Actor, c => driver.DeleteAsync(target, c), ct))
+                             && await orphans.ActAsync(driver.Driver, server.Name, server.ResourceId, OrphanAct.Delete, AuditActor.Current, c => driver.DeleteAsync(target, c), ct))
                     {
                         removed++;
                         LogOrphanRemoved(server.Name, driver.Driver);

@@ -37,7 +37,6 @@ public sealed partial class HealthService(
     PoolSnapshot snapshot,
     ILogger<HealthService> logger)
 {
-    public const string Actor = Actors.HealthSweep;
 
     private SweepOptions Options => sweepOptions.Value;
 
@@ -110,7 +109,7 @@ public sealed partial class HealthService(
     {
         var probe = await ProbeAsync(pool, ct);
         var recorded = await poolHealth.RecordHealthAsync(pool.Id, probe.Ok, probe.ElapsedMs, probe.DatabaseCount, probe.Version, probe.Error,
-            poolsOptions.Value.UnhealthyAfterFailures, Actor, ct);
+            poolsOptions.Value.UnhealthyAfterFailures, AuditActor.Current, ct);
         if (recorded is null)
         {
             return null;
@@ -122,7 +121,7 @@ public sealed partial class HealthService(
             LogHealthChanged(pool.Name, before.ToSql(), after.HealthStatus.ToSql(), probe.Error);
         }
 
-        var drift = await poolHealth.ReconcileCapacityAsync(pool.Id, Actor, ct);
+        var drift = await poolHealth.ReconcileCapacityAsync(pool.Id, AuditActor.Current, ct);
         if (drift is not null)
         {
             LogDrift(pool.Name, drift.Recorded, drift.Corrected);

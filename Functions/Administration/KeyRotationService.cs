@@ -22,7 +22,6 @@ public sealed partial class KeyRotationService(
     IOptions<SecretsOptions> options,
     ILogger<KeyRotationService> logger)
 {
-    public const string Actor = Actors.KeyRotation;
 
     // Where the sweep's next step starts, so rows that cannot be re-wrapped never hold back the ones after them.
     private long _sweepAfterId;
@@ -72,7 +71,7 @@ public sealed partial class KeyRotationService(
                     continue;
                 }
 
-                if (await store.ReplaceAsync(row.PoolId, row.Ciphertext, replacement, secrets.CurrentKeyId, Actor, ct))
+                if (await store.ReplaceAsync(row.PoolId, row.Ciphertext, replacement, secrets.CurrentKeyId, AuditActor.Current, ct))
                 {
                     rewrapped++;
                 }

@@ -12,7 +12,6 @@ public sealed partial class PoolLifecycleService(
     PoolDeprovisioner deprovisioner,
     ILogger<PoolLifecycleService> logger)
 {
-    public const string Actor = Actors.Operator;
     private static readonly PoolStatus[] Drainable = [PoolStatus.Active, PoolStatus.Full];
     private static readonly PoolStatus[] Activatable = [PoolStatus.Draining, PoolStatus.Error];
     private static readonly PoolStatus[] Retirable = [PoolStatus.Active, PoolStatus.Full, PoolStatus.Draining, PoolStatus.Error, PoolStatus.Deleting];
@@ -20,7 +19,7 @@ public sealed partial class PoolLifecycleService(
     /// <summary>Out of placement (no new tenants); existing tenants stay. Idempotent.</summary>
     public async Task<AdminOutcome<PoolView>> DrainAsync(long id, CancellationToken ct)
     {
-        if (await pools.TransitionAsync(id, Drainable, PoolStatus.Draining, "drained by an operator", Actor, ct) is { } drained)
+        if (await pools.TransitionAsync(id, Drainable, PoolStatus.Draining, "drained by an operator", AuditActor.Current, ct) is { } drained)
         {
             LogDrained(drained.Name);
             return new AdminOutcome<PoolView>.Done(PoolView.From(drained));
@@ -46,7 +45,7 @@ public sealed partial class PoolLifecycleService(
                 $"Pool {candidate.Name} did not answer its health probe ({probe.Error}); it stays {candidate.Status.ToSql()}.");
         }
 
-        if (await pools.ActivateAsync(id, Activatable, "activated by an operator", Actor, ct) is { } activated)
+        if (await pools.ActivateAsync(id, Activatable, "activated by an operator", AuditActor.Current, ct) is { } activated)
         {
             LogActivated(activated.Name, activated.Status.ToSql());
             return new AdminOutcome<PoolView>.Done(PoolView.From(activated));
@@ -68,7 +67,7 @@ public sealed partial class PoolLifecycleService(
     /// </summary>
     public async Task<AdminOutcome<PoolView>> RetireAsync(long id, CancellationToken ct)
     {
-        switch (await pools.BeginRetireAsync(id, Retirable, "retired by an operator", Actor, ct))
+        switch (await pools.BeginRetireAsync(id, Retirable, "retired by an operator", AuditActor.Current, ct))
         {
             case RetireGate.NotFound:
                 return AdminOutcome<PoolView>.PoolNotFound(id);
@@ -80,7 +79,7 @@ public sealed partial class PoolLifecycleService(
             case RetireGate.InStatus other:
                 return new AdminOutcome<PoolView>.Conflict("pool-status", $"The pool is {other.Status.ToSql()}; it cannot be retired now.");
             case RetireGate.Started started:
-                return await deprovisioner.DeprovisionAsync(started.Pool, Actor, ct) is { } deleted
+                return await deprovisioner.DeprovisionAsync(started.Pool, AuditActor.Current, ct) is { } deleted
                     ? new AdminOutcome<PoolView>.Done(PoolView.From(deleted))
                     : new AdminOutcome<PoolView>.Unavailable("retire-failed",
                         $"Removing the server of pool {started.Pool.Name} failed; the pool stays 'deleting'. Retry the request.");

@@ -33,7 +33,6 @@ public sealed partial class PoolRegistrationService(
     RegisteredServerAudit audit,
     ILogger<PoolRegistrationService> logger)
 {
-    public const string Actor = Actors.Operator;
     private const int MaxPasswordLength = 1024;
     private const int MaxHostLength = 253;
     private const int MaxInstancesLimit = 10_000;
@@ -94,7 +93,7 @@ public sealed partial class PoolRegistrationService(
                 DriverResourceId = endpoint.ResourceId,
                 AdminUser = request.AdminUser!,
                 AdminPasswordEncrypted = passwords.Protect(request.AdminPassword!, name),
-            }, Actor, ct);
+            }, AuditActor.Current, ct);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
@@ -104,7 +103,7 @@ public sealed partial class PoolRegistrationService(
         LogRegistered(pool.Name, pool.Host, pool.Port);
         if (check is RegistrationCheck.Passed { Closed.Count: > 0 } passed)
         {
-            await pools.AppendEventAsync(pool.Id, null, PoolEventNames.Hardened, $"revoked CONNECT from PUBLIC on: {string.Join(", ", passed.Closed)}", Actor, ct);
+            await pools.AppendEventAsync(pool.Id, null, PoolEventNames.Hardened, $"revoked CONNECT from PUBLIC on: {string.Join(", ", passed.Closed)}", AuditActor.Current, ct);
         }
 
         await health.CheckAsync(pool.Id, ct);

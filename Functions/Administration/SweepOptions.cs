@@ -64,4 +64,8 @@ public sealed class CleanupOptions
     /// <summary>How long a server of this catalog that no pool knows stays stopped (data kept) before it is deleted.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
     public TimeSpan OrphanGrace { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How long the status history (<c>pool_events</c>) keeps an event; the cleanup purges older ones.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(400);
 }

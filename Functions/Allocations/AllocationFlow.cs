@@ -37,7 +37,6 @@ public sealed partial class AllocationFlow(
     IOptions<PoolsOptions> poolsOptions,
     ILogger<AllocationFlow> logger)
 {
-    public const string Actor = Actors.InstanceService;
     private AllocationOptions Options => allocationOptions.Value;
 
     public static string ClaimUrl(string baseUrl, Guid instanceId) => $"{baseUrl}/api/database/credentials/{instanceId:D}/claim";
@@ -132,8 +131,8 @@ public sealed partial class AllocationFlow(
                 try
                 {
                     var pool = dedicated
-                        ? await provisioning.StartDedicatedAsync(client, valid, Actor, ct)
-                        : await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
+                        ? await provisioning.StartDedicatedAsync(client, valid, AuditActor.Current, ct)
+                        : await provisioning.StartSharedAsync(client, AuditActor.Current, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
                     return new AllocateAttempt(false, null, null, $"waiting-for-pool:{pool.Name}");
                 }
                 catch (ProvisioningRefusedException refused)
@@ -168,11 +167,11 @@ public sealed partial class AllocationFlow(
         {
             if (valid.Tier.Dedicated)
             {
-                await provisioning.StartDedicatedAsync(client, valid, Actor, ct);
+                await provisioning.StartDedicatedAsync(client, valid, AuditActor.Current, ct);
             }
             else
             {
-                await provisioning.StartSharedAsync(client, Actor, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
+                await provisioning.StartSharedAsync(client, AuditActor.Current, $"no capacity for instance {valid.InstanceId:D}", ct, forNoCapacity: true);
             }
         }
         catch (ProvisioningRefusedException refused)

@@ -60,7 +60,7 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
         string instance_id, CancellationToken ct)
         => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
         {
-            return await allocation.ReleaseAsync(instanceId, AllocationFlow.Actor, ct) switch
+            return await allocation.ReleaseAsync(instanceId, AuditActor.Current, ct) switch
             {
                 ReleaseOutcome.Released released => ApiJson.Ok(new
                 {

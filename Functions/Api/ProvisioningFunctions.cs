@@ -21,7 +21,7 @@ public sealed class ProvisioningFunctions(ProvisioningService provisioning)
         ReservedPool reserved;
         try
         {
-            reserved = await provisioning.StartSharedAsync(client, Actors.Operator, "requested by an operator", ct);
+            reserved = await provisioning.StartSharedAsync(client, AuditActor.Current, "requested by an operator", ct);
         }
         catch (ProvisioningRefusedException refused)
         {

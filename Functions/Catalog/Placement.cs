@@ -53,6 +53,9 @@ internal static class Placement
                 INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status)
                 SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, '{Words.Creating}' FROM reserved
                 RETURNING *
+            ), created_event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, to_status, actor)
+                SELECT db_server_id, instance_id, '{PoolEventNames.TenantStatusChanged}', '{Words.Creating}', @actor FROM t
             ), full_event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, reason, actor)
                 SELECT id, @instance_id, '{PoolEventNames.StatusChanged}', '{Words.Active}', '{Words.Full}', 'capacity reached', @actor FROM reserved WHERE status = '{Words.Full}'
@@ -65,7 +68,7 @@ internal static class Placement
         cmd.Parameters.AddWithValue("plan_tier", request.PlanTier);
         cmd.Parameters.AddWithValue("db_name", dbName);
         cmd.Parameters.AddWithValue("db_user", dbUser);
-        cmd.Parameters.AddWithValue("actor", PoolStore.Actor);
+        cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         cmd.Parameters.AddWithValue("avoid", (avoid ?? []).ToArray());
         var heldBefore = instanceLock?.Held ?? false;
         if (instanceLock is not null)

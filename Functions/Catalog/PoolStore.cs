@@ -10,7 +10,6 @@ namespace TenantDb.Functions.Catalog;
 /// </summary>
 public sealed class PoolStore(NpgsqlDataSource catalog)
 {
-    public const string Actor = Actors.Allocator;
 
     /// <exception cref="PostgresException">SqlState 23505 when the name is taken.</exception>
     public async Task<Pool> InsertAsync(NewPool pool, string actor, CancellationToken ct)
@@ -181,7 +180,7 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("error", error);
         cmd.Parameters.AddWithValue("unhealthy_after", unhealthyAfter);
-        cmd.Parameters.AddWithValue("actor", Actor);
+        cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

@@ -57,7 +57,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = instanceLock.Command(MarkReadySql + ";\n" + InstanceLock.UnlockSql);
         cmd.Parameters.AddWithValue("id", tenantId);
-        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
+        cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var ready = await reader.ReadAsync(ct) ? reader.ToTenant() : null;
         await reader.NextResultAsync(ct);
@@ -99,7 +99,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
         cmd.Parameters.AddWithValue("reason", reason);
-        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
+        cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
@@ -184,7 +184,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             SELECT count(*) FROM f
             """);
         cmd.Parameters.AddWithValue("id", failedTenantId);
-        cmd.Parameters.AddWithValue("actor", Actors.Allocator);
+        cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 

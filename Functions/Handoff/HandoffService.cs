@@ -30,7 +30,6 @@ public sealed partial class HandoffService(
     AllocatorTelemetry telemetry,
     ILogger<HandoffService> logger) : ICredentialDeposit
 {
-    public const string Actor = Actors.CredentialHandoff;
     private HandoffOptions Options => options.Value;
 
     /// <summary>What the handoff keeps of an <c>Idempotency-Key</c>: its SHA-256, never the key.</summary>
@@ -105,7 +104,7 @@ public sealed partial class HandoffService(
                     var (pool, tenant) = live;
                     var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
                     var login = result.Login ?? names.LoginRole;
-                    if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, Actor, ct))
+                    if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, AuditActor.Current, ct))
                     {
                         LogSuperseded(instanceId, rotationId);
                         return new ClaimOutcome.Superseded();

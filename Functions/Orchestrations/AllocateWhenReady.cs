@@ -2,6 +2,7 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Orchestrations;
 
@@ -51,5 +52,5 @@ public sealed class AllocateWhenReady(AllocationFlow flow)
 
     [Function(nameof(TryAllocate))]
     public Task<AllocateAttempt> TryAllocate([ActivityTrigger] AllocateWhenReadyInput input, [DurableClient] DurableTaskClient client, CancellationToken ct) =>
-        flow.TryAllocateWaitingAsync(input, client, ct);
+        AuditActor.RunAsync(Actors.Orchestration(nameof(AllocateWhenReady)), () => flow.TryAllocateWaitingAsync(input, client, ct));
 }

@@ -12,6 +12,9 @@ namespace TenantDb.Functions.Orchestrations;
 /// </summary>
 public sealed class ProvisionPool(ProvisioningService provisioning)
 {
+    // Who the activities' changes are recorded as in the audit trail.
+    private static readonly string Actor = Actors.Orchestration(nameof(ProvisionPool));
+
     [Function(ProvisionPoolRun.Orchestrator)]
     public static async Task<ProvisionPoolResult> Run([OrchestrationTrigger] TaskOrchestrationContext context)
     {
@@ -49,16 +52,17 @@ public sealed class ProvisionPool(ProvisioningService provisioning)
     }
 
     [Function(nameof(CreatePoolServer))]
-    public Task CreatePoolServer([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.CreateServerAsync(poolId, ct);
+    public Task CreatePoolServer([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.CreateServerAsync(poolId, ct));
 
     [Function(nameof(CheckPoolReady))]
-    public Task<bool> CheckPoolReady([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.IsReadyAsync(poolId, ct);
+    public Task<bool> CheckPoolReady([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.IsReadyAsync(poolId, ct));
 
     [Function(nameof(InitializePool))]
-    public Task InitializePool([ActivityTrigger] long poolId, CancellationToken ct) => provisioning.InitializeAsync(poolId, ct);
+    public Task InitializePool([ActivityTrigger] long poolId, CancellationToken ct) => AuditActor.RunAsync(Actor, () => provisioning.InitializeAsync(poolId, ct));
 
     [Function(nameof(FailPool))]
-    public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) => provisioning.FailAsync(input.PoolId, input.Reason, ct);
+    public Task FailPool([ActivityTrigger] FailPoolInput input, CancellationToken ct) =>
+        AuditActor.RunAsync(Actor, () => provisioning.FailAsync(input.PoolId, input.Reason, ct));
 
     private static async Task<ProvisionPoolResult> FailAsync(TaskOrchestrationContext context, ProvisionPoolInput input, string reason)
     {

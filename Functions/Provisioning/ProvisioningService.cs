@@ -68,7 +68,7 @@ public sealed partial class ProvisioningService(
     public async Task<ReservedPool?> EnsureHeadroomAsync(DurableTaskClient client, CancellationToken ct)
     {
         var (free, provisioning) = await store.SharedHeadroomAsync(ct);
-        if (provisioning && await SettleLostRunsAsync(client, null, PoolStore.Actor, ct) > 0)
+        if (provisioning && await SettleLostRunsAsync(client, null, AuditActor.Current, ct) > 0)
         {
             (free, provisioning) = await store.SharedHeadroomAsync(ct);
         }
@@ -81,7 +81,7 @@ public sealed partial class ProvisioningService(
         LogHeadroom(free, poolsOptions.Value.MinFreeSlots);
         try
         {
-            return await StartSharedAsync(client, PoolStore.Actor, $"headroom: {free} free slots < {poolsOptions.Value.MinFreeSlots}", ct);
+            return await StartSharedAsync(client, AuditActor.Current, $"headroom: {free} free slots < {poolsOptions.Value.MinFreeSlots}", ct);
         }
         catch (ProvisioningRefusedException e)
         {
@@ -155,7 +155,7 @@ public sealed partial class ProvisioningService(
             // finish the retirement the settling began (its own deprovision may have raced this creation).
             if (settled.Status == PoolStatus.Deleting)
             {
-                await deprovisioner.DeprovisionAsync(settled, PoolStore.Actor, ct);
+                await deprovisioner.DeprovisionAsync(settled, AuditActor.Current, ct);
             }
             else
             {
@@ -186,11 +186,11 @@ public sealed partial class ProvisioningService(
             return;
         }
 
-        pool = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Initializing, "server answers", PoolStore.Actor, ct) ?? pool;
+        pool = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Initializing, "server answers", AuditActor.Current, ct) ?? pool;
         var version = await hardening.HardenAsync(pool, ct);
 
         await store.SetServerFactsAsync(poolId, version, ct);
-        if (await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", PoolStore.Actor, ct) is { } active)
+        if (await pools.TransitionAsync(poolId, [PoolStatus.Initializing], PoolStatus.Active, "healthy", AuditActor.Current, ct) is { } active)
         {
             RecordProvisioned(active, succeeded: true);
         }
@@ -207,7 +207,7 @@ public sealed partial class ProvisioningService(
     public async Task FailAsync(long poolId, string reason, CancellationToken ct)
     {
         await RequirePoolAsync(poolId, ct);
-        var failed = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, PoolStore.Actor, ct);
+        var failed = await pools.TransitionAsync(poolId, [PoolStatus.Provisioning, PoolStatus.Initializing], PoolStatus.Error, reason, AuditActor.Current, ct);
         if (failed is null)
         {
             return;

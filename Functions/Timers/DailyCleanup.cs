@@ -1,6 +1,7 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Timers;
 
@@ -11,10 +12,10 @@ namespace TenantDb.Functions.Timers;
 public sealed class DailyCleanup(CleanupService cleanup)
 {
     [Function(nameof(DailyCleanup))]
-    public async Task Run([TimerTrigger(SweepOptions.CleanupScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client,
-        CancellationToken ct)
-    {
-        await cleanup.RunAsync(ct);
-        await cleanup.PurgeHistoryAsync(client, ct);
-    }
+    public Task Run([TimerTrigger(SweepOptions.CleanupScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client,
+        CancellationToken ct) => AuditActor.RunAsync(Actors.Timer(nameof(DailyCleanup)), async () =>
+        {
+            await cleanup.RunAsync(ct);
+            await cleanup.PurgeHistoryAsync(client, ct);
+        });
 }

@@ -4,6 +4,7 @@ using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Administration;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Timers;
 
@@ -17,12 +18,13 @@ public sealed class HealthSweep(HealthService health, AbandonedAllocationRecover
     KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
-    public async Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
-    {
-        await health.SweepAsync(ct);
-        await recovery.RecoverAbandonedAsync(ct);
-        await rotation.SweepRotationsAsync(ct);
-        await provisioning.EnsureHeadroomAsync(client, ct);
-        await keys.RewrapStepAsync(ct);
-    }
+    public Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
+        => AuditActor.RunAsync(Actors.Timer(nameof(HealthSweep)), async () =>
+        {
+            await health.SweepAsync(ct);
+            await recovery.RecoverAbandonedAsync(ct);
+            await rotation.SweepRotationsAsync(ct);
+            await provisioning.EnsureHeadroomAsync(client, ct);
+            await keys.RewrapStepAsync(ct);
+        });
 }
