@@ -150,6 +150,14 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/activate", $"{Pools}/999999/activate", Mk, expect: [404]);
         await c.CallAsync(HttpMethod.Delete, PoolById, $"{Pools}/{poolId}", Mk, expect: [409]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/stats", "/database/admin/stats", Mk, expect: [200]);
+        var (_, history, _) = await c.CallAsync(HttpMethod.Get, $"{Allocation}/events", $"/database/allocations/{a}/events?limit=1", Fk, expect: [200]);
+        Assert.True(history.TryGetProperty("next_before", out _), "a one-event page of a history with several events names the next page");
+        await c.CallAsync(HttpMethod.Get, $"{Allocation}/events", $"/database/allocations/{a}/events?limit=0", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, $"{Allocation}/events", $"/database/allocations/{nobody}/events", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/{poolId}/events?limit=5", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/{poolId}/events?before=x", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/999999/events", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/{poolId}/events", Fk, expect: [401]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Fk, expect: [401]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/dashboard", "/database/admin/dashboard", null, expect: [200]);
