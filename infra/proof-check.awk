@@ -7,7 +7,7 @@
   for (i = 3; i <= NF; i++) {
     eq = index($i, "="); if (eq == 0) continue
     key = substr($i, 1, eq - 1); value = substr($i, eq + 1)
-    if (key ~ /^(5xx|duplicates|lost|ddl|leaked_keys|non_problem_errors|secrets_in_logs|secrets_in_storage|leftover_processes|leftover_docker)$/ && value != "0")
+    if (key ~ /^(5xx|duplicates|lost|ddl|leaked_keys|non_problem_errors|secrets_in_logs|secrets_in_storage|secrets_in_spans|leftover_processes|leftover_docker)$/ && value != "0")
       print "proof " group ": " key "=" value " (must be 0)"
     if (key ~ /_ok$/ && value != "true") print "proof " group ": " key "=" value " (must be true)"
     if (value ~ /^[0-9]+\/[0-9]+$/) { split(value, f, "/"); if (f[1] != f[2]) print "proof " group ": " key "=" value " (must be all)" }

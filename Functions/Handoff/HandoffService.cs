@@ -148,12 +148,35 @@ public sealed partial class HandoffService(
     /// </summary>
     public async Task<HandedPassword?> TakeAllocationPasswordAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
     {
-        EntityMetadata<HandoffState>? entity = null;
-        await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t),
-            time.GetUtcNow() + Options.StorageTimeout, ct);
-        if (entity is not { IncludesState: true, State: { Ciphertext: not null, RotationId: null, ClaimedAt: null } })
+        var waitUntil = time.GetUtcNow() + Options.ClaimWait;
+        bool? depositComing = null;
+        while (true)
         {
-            return null;
+            EntityMetadata<HandoffState>? entity = null;
+            await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t),
+                time.GetUtcNow() + Options.StorageTimeout, ct);
+            if (entity is { IncludesState: true, State: { Ciphertext: not null, RotationId: null, ClaimedAt: null } })
+            {
+                break;
+            }
+
+            // Nothing deposited (yet). The waiting run's deposit is a signal the run does not wait for: its run can be complete
+            // before the entity applied it. Only when such a run placed this instance is a deposit on its way; then wait for it
+            // (bounded), and past the bound answer 503 "not yet" rather than a 200 that would end the caller's loop without it.
+            if (entity is { IncludesState: true, State.ClaimedAt: not null } || entity is { IncludesState: true, State.RotationId: not null }
+                || !(depositComing ??= await WaitingRunPlacedAsync(client, instanceId, ct)))
+            {
+                return null;
+            }
+
+            if (time.GetUtcNow() >= waitUntil)
+            {
+                LogDepositPending(instanceId, Options.ClaimWait);
+                throw new TimeoutException("The waiting allocation's deposit is not applied yet.");
+            }
+
+            LogWaitingForDeposit(instanceId);
+            await Task.Delay(Options.ClaimRetryInterval, time, ct);
         }
 
         return await ClaimAsync(client, instanceId, idempotencyKey: null, ct) switch
@@ -162,6 +185,16 @@ public sealed partial class HandoffService(
             ClaimOutcome.Unavailable => throw new TimeoutException("The credential handoff did not answer in time."),
             _ => null,
         };
+    }
+
+    /// <summary>Did this instance's waiting run (<c>AllocateWhenReady</c>) place it, recently enough that its deposit may still be on the way?</summary>
+    private async Task<bool> WaitingRunPlacedAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
+    {
+        OrchestrationMetadata? run = null;
+        await BoundedAsync(async t => run = await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(instanceId), getInputsAndOutputs: true, t),
+            time.GetUtcNow() + Options.StorageTimeout, ct);
+        return run is { RuntimeStatus: OrchestrationRuntimeStatus.Completed } && time.GetUtcNow() - run.LastUpdatedAt < Options.DepositGrace
+            && run.ReadOutputAs<AllocateAttempt>()?.Allocation is not null;
     }
 
     /// <summary>

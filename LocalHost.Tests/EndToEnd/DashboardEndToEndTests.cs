@@ -47,7 +47,7 @@ public sealed class DashboardEndToEndTests(ITestOutputHelper output)
 
         // No room left: the next tenant waits, and a third pool's run starts that cannot finish yet.
         var waiting = Guid.NewGuid();
-        DataRoot.Break(host.PoolsRoot);
+        PoolDataRoot.Break(host.PoolsRoot);
         try
         {
             var (accepted, _) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(waiting));
@@ -74,7 +74,7 @@ public sealed class DashboardEndToEndTests(ITestOutputHelper output)
         }
         finally
         {
-            DataRoot.Heal(host.PoolsRoot);
+            PoolDataRoot.Heal(host.PoolsRoot);
         }
     }
 
@@ -361,34 +361,4 @@ public sealed class DashboardEndToEndTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The process driver's data root made unusable for the <c>postgres</c> user (initdb cannot reach it), and healed.</summary>
-    private static class DataRoot
-    {
-        public static void Break(string path)
-        {
-            if (Environment.IsPrivilegedProcess)
-            {
-                Run("chown", "root:root", path);
-            }
-
-            Run("chmod", Environment.IsPrivilegedProcess ? "700" : "500", path);
-        }
-
-        public static void Heal(string path)
-        {
-            if (Environment.IsPrivilegedProcess)
-            {
-                Run("chown", "postgres:postgres", path);
-            }
-
-            Run("chmod", "755", path);
-        }
-
-        private static void Run(string file, params string[] args)
-        {
-            using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-            process.WaitForExit();
-            Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {process.StandardError.ReadToEnd()}");
-        }
-    }
 }

@@ -34,7 +34,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         });
         var instance = Guid.NewGuid();
         var claimed = new Dictionary<Guid, JsonElement>();
-        DataRoot.Break(host.PoolsRoot);
+        PoolDataRoot.Break(host.PoolsRoot);
         try
         {
             var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(instance));
@@ -47,7 +47,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
             await WaitForAsync(async () => await history.CountAsync(runId, "TaskFailed", "CreatePoolServer") >= 3 ? "" : null,
                 TimeSpan.FromSeconds(40), "the create step did not fail three times");
             Assert.Equal("provisioning", await ScalarTextAsync(host, "SELECT status FROM db_servers"));
-            DataRoot.Heal(host.PoolsRoot);
+            PoolDataRoot.Heal(host.PoolsRoot);
 
             var done = await host.WaitForOrchestrationAsync(statusUri, RunTimeout);
             Assert.Equal("Completed", done.GetProperty("runtimeStatus").GetString());
@@ -75,7 +75,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         }
         finally
         {
-            DataRoot.Heal(host.PoolsRoot);
+            PoolDataRoot.Heal(host.PoolsRoot);
         }
 
         var report = await TenantInvariants.CheckAsync(host, claimed);
@@ -96,7 +96,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         });
         var instance = Guid.NewGuid();
         var claimed = new Dictionary<Guid, JsonElement>();
-        DataRoot.Break(host.PoolsRoot);
+        PoolDataRoot.Break(host.PoolsRoot);
         try
         {
             var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate", body: Allocation(instance));
@@ -138,7 +138,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
                 Assert.NotNull(answer.Headers.RetryAfter);
             }
 
-            DataRoot.Heal(host.PoolsRoot);
+            PoolDataRoot.Heal(host.PoolsRoot);
             var poolId = await ScalarAsync(host, "SELECT id FROM db_servers");
             var (retired, _) = await host.SendAsync(HttpMethod.Delete, $"/api/database/admin/pools/{poolId}", AllocatorHost.MasterKey);
             Assert.Equal(200, retired);
@@ -163,7 +163,7 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         }
         finally
         {
-            DataRoot.Heal(host.PoolsRoot);
+            PoolDataRoot.Heal(host.PoolsRoot);
         }
 
         var report = await TenantInvariants.CheckAsync(host, claimed);
@@ -325,30 +325,6 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The process driver's data root, made unusable for the <c>postgres</c> user (initdb cannot reach it) and healed.</summary>
-    private static class DataRoot
-    {
-        public static void Break(string path)
-        {
-            if (Environment.IsPrivilegedProcess)
-            {
-                Run("chown", "root:root", path);
-            }
-
-            Run("chmod", Environment.IsPrivilegedProcess ? "700" : "500", path);
-        }
-
-        public static void Heal(string path)
-        {
-            if (Environment.IsPrivilegedProcess)
-            {
-                Run("chown", "postgres:postgres", path);
-            }
-
-            Run("chmod", "755", path);
-        }
-    }
-
     /// <summary>A Durable run's history as the Azure Storage backend keeps it (<c>{hub}History</c>, one partition per run).</summary>
     private sealed class DurableHistory(string connectionString, string hub)
     {
@@ -425,13 +401,6 @@ public sealed class DriverAndStorageFaultTests(ITestOutputHelper output)
             Assert.True(DateTimeOffset.UtcNow < deadline, failure);
             await Task.Delay(200);
         }
-    }
-
-    private static void Run(string file, params string[] args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {process.StandardError.ReadToEnd()}");
     }
 
     private static async Task<long> ScalarAsync(AllocatorHost host, string sql) =>
