@@ -95,6 +95,26 @@ public sealed class InputStrictnessTests(PostgresFixture fixture)
         Assert.DoesNotContain("password authentication failed", detail);
         Assert.DoesNotContain("\"postgres\"", detail);
     }
+
+    [Theory]
+    [InlineData("01")]
+    [InlineData("00000000000000000000000000001")]
+    [InlineData("+1")]
+    [InlineData("0")]
+    public async Task DrainPool_IdNotWrittenCanonically_Is400AndThePoolIsUntouched(string id)
+    {
+        // Found by the hostile-input proof: "000…1" parsed as pool 1 and drained the real pool.
+        await using var app = await TestApp.StartAsync(fixture);
+        var pool = await app.AddPoolAsync(fixture.Pools[2], 5);
+
+        var (status, contentType, problem) = Http.Read(await AdminApi(app).DrainPool(Send("POST", $"/api/database/admin/pools/{id}/drain", null), id, None));
+
+        Assert.Equal(400, status);
+        Assert.Equal(Problems.ContentType, contentType);
+        Assert.Equal(Problems.TypePrefix + "invalid-pool-id", problem.GetProperty("type").GetString());
+        Assert.Equal("active", await app.CatalogScalarAsync<string>("SELECT status FROM db_servers WHERE id = @id", ("id", pool.Id)));
+        Assert.Equal(1L, pool.Id);
+    }
 }
 
 /// <summary>Which declared content types count as JSON: the media type alone decides, parameters and case aside.</summary>

@@ -7,6 +7,11 @@ namespace TenantDb.Functions.Catalog;
 /// <summary>Brings the catalog database to the newest schema with DbUp's versioned, journaled migrations.</summary>
 public sealed class CatalogMigrator(CatalogOptions options, ILogger<CatalogMigrator> logger)
 {
+    private readonly TaskCompletionSource _migrated = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once this process has brought the catalog to the newest schema: background work waits for it.</summary>
+    public Task Migrated => _migrated.Task;
+
     public void Migrate()
     {
         EnsureDatabase.For.PostgresqlDatabase(options.ConnectionString, new LoggerLog(logger));
@@ -21,6 +26,8 @@ public sealed class CatalogMigrator(CatalogOptions options, ILogger<CatalogMigra
         {
             throw new InvalidOperationException($"Catalog migration failed at {result.ErrorScript?.Name}.", result.Error);
         }
+
+        _migrated.TrySetResult();
     }
 
     private sealed class LoggerLog(ILogger logger) : IUpgradeLog

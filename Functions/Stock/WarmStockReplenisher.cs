@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 
 namespace TenantDb.Functions.Stock;
@@ -13,6 +14,7 @@ namespace TenantDb.Functions.Stock;
 /// </summary>
 public sealed partial class WarmStockReplenisher(
     WarmStockService stock,
+    CatalogMigrator migrator,
     IOptions<PoolsOptions> poolsOptions,
     ILogger<WarmStockReplenisher> logger) : BackgroundService
 {
@@ -23,6 +25,8 @@ public sealed partial class WarmStockReplenisher(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Hosts may start this before the migration service has run: the catalog's tables come first.
+        await migrator.Migrated.WaitAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
