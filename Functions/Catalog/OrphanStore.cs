@@ -38,11 +38,7 @@ public sealed class OrphanStore(NpgsqlDataSource catalog)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", conn, tx))
-        {
-            lockCmd.Parameters.AddWithValue("key", ProvisioningStore.ProvisioningLockKey);
-            await lockCmd.ExecuteNonQueryAsync(ct);
-        }
+        await ProvisioningStore.TakeProvisioningLockAsync(conn, tx, ct);
 
         await using (var known = new NpgsqlCommand($"SELECT count(*) FROM db_servers WHERE name = @name AND status <> '{Words.Deleted}'", conn, tx))
         {

@@ -48,11 +48,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", conn, tx))
-        {
-            lockCmd.Parameters.AddWithValue("key", ProvisioningLockKey);
-            await lockCmd.ExecuteNonQueryAsync(ct);
-        }
+        await TakeProvisioningLockAsync(conn, tx, ct);
 
         await using (var find = new NpgsqlCommand(request.ServerType == ServerType.Dedicated
             ? $"SELECT id, name, provisioning_instance_id FROM db_servers WHERE dedicated_to_instance_id = @instance AND status NOT IN ('{Words.Error}', '{Words.Deleting}', '{Words.Deleted}') LIMIT 1"
@@ -127,6 +123,14 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
         }
     }
 
+    /// <summary>The provisioning lock, held until <paramref name="tx"/> ends: reservations, their waiters and orphan acts take it.</summary>
+    internal static async Task TakeProvisioningLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", conn, tx);
+        lockCmd.Parameters.AddWithValue("key", ProvisioningLockKey);
+        await lockCmd.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>
     /// Waits until no reservation holds the lock. A run is started under the reservation's lock, before its commit, so the
     /// run's first activity can look for its pool before the row is visible; after this wait it is committed (or rolled back).
@@ -135,11 +139,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     {
         await using var conn = await catalog.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", conn, tx))
-        {
-            lockCmd.Parameters.AddWithValue("key", ProvisioningLockKey);
-            await lockCmd.ExecuteNonQueryAsync(ct);
-        }
+        await TakeProvisioningLockAsync(conn, tx, ct);
 
         await tx.CommitAsync(ct);
     }
