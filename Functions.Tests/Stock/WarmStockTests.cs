@@ -60,6 +60,7 @@ public sealed class WarmStockTests(PostgresFixture fixture)
         var server = fixture.Pools[1];
         var pool = await app.AddPoolAsync(server, 10);
         var stock = app.Get<WarmStockService>();
+        var tenant = await AllocateOk(app, Request());
 
         Assert.Equal(2, await stock.ReplenishAsync(None));
         Assert.Equal(0, await stock.ReplenishAsync(None));
@@ -73,11 +74,17 @@ public sealed class WarmStockTests(PostgresFixture fixture)
             Assert.False(await server.ScalarAsync<bool>($"SELECT datallowconn FROM pg_database WHERE datname = '{name}'"));
             Assert.False(await server.ScalarAsync<bool>($"SELECT has_database_privilege('public', '{name}', 'CONNECT')"));
             Assert.False(await server.ScalarAsync<bool>($"SELECT rolcanlogin FROM pg_roles WHERE rolname = '{name}_owner'"));
+            // A tenant of the same server cannot enter it.
+            await using var intruder = TenantConnection(pool, name, tenant.Tenant.DbUser, tenant.Password!.Reveal());
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => intruder.OpenAsync());
+            Assert.Contains(refused.SqlState, new[] { PostgresErrorCodes.ObjectNotInPrerequisiteState, PostgresErrorCodes.InsufficientPrivilege });
         }
 
-        // Stock is not a tenant: the tenant views count none.
-        Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases"));
-        Assert.Equal(0, (await app.Get<PoolStore>().GetAsync(pool.Id, None))!.CurrentInstances);
+        // Stock is not a tenant: the tenant views count only the one tenant, and capacity counts only it.
+        Assert.Equal(1L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases"));
+        Assert.Equal(1, (await app.Get<PoolStore>().GetAsync(pool.Id, None))!.CurrentInstances);
+        var listed = Assert.IsType<AdminOutcome<PoolPage>.Done>(await app.Get<PoolReadService>().ListAsync(null, null, null, null, null, None)).Value;
+        Assert.Equal(2, Assert.Single(listed.Pools).WarmStock);
     }
 
     [Fact]
@@ -321,8 +328,10 @@ public sealed class WarmStockTests(PostgresFixture fixture)
         }
     }
 
-    [Fact]
-    public async Task Drain_DropsThePoolsStock_AndTheSweepMakesNoneForIt()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task DrainOrRetire_DropsThePoolsStock_AndTheSweepMakesNoneForIt(bool retire)
     {
         await using var app = await StartAsync(stock: 2);
         var server = fixture.Pools[1];
@@ -331,7 +340,8 @@ public sealed class WarmStockTests(PostgresFixture fixture)
         await stock.ReplenishAsync(None);
         var names = await StockNamesAsync(app, pool.Id);
 
-        await app.Get<PoolLifecycleService>().DrainAsync(pool.Id, None);
+        var lifecycle = app.Get<PoolLifecycleService>();
+        Assert.IsType<AdminOutcome<PoolView>.Done>(retire ? await lifecycle.RetireAsync(pool.Id, None) : await lifecycle.DrainAsync(pool.Id, None));
         var repair = await stock.RepairAsync(None);
 
         Assert.Equal(0, repair.Made);
