@@ -26,7 +26,7 @@ public sealed class ClaimReplayTests
     private static async Task<ClaimResult> ClaimAsync(FakeEntityRuntime runtime, DateTimeOffset now, string? key) => key is null
         ? (await runtime.RunAsync<ClaimResult>(new CredentialHandoff(), nameof(CredentialHandoff.Claim), now))!
         : (await runtime.RunAsync<ClaimResult>(new CredentialHandoff(), nameof(CredentialHandoff.ClaimIdempotent),
-            new IdempotentClaim(now, HandoffService.KeyHash(key), Window)))!;
+            new IdempotentClaim(now, HandoffTaskHub.KeyHash(key), Window)))!;
 
     [Fact]
     [Trait("Issue9", "8")]

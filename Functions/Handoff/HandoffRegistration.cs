@@ -13,6 +13,7 @@ public static class HandoffRegistration
         services.AddValidatedOptions<HandoffOptions>(HandoffOptions.Section);
         services.AddSingleton<LoginRotationStore>();
         services.AddSingleton<PasswordRotation>();
+        services.AddSingleton<HandoffTaskHub>();
         services.AddSingleton<HandoffService>();
         services.AddSingleton<ICredentialDeposit>(sp => sp.GetRequiredService<HandoffService>());
         return services;

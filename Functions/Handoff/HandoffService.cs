@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Client.Entities;
 using Microsoft.Extensions.Logging;
@@ -17,7 +14,7 @@ namespace TenantDb.Functions.Handoff;
 /// <summary>
 /// The one-time credential handoff (DESIGN.md §5): deposit an encrypted password in the instance's
 /// <see cref="CredentialHandoff"/> entity, claim it once through a <see cref="ClaimCredentials"/> run, hand off a rotated
-/// password (the database half is <see cref="PasswordRotation"/>).
+/// password (the database half is <see cref="PasswordRotation"/>). The task-hub calls themselves are <see cref="HandoffTaskHub"/>'s.
 /// </summary>
 public sealed partial class HandoffService(
     SecretProtector secrets,
@@ -28,17 +25,13 @@ public sealed partial class HandoffService(
     LoginRotationStore rotations,
     PasswordRotation rotation,
     AllocatorTelemetry telemetry,
+    HandoffTaskHub hub,
     ILogger<HandoffService> logger) : ICredentialDeposit
 {
     private HandoffOptions Options => options.Value;
 
-    /// <summary>What the handoff keeps of an <c>Idempotency-Key</c>: its SHA-256, never the key.</summary>
-    public static string KeyHash(string idempotencyKey) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(idempotencyKey)));
-
     /// <summary>The associated data of a handoff ciphertext: it decrypts for this instance only.</summary>
     public static string Purpose(Guid instanceId) => $"handoff:{instanceId:D}";
-
-    public static string ClaimInstanceId(Guid instanceId) => $"claim-{instanceId:D}-{Guid.NewGuid():N}";
 
     /// <summary>Encrypts <paramref name="password"/> and signals it into the instance's handoff; returns when it expires.</summary>
     public async Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, CancellationToken ct)
@@ -47,7 +40,7 @@ public sealed partial class HandoffService(
         // Not bounded by StorageTimeout: the tenant is ready and this is the only copy of its password, so a slow task hub under
         // load is waited for (bounding it at 15 s turned 78 of 500 allocations of the load proof into 503s and lost passwords).
         // A deposit lost with its host is answered by the claim's deposit grace ("rotate").
-        await SignalDepositAsync(client, instanceId, deposit, ct);
+        await hub.SignalDepositAsync(client, instanceId, deposit, ct);
         return deposit.ExpiresAt;
     }
 
@@ -83,7 +76,7 @@ public sealed partial class HandoffService(
             ClaimResult? result;
             try
             {
-                result = await RunClaimAsync(client, instanceId, idempotencyKey, ct);
+                result = await hub.RunClaimAsync(client, instanceId, idempotencyKey, ct);
             }
             catch (TimeoutException)
             {
@@ -153,7 +146,7 @@ public sealed partial class HandoffService(
         while (true)
         {
             EntityMetadata<HandoffState>? entity = null;
-            await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t),
+            await hub.BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t),
                 time.GetUtcNow() + Options.StorageTimeout, ct);
             if (entity is { IncludesState: true, State: { Ciphertext: not null, RotationId: null, ClaimedAt: null } })
             {
@@ -191,7 +184,7 @@ public sealed partial class HandoffService(
     private async Task<bool> WaitingRunPlacedAsync(DurableTaskClient client, Guid instanceId, CancellationToken ct)
     {
         OrchestrationMetadata? run = null;
-        await BoundedAsync(async t => run = await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(instanceId), getInputsAndOutputs: true, t),
+        await hub.BoundedAsync(async t => run = await client.GetInstanceAsync(WaitForCapacity.InstanceIdFor(instanceId), getInputsAndOutputs: true, t),
             time.GetUtcNow() + Options.StorageTimeout, ct);
         return run is { RuntimeStatus: OrchestrationRuntimeStatus.Completed } && time.GetUtcNow() - run.LastUpdatedAt < Options.DepositGrace
             && run.ReadOutputAs<AllocateAttempt>()?.Allocation is not null;
@@ -235,10 +228,10 @@ public sealed partial class HandoffService(
                 try
                 {
                     var deadline = now + Options.StorageTimeout;
-                    await BoundedAsync(t => SignalDepositAsync(client, instanceId, deposit, t), deadline, ct);
+                    await hub.BoundedAsync(t => hub.SignalDepositAsync(client, instanceId, deposit, t), deadline, ct);
                     // The entity may still hold the claimed tombstone of the previous password: a claim that overtook this
                     // signal would answer "already claimed", so the rotation answers once the deposit is applied.
-                    await WaitUntilAppliedAsync(client, instanceId, deposit, deadline, ct);
+                    await hub.WaitUntilAppliedAsync(client, instanceId, deposit, deadline, ct);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
@@ -260,103 +253,8 @@ public sealed partial class HandoffService(
         }
     }
 
-    private async Task BoundedAsync(Func<CancellationToken, Task> call, DateTimeOffset deadline, CancellationToken ct)
-    {
-        var left = deadline - time.GetUtcNow();
-        if (left <= TimeSpan.Zero)
-        {
-            throw new TimeoutException("The task hub did not answer in time.");
-        }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(left);
-        try
-        {
-            // WaitAsync too: not every client honours its token while storage stalls.
-            await call(timeout.Token).WaitAsync(left, time, ct);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new TimeoutException("The task hub did not answer in time.");
-        }
-    }
 
-    private async Task SignalDepositAsync(DurableTaskClient client, Guid instanceId, HandoffDeposit deposit, CancellationToken ct)
-    {
-        await client.Entities.SignalEntityAsync(CredentialHandoff.IdFor(instanceId), nameof(CredentialHandoff.Deposit), deposit, cancellation: ct);
-        LogDeposited(instanceId, deposit.ExpiresAt);
-    }
-
-    private async Task WaitUntilAppliedAsync(DurableTaskClient client, Guid instanceId, HandoffDeposit deposit, DateTimeOffset deadline, CancellationToken ct)
-    {
-        while (true)
-        {
-            EntityMetadata<HandoffState>? entity = null;
-            await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t), deadline, ct);
-            // Applied, or overtaken by a newer rotation's deposit (the entity keeps the newest).
-            if (entity is { IncludesState: true, State: { } state } && state.RotationId >= deposit.RotationId)
-            {
-                return;
-            }
-
-            if (time.GetUtcNow() >= deadline)
-            {
-                throw new TimeoutException("The deposit was not applied in time.");
-            }
-
-            await Task.Delay(Options.ClaimRetryInterval, time, ct);
-        }
-    }
-
-    /// <summary>One take-once claim run; null when the run failed rather than answered.</summary>
-    private async Task<ClaimResult?> RunClaimAsync(DurableTaskClient client, Guid instanceId, string? idempotencyKey, CancellationToken ct)
-    {
-        var id = ClaimInstanceId(instanceId);
-        var input = idempotencyKey is null
-            ? new ClaimCredentialsInput(instanceId.ToString("D"))
-            : new ClaimCredentialsInput(instanceId.ToString("D"), KeyHash(idempotencyKey), Options.ClaimReplayWindow);
-        await BoundedAsync(t => client.ScheduleNewOrchestrationInstanceAsync(nameof(ClaimCredentials), input, new StartOrchestrationOptions(id), t),
-            time.GetUtcNow() + Options.StorageTimeout, ct);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(Options.ClaimTimeout);
-        OrchestrationMetadata run;
-        try
-        {
-            run = await client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, timeout.Token);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new TimeoutException($"The claim run {id} did not finish within {Options.ClaimTimeout}.");
-        }
-
-        var answer = run.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? run.ReadOutputAs<ClaimResult>() : null;
-        if (answer is null)
-        {
-            LogClaimRunFailed(instanceId, run.RuntimeStatus);
-        }
-
-        try
-        {
-            // Its output (ciphertext) and history have served their purpose; best effort and bounded (the history purge
-            // of the daily cleanup removes what is left), so it never replaces the answer.
-            await BoundedAsync(t => client.PurgeInstanceAsync(id, t), time.GetUtcNow() + Options.StorageTimeout, CancellationToken.None);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            LogClaimPurgeDeferred(e, instanceId);
-        }
-
-        return answer;
-    }
-
-    [LoggerMessage(LogLevel.Warning, "The claim run of instance {InstanceId} ended {RuntimeStatus} without an answer; answered unavailable")]
-    private partial void LogClaimRunFailed(Guid instanceId, OrchestrationRuntimeStatus runtimeStatus);
-
-    [LoggerMessage(LogLevel.Warning, "The finished claim run of instance {InstanceId} could not be purged now; the history cleanup removes it")]
-    private partial void LogClaimPurgeDeferred(Exception e, Guid instanceId);
-
-    [LoggerMessage(LogLevel.Information, "Deposited the credential handoff of instance {InstanceId}, expiring at {ExpiresAt}")]
-    private partial void LogDeposited(Guid instanceId, DateTimeOffset expiresAt);
 
     [LoggerMessage(LogLevel.Information, "Credentials of instance {InstanceId} claimed (replayed for the same idempotency key: {Replayed})")]
     private partial void LogClaimed(Guid instanceId, bool replayed);
