@@ -206,6 +206,45 @@ public sealed class BackupRestoreTests(PostgresFixture fixture, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task ArchiveWithCodeThatResetsRole_RestoresWithoutMakingTheTenantSuperuser()
+    {
+        await using var h = await StartAsync();
+        var server = fixture.Pools[1];
+        var pool = await h.App.AddPoolAsync(server, 10);
+        var tenant = await AllocateAsync(h);
+        var password = tenant.Password!.Reveal();
+        // The tenant's own code, run by the restore while rows are copied (a CHECK constraint): it tries to leave the role
+        // the restore took and make the tenant's login a superuser. In the tenant's session it cannot; it must not in the restore's.
+        await using (var conn = TenantConnection(pool, tenant.Tenant, password))
+        {
+            await conn.OpenAsync();
+            await ExecAsync(conn, $$"""
+                CREATE FUNCTION escalate(x int) RETURNS boolean LANGUAGE plpgsql AS $f$
+                BEGIN
+                    RESET ROLE;
+                    EXECUTE format('ALTER ROLE %I SUPERUSER', '{{tenant.Tenant.DbUser}}');
+                    RETURN true;
+                EXCEPTION WHEN others THEN
+                    RETURN true;
+                END $f$;
+                CREATE TABLE trap (x int CHECK (escalate(x)));
+                INSERT INTO trap VALUES (1), (2);
+                """);
+        }
+
+        Assert.False(await server.ScalarAsync<bool>($"SELECT rolsuper FROM pg_roles WHERE rolname = '{tenant.Tenant.DbUser}'"));
+        var backup = await BackupAsync(h, tenant.Tenant.InstanceId);
+        Assert.True(backup.Status == BackupStatus.Completed, backup.Error);
+
+        var restored = await h.Restores.RunAsync(new RestoreRunInput(tenant.Tenant.InstanceId, backup.BackupId), None);
+
+        Assert.True(restored.Status == RestoreResult.Restored, restored.Error);
+        Assert.False(await server.ScalarAsync<bool>($"SELECT rolsuper FROM pg_roles WHERE rolname = '{tenant.Tenant.DbUser}'"));
+        Assert.Equal(0L, await server.ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{tenant.Tenant.DbName}_rs_%'"));
+        await AssertUnfrozenAsync(server, tenant.Tenant);
+    }
+
+    [Fact]
     public async Task BackupOfReleasedTenant_IsRefused()
     {
         await using var h = await StartAsync();
@@ -284,6 +323,20 @@ public sealed class BackupRestoreTests(PostgresFixture fixture, ITestOutputHelpe
             "SELECT count(*) FROM pool_events WHERE instance_id = @i AND event = @e", ("i", tenant.Tenant.InstanceId), ("e", PoolEventNames.BackupFailed)));
         // Run again (a retried activity): answered as recorded, nothing redone.
         Assert.Equal(BackupStatus.Failed, (await h.Backups.RunAsync(started.Backup.Id, None)).Status);
+    }
+
+    [Fact]
+    public async Task ClientTools_OlderThanTheServer_AreRefusedWithAClearError()
+    {
+        await using var h = await StartAsync();
+        var tools = h.App.Get<PgClientTools>();
+        var client = await tools.MajorVersionAsync(None);
+
+        await tools.EnsureCanServeAsync(client * 10000 + 5, None);
+        var refused = await Assert.ThrowsAsync<BackupRefusedException>(() => tools.EnsureCanServeAsync((client + 1) * 10000, None));
+
+        Assert.Equal("client-too-old", refused.Type);
+        Assert.Contains($"pg_dump/pg_restore {client} cannot serve a PostgreSQL {client + 1} server", refused.Message, StringComparison.Ordinal);
     }
 
     /// <summary>A figure for the integrator's note, not an assertion of speed: backup and restore of a ~100 MB tenant database.</summary>

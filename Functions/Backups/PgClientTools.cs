@@ -52,7 +52,8 @@ public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisio
     /// <summary>Starts <c>pg_dump -Fc</c> of the target database; the archive is the process's standard output.</summary>
     public Process StartDump(PgTarget target, string? snapshot)
     {
-        List<string> args = ["--format=custom", "--no-password", "--host", target.Host, "--port", Port(target), "--username", target.User, "--dbname", target.Database];
+        // A table locked exclusively by the tenant fails the dump after a minute instead of holding it for ever.
+        List<string> args = ["--format=custom", "--no-password", "--lock-wait-timeout=60000", "--host", target.Host, "--port", Port(target), "--username", target.User, "--dbname", target.Database];
         if (snapshot is not null)
         {
             args.Add($"--snapshot={snapshot}");

@@ -8,6 +8,7 @@ using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Pools;
+using TenantDb.Functions.Secrets;
 
 namespace TenantDb.Functions.Backups;
 
@@ -30,7 +31,7 @@ public abstract record RestoreStart
 /// logins back. Any failure before the swap drops the scratch and leaves the tenant as it was; the freeze always ends.
 /// </summary>
 public sealed partial class RestoreService(
-    TenantStore tenants, BackupStore backups, BackupBlobs blobs, PgClientTools tools, TenantRestoreDdl pools, PoolAdminPasswords passwords,
+    TenantStore tenants, BackupStore backups, BackupBlobs blobs, PgClientTools tools, TenantRestoreDdl pools,
     IOptions<AllocationOptions> allocation, TimeProvider time, ILogger<RestoreService> logger)
 {
     /// <summary>Checks the tenant and the backup, then starts the restore's run.</summary>
@@ -200,11 +201,23 @@ public sealed partial class RestoreService(
     private async Task<(int Tables, long Rows, long LargeObjects)> RestoreScratchAsync(Allocation live, TenantNames names, TenantBackup backup, string archive,
         IReadOnlyList<TableRows> expected, CancellationToken ct)
     {
-        await pools.CreateScratchAsync(live.Pool, names, ct);
+        // pg_restore runs as a short-lived login in the owner role, never as the admin (see TenantRestoreDdl.RestoreLoginName):
+        // its password exists only here and in the child's PGPASSWORD; the server gets a SCRAM verifier.
+        var restorePassword = PasswordGenerator.Generate(40);
+        await pools.CreateScratchAsync(live.Pool, names, ScramVerifier.Compute(restorePassword), ct);
         try
         {
             var scratch = TenantRestoreDdl.ScratchName(names);
-            await tools.RestoreAsync(PgTarget.Of(live.Pool, passwords.Reveal(live.Pool), scratch), names.OwnerRole, archive, ct);
+            var restoreLogin = new PgTarget(live.Pool.Host, live.Pool.Port, TenantRestoreDdl.RestoreLoginName(names), restorePassword, scratch);
+            try
+            {
+                await tools.RestoreAsync(restoreLogin, names.OwnerRole, archive, ct);
+            }
+            finally
+            {
+                await pools.DropRestoreLoginAsync(live.Pool, names, CancellationToken.None);
+            }
+
             IReadOnlyList<TableRows> restored;
             long largeObjects;
             await using (var conn = await pools.OpenAsync(live.Pool, scratch, ct))

@@ -22,6 +22,13 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
     public static string ReplacedName(TenantNames names) => names.Database + "_rs_old";
 
     /// <summary>
+    /// The login pg_restore connects as: a member of the tenant's owner role and nothing more, alive only while the scratch is
+    /// filled. Never the admin: an archive runs the tenant's own code (a CHECK constraint calling its function, evaluated
+    /// while rows are copied), and that code may RESET ROLE, which in an admin session would make it a superuser.
+    /// </summary>
+    public static string RestoreLoginName(TenantNames names) => names.Database + "_rs_login";
+
+    /// <summary>
     /// The row count of every table whose data a dump holds (ordinary and unlogged tables outside the system schemas and
     /// extensions), and the number of large objects, in the connection's current snapshot.
     /// </summary>
@@ -47,7 +54,11 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
         foreach (var (schema, table, oid) in tables)
         {
             // Names read from the server's catalog, quoted (embedded quotes doubled): never from a request.
-            await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Identifier.QuoteAny(schema)}.{Identifier.QuoteAny(table)}", conn, tx);
+            // No command timeout: a large table takes as long as it takes (the caller's token bounds it).
+            await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Identifier.QuoteAny(schema)}.{Identifier.QuoteAny(table)}", conn, tx)
+            {
+                CommandTimeout = 0,
+            };
             counts.Add(new TableRows(schema, table, (long)(await count.ExecuteScalarAsync(ct))!, oid));
         }
 
@@ -70,21 +81,67 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
 
     /// <summary>
     /// A fresh scratch database owned by the tenant's owner role (so the restore's objects are the tenant's), that nobody but
-    /// the admin can enter: CONNECT revoked from PUBLIC and from the owner until the swap. A leftover of an earlier restore
-    /// under the same name is dropped first (only restores make these names, under the instance's lock).
+    /// the admin and the restore login can enter: CONNECT revoked from PUBLIC and from the owner until the swap. The restore
+    /// login (<see cref="RestoreLoginName"/>, in the owner role, SCRAM verifier) gets CONNECT on it alone. Leftovers of an
+    /// earlier restore under the same names are dropped first (only restores make these names, under the instance's lock).
     /// </summary>
-    public async Task CreateScratchAsync(Pool pool, TenantNames names, CancellationToken ct)
+    public async Task CreateScratchAsync(Pool pool, TenantNames names, string restoreLoginVerifier, CancellationToken ct)
     {
         var scratch = Identifier.Quote(ScratchName(names));
         var owner = Identifier.Quote(names.OwnerRole);
+        var login = Identifier.Quote(RestoreLoginName(names));
+        if (!restoreLoginVerifier.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal) || restoreLoginVerifier.Contains('\'', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("Not a SCRAM-SHA-256 verifier.", nameof(restoreLoginVerifier));
+        }
+
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
         await DropLeftoversAsync(conn, names, ct);
         await ExecuteAsync(conn, $"CREATE DATABASE {scratch} OWNER {owner} TEMPLATE template0 ENCODING 'UTF8' ALLOW_CONNECTIONS false", ct);
         await ExecuteAsync(conn, $"""
+            CREATE ROLE {login} LOGIN NOINHERIT CONNECTION LIMIT 2 PASSWORD '{restoreLoginVerifier}' IN ROLE {owner};
             REVOKE ALL ON DATABASE {scratch} FROM PUBLIC;
             REVOKE CONNECT ON DATABASE {scratch} FROM {owner};
+            GRANT CONNECT ON DATABASE {scratch} TO {login};
             ALTER DATABASE {scratch} ALLOW_CONNECTIONS true;
             """, ct);
+    }
+
+    /// <summary>
+    /// The restore login's end, before the swap: its sessions ended, whatever it came to own in the scratch passed to the owner
+    /// role, its privileges gone, the role dropped.
+    /// </summary>
+    public async Task DropRestoreLoginAsync(Pool pool, TenantNames names, CancellationToken ct)
+    {
+        var login = Identifier.Quote(RestoreLoginName(names));
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await using (var exists = new NpgsqlCommand("SELECT count(*) FROM pg_roles WHERE rolname = @login", conn))
+        {
+            exists.Parameters.AddWithValue("login", RestoreLoginName(names));
+            if ((long)(await exists.ExecuteScalarAsync(ct))! == 0)
+            {
+                return;
+            }
+        }
+
+        await ExecuteAsync(conn, $"ALTER ROLE {login} NOLOGIN", ct);
+        await using (var terminate = new NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = @login", conn))
+        {
+            terminate.Parameters.AddWithValue("login", RestoreLoginName(names));
+            await terminate.ExecuteScalarAsync(ct);
+        }
+
+        await using (var scratchExists = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname = @db", conn))
+        {
+            scratchExists.Parameters.AddWithValue("db", ScratchName(names));
+            if ((long)(await scratchExists.ExecuteScalarAsync(ct))! == 1)
+            {
+                await using var scratch = await connections.OpenDatabaseAsync(pool, ScratchName(names), ct);
+                await ExecuteAsync(scratch, $"REASSIGN OWNED BY {login} TO {Identifier.Quote(names.OwnerRole)}; DROP OWNED BY {login};", ct);
+            }
+        }
+
+        await ExecuteAsync(conn, $"DROP ROLE IF EXISTS {login}", ct);
     }
 
     /// <summary>Drops the scratch and replaced databases of this tenant's restores, if any (sessions forced out).</summary>
@@ -232,6 +289,9 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
 
             await ExecuteAsync(conn, $"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", ct);
         }
+
+        // With the scratch gone, the restore login holds nothing (it only ever had CONNECT on the scratch).
+        await ExecuteAsync(conn, $"DROP ROLE IF EXISTS {Identifier.Quote(RestoreLoginName(names))}", ct);
     }
 
     private static async Task TerminateAsync(NpgsqlConnection conn, string[] databases, CancellationToken ct)
