@@ -17,13 +17,14 @@ public sealed record PgTarget(string Host, int Port, string User, string Passwor
 }
 
 /// <summary>
-/// <c>pg_dump</c> and <c>pg_restore</c> from the PostgreSQL binaries the process driver uses (<see cref="LocalPostgres.FindBinDir"/>).
+/// <c>pg_dump</c> and <c>pg_restore</c> from the PostgreSQL binaries the process driver uses (<see cref="LocalPostgres.FindBinDir"/>: the
+/// configured folder, else the newest installed; a client-only install, as in the container image, serves too).
 /// Their major version must be at least the server's: an older client cannot dump a newer server faithfully, and the check
 /// refuses with a clear error instead of a broken archive.
 /// </summary>
 public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisioning)
 {
-    private readonly Lazy<string> _binDir = new(() => LocalPostgres.FindBinDir(provisioning.Value.Process.BinDir));
+    private readonly Lazy<string> _binDir = new(() => LocalPostgres.FindBinDir(provisioning.Value.Process.BinDir, "pg_dump"));
 
     private string Tool(string name) => Path.Combine(_binDir.Value, name);
 
