@@ -245,6 +245,46 @@ public sealed class BackupRestoreTests(PostgresFixture fixture, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task RestoreAfterOneThatDiedMidFreeze_GivesTheLoginsBack_AndEndsOpenSessions()
+    {
+        await using var h = await StartAsync();
+        var server = fixture.Pools[1];
+        var pool = await h.App.AddPoolAsync(server, 10);
+        var tenant = await AllocateAsync(h);
+        var password = tenant.Password!.Reveal();
+        await using (var conn = TenantConnection(pool, tenant.Tenant, password))
+        {
+            await conn.OpenAsync();
+            await ExecAsync(conn, "CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+        }
+
+        var backup = await BackupAsync(h, tenant.Tenant.InstanceId);
+        // A restore that died between its freeze and its unfreeze (the host killed): the login refused and marked.
+        var names = h.App.Allocation.NamesFor(tenant.Tenant.InstanceId);
+        Assert.Equal([tenant.Tenant.DbUser], await h.App.Get<TenantRestoreDdl>().FreezeAsync(pool, names, None));
+        await using (var refused = TenantConnection(pool, tenant.Tenant, password))
+        {
+            Assert.Equal("28000", Assert.IsType<PostgresException>(await Record.ExceptionAsync(() => refused.OpenAsync())).SqlState);
+        }
+
+        var restored = await h.Restores.RunAsync(new RestoreRunInput(tenant.Tenant.InstanceId, backup.BackupId), None);
+
+        Assert.True(restored.Status == RestoreResult.Restored, restored.Error);
+        await AssertUnfrozenAsync(server, tenant.Tenant);
+        await using var open = TenantConnection(pool, tenant.Tenant, password);
+        await open.OpenAsync();
+        Assert.Equal(1L, await ScalarAsync<long>(open, "SELECT count(*) FROM t"));
+
+        // A session open during a restore is ended by its freeze; a new one sees the restored database.
+        var again = await h.Restores.RunAsync(new RestoreRunInput(tenant.Tenant.InstanceId, backup.BackupId), None);
+        Assert.True(again.Status == RestoreResult.Restored, again.Error);
+        await Assert.ThrowsAnyAsync<NpgsqlException>(() => ScalarAsync<long>(open, "SELECT count(*) FROM t"));
+        await using var fresh = TenantConnection(pool, tenant.Tenant, password);
+        await fresh.OpenAsync();
+        Assert.Equal(1L, await ScalarAsync<long>(fresh, "SELECT count(*) FROM t"));
+    }
+
+    [Fact]
     public async Task BackupOfReleasedTenant_IsRefused()
     {
         await using var h = await StartAsync();
