@@ -363,6 +363,10 @@ public sealed class BackupRestoreTests(PostgresFixture fixture, ITestOutputHelpe
             "SELECT count(*) FROM pool_events WHERE instance_id = @i AND event = @e", ("i", tenant.Tenant.InstanceId), ("e", PoolEventNames.BackupFailed)));
         // Run again (a retried activity): answered as recorded, nothing redone.
         Assert.Equal(BackupStatus.Failed, (await h.Backups.RunAsync(started.Backup.Id, None)).Status);
+        // A failed backup is not restored.
+        var restore = await h.Restores.RunAsync(new RestoreRunInput(tenant.Tenant.InstanceId, started.Backup.Id), None);
+        Assert.Equal(RestoreResult.Failed, restore.Status);
+        Assert.Contains("not a completed backup", restore.Error, StringComparison.Ordinal);
     }
 
     [Fact]
