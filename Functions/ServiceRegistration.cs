@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
+using TenantDb.Functions.Backups;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -74,6 +75,7 @@ public static class ServiceRegistration
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();
+        services.AddBackups();
         services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();
         // Program.cs puts it into the worker's pipeline; a host without Program.cs (LocalHost) finds it here.

@@ -17,6 +17,7 @@ public sealed class NamespaceLayeringTests
         ["Drivers"],
         ["Provisioning", "Stock"],
         ["Allocations"],
+        ["Backups"],
         ["Handoff"],
         ["Administration"],
         ["Orchestrations", "Api", "Timers"],

@@ -20,4 +20,8 @@ public static class PoolEventNames
     public const string LeftoverSettled = "leftover_settled";
     public const string PurgeFailed = "purge_failed";
     public const string LoginRotated = "login_rotated";
+    public const string BackupCompleted = "backup_completed";
+    public const string BackupFailed = "backup_failed";
+    public const string TenantRestored = "tenant_restored";
+    public const string RestoreFailed = "restore_failed";
 }

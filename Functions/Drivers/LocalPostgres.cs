@@ -15,7 +15,11 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
 
     public const string LogFileName = "server.log";
 
-    public static string FindBinDir(string? configured)
+    /// <summary>
+    /// The configured folder, else the newest <c>/usr/lib/postgresql/&lt;major&gt;/bin</c> holding <paramref name="tool"/> (the server's
+    /// <c>initdb</c> by default; the backups ask for <c>pg_dump</c>, which a client-only install such as the container image has).
+    /// </summary>
+    public static string FindBinDir(string? configured, string tool = "initdb")
     {
         if (!string.IsNullOrWhiteSpace(configured))
         {
@@ -25,12 +29,12 @@ public sealed class LocalPostgres(string binDir, string osUser = "postgres")
         var versions = Directory.Exists("/usr/lib/postgresql")
             ? Directory.GetDirectories("/usr/lib/postgresql")
                 .Select(d => (Dir: d, Version: int.TryParse(Path.GetFileName(d), out var v) ? v : 0))
-                .Where(x => File.Exists(Path.Combine(x.Dir, "bin", "initdb")))
+                .Where(x => File.Exists(Path.Combine(x.Dir, "bin", tool)))
                 .OrderByDescending(x => x.Version)
                 .Select(x => Path.Combine(x.Dir, "bin"))
             : [];
         return versions.FirstOrDefault() ?? throw new InvalidOperationException(
-            "No PostgreSQL server binaries found under /usr/lib/postgresql; install postgresql or set Provisioning:Process:BinDir.");
+            $"No PostgreSQL binaries with {tool} found under /usr/lib/postgresql; install postgresql (or postgresql-client) or set Provisioning:Process:BinDir.");
     }
 
     public static int FreeLoopbackPort()

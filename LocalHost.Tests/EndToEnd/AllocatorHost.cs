@@ -86,6 +86,8 @@ public sealed class AllocatorHost : IAsyncDisposable
         _environment["LocalHost__Port"] = Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _environment["LocalHost__HubName"] = "E2e" + Guid.NewGuid().ToString("N")[..12];
         _environment["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
+        // Tenant backups of this host in a container of its own, deleted with it.
+        _environment["Backups__Container"] = "e2e-backups-" + Guid.NewGuid().ToString("N")[..12];
         _environment["Provisioning__Driver"] = "process";
         _environment["Provisioning__Process__DataRoot"] = PoolsRoot;
         _environment["Provisioning__ReadyPollInterval"] = "00:00:00.500";
@@ -278,12 +280,31 @@ public sealed class AllocatorHost : IAsyncDisposable
         }
 
         await StopQuietlyAsync(CatalogDataDir);
+        await DeleteBackupsQuietlyAsync();
         // Issue 11, secrets: no password of the whole run in any log line. Reported (a throwing dispose would hide the test's
         // own failure); SecretsProofTests asserts it on its own host.
         ProofReport.Write($"proof security: secrets_in_logs={SecretsInLog()}");
         if (Directory.Exists(_root))
         {
             Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    private async Task DeleteBackupsQuietlyAsync()
+    {
+        if (!_environment.TryGetValue("Backups__Container", out var container))
+        {
+            return;
+        }
+
+        try
+        {
+            var options = new Azure.Storage.Blobs.BlobClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(5) } };
+            await new Azure.Storage.Blobs.BlobServiceClient(_environment["AzureWebJobsStorage"], options).GetBlobContainerClient(container).DeleteIfExistsAsync();
+        }
+        catch (Azure.RequestFailedException)
+        {
+            // Azurite stopped by a fault test: its containers are the test run's own.
         }
     }
 

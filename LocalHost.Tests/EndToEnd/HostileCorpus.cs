@@ -54,6 +54,9 @@ internal static class HostileCorpus
         new("GetAllocationEvents", "GET", Api + "/allocations/{instance}/events", Level.Function, Mutates: false),
         new("ClaimDatabaseCredentials", "POST", Api + "/credentials/{instance}/claim", Level.Function),
         new("RotateDatabaseCredentials", "POST", Api + "/credentials/{instance}/rotate", Level.Function),
+        new("StartBackup", "POST", Api + "/allocations/{instance}/backups", Level.Function),
+        new("ListBackups", "GET", Api + "/allocations/{instance}/backups", Level.Function, Mutates: false),
+        new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function),
         new("ListPools", "GET", Api + "/admin/pools", Level.Admin, Mutates: false),
         new("GetPool", "GET", Api + "/admin/pools/{pool}", Level.Admin, Mutates: false),
         new("GetPoolEvents", "GET", Api + "/admin/pools/{pool}/events", Level.Admin, Mutates: false),
@@ -106,9 +109,11 @@ internal static class HostileCorpus
             ["pool"] = poolId.ToString(CultureInfo.InvariantCulture),
             ["orchestration"] = orchestrationId,
             ["event"] = "hostile",
+            ["backup"] = Guid.NewGuid().ToString(),
         };
         Dictionary<string, string> Absent() => new()
         {
+            ["backup"] = Guid.NewGuid().ToString(),
             ["instance"] = Guid.NewGuid().ToString(),
             ["pool"] = "987654321",
             ["orchestration"] = "absent-" + Guid.NewGuid().ToString("N"),
@@ -156,7 +161,7 @@ internal static class HostileCorpus
             {
                 var values = Injections.Select(i => (Kind: "path-injection", Value: Uri.EscapeDataString(i)))
                     .Concat(RawSegments.Select(s => (Kind: "path-raw", Value: s)))
-                    .Concat(slot == "instance" ? InstanceVariants().Select(v => (Kind: "id-variant", Value: v)) : [])
+                    .Concat(slot is "instance" or "backup" ? InstanceVariants().Select(v => (Kind: "id-variant", Value: v)) : [])
                     .Concat(slot == "pool" ? PoolVariants.Select(v => (Kind: "id-variant", Value: v)) : []);
                 foreach (var (kind, value) in values)
                 {
@@ -311,7 +316,7 @@ internal static class HostileCorpus
     }
 
     private static IEnumerable<string> Slots(string template) =>
-        new[] { "instance", "pool", "orchestration", "event" }.Where(s => template.Contains("{" + s + "}", StringComparison.Ordinal));
+        new[] { "instance", "pool", "orchestration", "event", "backup" }.Where(s => template.Contains("{" + s + "}", StringComparison.Ordinal));
 
     /// <summary>Raw (unencoded) segments: traversal the server might resolve, encoded slashes, NUL, empty.</summary>
     private static readonly string[] RawSegments = ["..", "%2e%2e", "..%2f..%2fadmin%2fstats", "%2e%2e%2f%2e%2e%2fadmin", "%00", "%0d%0aX-Injected:%201", "%25", "%", "%ZZ", ";", "a;b=c", "~"];

@@ -20,6 +20,8 @@ public sealed class OpenApiEndToEndTests
     private const string Rotate = "/database/credentials/{instance_id}/rotate";
     private const string Pools = "/database/admin/pools";
     private const string PoolById = "/database/admin/pools/{id}";
+    private const string Backups = "/database/allocations/{instance_id}/backups";
+    private const string Restore = "/database/allocations/{instance_id}/backups/{backup_id}/restore";
 
     /// <summary>Sends requests, checks each answer against the document, and keeps what it found.</summary>
     private sealed class Checker(AllocatorHost host, OpenApiContract contract)
@@ -116,10 +118,29 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [400],
             tweak: r => r.Headers.Add("Idempotency-Key", "short"));
 
+        // Backups (issue 14): 202 and its run, the list, a restore in place (202 and its run), refusals.
+        var (_, backup, backupHeaders) = await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", Fk, expect: [202]);
+        Assert.NotNull(backupHeaders.Location);
+        var dumped = await host.WaitForOrchestrationAsync(backup.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("completed", dumped.GetProperty("output").GetProperty("status").GetString());
+        var backupId = backup.GetProperty("backup_id").GetString();
+        await c.CallAsync(HttpMethod.Get, Backups, $"/database/allocations/{a}/backups", Fk, expect: [200]);
+        var (_, restore, _) = await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk, expect: [202]);
+        var restoredRun = await host.WaitForOrchestrationAsync(restore.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("restored", restoredRun.GetProperty("output").GetProperty("status").GetString());
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/not-a-uuid/restore", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{Guid.NewGuid()}/restore", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Backups, "/database/allocations/not-a-uuid/backups", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", key: null, expect: [401]);
+
         // A second tenant on the pool with room: 200 at once; released; looked up released; refused rotation and re-allocation.
         var b = Guid.NewGuid();
         await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [200]);
         await c.CallAsync(HttpMethod.Delete, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{b}/backups", Fk, expect: [409]);
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{b}/backups/{backupId}/restore", Fk, expect: [409]);
         await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{b}/rotate", Fk, expect: [409]);
         await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [409]);
@@ -136,6 +157,9 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Delete, Allocation, $"/database/allocations/{nobody}", Fk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{nobody}/claim", Fk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{nobody}/rotate", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{nobody}/backups", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Get, Backups, $"/database/allocations/{nobody}/backups", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{nobody}/backups/{Guid.NewGuid()}/restore", Fk, expect: [404]);
 
         // The operators' routes.
         await c.CallAsync(HttpMethod.Get, Pools, $"{Pools}?status=active&page=1&page_size=10", Mk, expect: [200]);

@@ -1,0 +1,89 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Backups;
+using TenantDb.Functions.Domain;
+
+namespace TenantDb.Functions.Api;
+
+/// <summary>The instance-service's backup routes: take a backup, list them, restore one in place (DESIGN.md §10).</summary>
+public sealed class BackupFunctions(BackupService backups, RestoreService restores, IOptions<AllocationOptions> options)
+{
+    private const int ListLimit = 100;
+
+    private int RetryAfter => options.Value.RetryAfterSeconds;
+
+    [Function(nameof(StartBackup))]
+    public Task<IActionResult> StartBackup(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "database/allocations/{instance_id}/backups")] HttpRequest req,
+        string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
+        {
+            return await backups.StartAsync(instanceId, client, ct) switch
+            {
+                BackupStart.Started started => Accepted(req, client, started.OrchestrationId, new
+                {
+                    status = started.Backup.Status,
+                    backup_id = started.Backup.Id,
+                    instance_id = instanceId,
+                    retry_after = RetryAfter,
+                    orchestration = StatusUrls.For(client, started.OrchestrationId),
+                }),
+                BackupStart.NotReady notReady => Problems.Conflict("allocation-not-ready",
+                    $"The database is {notReady.Status.ToSql()}; only a ready database can be backed up."),
+                _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+            };
+        });
+
+    [Function(nameof(ListBackups))]
+    public Task<IActionResult> ListBackups(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "database/allocations/{instance_id}/backups")] HttpRequest req,
+        string instance_id, CancellationToken ct)
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
+        {
+            return await backups.ListAsync(instanceId, ListLimit, ct) is { } list
+                ? ApiJson.Ok(new { instance_id = instanceId, backups = list.Select(BackupView.Of).ToList() })
+                : Problems.NotFound("allocation-not-found", "This instance has no database and no backups.");
+        });
+
+    [Function(nameof(RestoreBackup))]
+    public Task<IActionResult> RestoreBackup(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "database/allocations/{instance_id}/backups/{backup_id}/restore")] HttpRequest req,
+        string instance_id, string backup_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
+        {
+            if (!AllocationValidator.TryParseId(backup_id, out var backupId))
+            {
+                return Problems.BadRequest("invalid-backup-id", "The backup id must be a UUID.");
+            }
+
+            return await restores.StartAsync(instanceId, backupId, client, ct) switch
+            {
+                RestoreStart.Started started => Accepted(req, client, started.OrchestrationId, new
+                {
+                    status = "restoring",
+                    instance_id = instanceId,
+                    backup_id = backupId,
+                    retry_after = RetryAfter,
+                    orchestration = StatusUrls.For(client, started.OrchestrationId),
+                }),
+                RestoreStart.NotReady notReady => Problems.Conflict("allocation-not-ready",
+                    $"The database is {notReady.Status.ToSql()}; only a ready database can be restored."),
+                RestoreStart.BackupNotUsable unusable => Problems.Conflict("backup-not-usable",
+                    $"The backup cannot be restored: it is {unusable.Status}."),
+                RestoreStart.BackupNotFound => Problems.NotFound("backup-not-found", "This instance has no such backup."),
+                _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+            };
+        });
+
+    // As allocate's 202: the orchestration's status URLs (the host's system key, never the caller's), Location and Retry-After.
+    private JsonResult Accepted(HttpRequest req, DurableTaskClient client, string orchestrationId, object body)
+    {
+        req.HttpContext.Response.Headers.RetryAfter = RetryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        req.HttpContext.Response.Headers.Location = StatusUrls.For(client, orchestrationId).StatusQueryGetUri;
+        return ApiJson.Status(StatusCodes.Status202Accepted, body);
+    }
+}
