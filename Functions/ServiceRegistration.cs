@@ -14,6 +14,7 @@ using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Administration;
 using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Settings;
+using TenantDb.Functions.Stock;
 using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions;
@@ -53,6 +54,7 @@ public static class ServiceRegistration
         services.AddSingleton<TenantStore>();
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();
+        services.AddWarmStock();
         services.AddSingleton<AllocationCompensation>();
         services.AddSingleton<AllocationService>();
         services.AddSingleton<TenantPurge>();

@@ -97,7 +97,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
         await app.AddPoolAsync(fixture.Pools[2], 10);
         var instance = Guid.NewGuid();
         // The catalog marks the row ready, and the reply to that statement is lost on the wire.
-        proxy.CutReplyTo("status = 'ready'");
+        proxy.CutReplyTo("UPDATE tenant_databases SET status = 'ready'");
 
         var outcome = await app.Allocation.AllocateAsync(Request(instance), None);
 
@@ -282,7 +282,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
     }
 }
 
-/// <summary>A tenant DDL that holds <see cref="ITenantDdl.CreateAsync"/> at a gate: an allocation that is slow, not dead.</summary>
+/// <summary>A tenant DDL that holds <see cref="ITenantDdl.CreateAsync"/> (and the warm-stock form) at a gate: an allocation that is slow, not dead.</summary>
 internal sealed class SlowDdl(ITenantDdl inner, SlowDdl.Gate gate) : ITenantDdl
 {
     public sealed class Gate
@@ -302,6 +302,13 @@ internal sealed class SlowDdl(ITenantDdl inner, SlowDdl.Gate gate) : ITenantDdl
         gate.Entered.TrySetResult();
         await gate.Release.Task.WaitAsync(ct);
         await inner.CreateAsync(pool, names, scramVerifier, connectionLimit, ct);
+    }
+
+    public async Task<bool> CreateFromStockAsync(Pool pool, string stockName, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct)
+    {
+        gate.Entered.TrySetResult();
+        await gate.Release.Task.WaitAsync(ct);
+        return await inner.CreateFromStockAsync(pool, stockName, names, scramVerifier, connectionLimit, ct);
     }
 
     public Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.ReleaseAsync(pool, names, ct);

@@ -15,7 +15,7 @@ public sealed class NamespaceLayeringTests
         ["Catalog"],
         ["Pools"],
         ["Drivers"],
-        ["Provisioning"],
+        ["Provisioning", "Stock"],
         ["Allocations"],
         ["Handoff"],
         ["Administration"],

@@ -229,6 +229,9 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
             public Task CreateAsync(Pool pool, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct) =>
                 inner.CreateAsync(pool, names, scramVerifier, connectionLimit, ct);
 
+            public Task<bool> CreateFromStockAsync(Pool pool, string stockName, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct) =>
+                inner.CreateFromStockAsync(pool, stockName, names, scramVerifier, connectionLimit, ct);
+
             public Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.ReleaseAsync(pool, names, ct);
 
             public Task DropAsync(Pool pool, TenantNames names, CancellationToken ct) => inner.DropAsync(pool, names, ct);

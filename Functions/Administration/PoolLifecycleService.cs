@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Stock;
 
 namespace TenantDb.Functions.Administration;
 
@@ -10,6 +11,7 @@ public sealed partial class PoolLifecycleService(
     PoolStore pools,
     HealthService health,
     PoolDeprovisioner deprovisioner,
+    WarmStockService stock,
     ILogger<PoolLifecycleService> logger)
 {
     private static readonly PoolStatus[] Drainable = [PoolStatus.Active, PoolStatus.Full];
@@ -22,6 +24,7 @@ public sealed partial class PoolLifecycleService(
         if (await pools.TransitionAsync(id, Drainable, PoolStatus.Draining, "drained by an operator", AuditActor.Current, ct) is { } drained)
         {
             LogDrained(drained.Name);
+            await DropStockBestEffortAsync(drained, ct);
             return new AdminOutcome<PoolView>.Done(PoolView.From(drained));
         }
 
@@ -79,6 +82,7 @@ public sealed partial class PoolLifecycleService(
             case RetireGate.InStatus other:
                 return new AdminOutcome<PoolView>.Conflict("pool-status", $"The pool is {other.Status.ToSql()}; it cannot be retired now.");
             case RetireGate.Started started:
+                await DropStockBestEffortAsync(started.Pool, ct);
                 return await deprovisioner.DeprovisionAsync(started.Pool, AuditActor.Current, ct) is { } deleted
                     ? new AdminOutcome<PoolView>.Done(PoolView.From(deleted))
                     : new AdminOutcome<PoolView>.Unavailable("retire-failed",
@@ -87,6 +91,22 @@ public sealed partial class PoolLifecycleService(
                 throw new InvalidOperationException("Unknown retire gate.");
         }
     }
+
+    /// <summary>A pool leaving service keeps no warm stock (DESIGN.md §9); a fault here leaves it to the sweep, which removes it too.</summary>
+    private async Task DropStockBestEffortAsync(Pool pool, CancellationToken ct)
+    {
+        try
+        {
+            await stock.DropPoolStockAsync(pool, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            LogStockDeferred(e, pool.Name);
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "The warm stock of pool {Pool} could not be dropped now; the health sweep drops it")]
+    private partial void LogStockDeferred(Exception e, string pool);
 
     [LoggerMessage(LogLevel.Information, "Pool {Pool} drained")]
     private partial void LogDrained(string pool);

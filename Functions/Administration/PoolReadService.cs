@@ -4,7 +4,7 @@ using TenantDb.Functions.Domain;
 namespace TenantDb.Functions.Administration;
 
 /// <summary>Operators' read side of the pools: a filtered page, one pool in detail, the platform in numbers.</summary>
-public sealed class PoolReadService(PoolStore pools, PoolQueries queries)
+public sealed class PoolReadService(PoolStore pools, PoolQueries queries, WarmStockStore stock)
 {
     public const int RecentEventCount = 20;
 
@@ -19,7 +19,9 @@ public sealed class PoolReadService(PoolStore pools, PoolQueries queries)
 
         var size = query.PageSize;
         var (found, total) = await queries.ListPageAsync(query.Status, query.ServerType, query.Health, query.Offset, size, ct);
-        return new AdminOutcome<PoolPage>.Done(new PoolPage(found.Select(PoolView.From).ToList(), total, query.Page, size, (total + size - 1) / size));
+        var stocked = found.Count == 0 ? new Dictionary<long, int>() : await stock.CountReadyAsync(ct);
+        return new AdminOutcome<PoolPage>.Done(new PoolPage(found.Select(p => PoolView.From(p, stocked.GetValueOrDefault(p.Id))).ToList(), total, query.Page, size,
+            (total + size - 1) / size));
     }
 
     public async Task<AdminOutcome<PoolDetail>> GetAsync(long id, CancellationToken ct)
@@ -33,7 +35,8 @@ public sealed class PoolReadService(PoolStore pools, PoolQueries queries)
         var events = await queries.RecentEventsAsync(id, RecentEventCount, ct);
         var byStatus = Enum.GetValues<TenantDatabaseStatus>().ToDictionary(s => s.ToSql(), s => counts.GetValueOrDefault(s));
         var live = LiveStatuses.All.Sum(s => counts.GetValueOrDefault(s));
-        return new AdminOutcome<PoolDetail>.Done(new PoolDetail(PoolView.From(pool), live, byStatus, events.Select(PoolEventView.From).ToList()));
+        var stocked = await stock.CountReadyAsync(ct);
+        return new AdminOutcome<PoolDetail>.Done(new PoolDetail(PoolView.From(pool, stocked.GetValueOrDefault(id)), live, byStatus, events.Select(PoolEventView.From).ToList()));
     }
 
     public async Task<PoolStats> StatsAsync(CancellationToken ct)

@@ -8,14 +8,17 @@ public sealed record PoolView(
     int CurrentInstances, int MaxInstances, double UtilizationPercent, int Priority, string Driver, string? DriverResourceId,
     string? PostgresVersion, decimal? CpuLimit, string? MemoryLimit, string? StoragePath, string? ProvisioningInstanceId,
     Guid? DedicatedToCustomerId, Guid? DedicatedToInstanceId, string AdminUser, DateTimeOffset? LastHealthCheck, int? LastResponseMs,
-    int? DatabaseCount, int ConsecutiveHealthFailures, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+    int? DatabaseCount, int ConsecutiveHealthFailures, string? LastError, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    int? WarmStock = null)
 {
-    public static PoolView From(Pool p) => new(
+    /// <param name="p">The pool.</param>
+    /// <param name="warmStock">Its ready warm-stock databases (DESIGN.md §9), where the page read them.</param>
+    public static PoolView From(Pool p, int? warmStock = null) => new(
         p.Id, p.Name, p.Host.Length > 0 ? p.Host : null, p.Port > 0 ? p.Port : null, p.ServerType, p.Status, p.HealthStatus,
         p.CurrentInstances, p.MaxInstances, Percent(p.CurrentInstances, p.MaxInstances), p.Priority, p.Driver,
         p.DriverResourceId, p.PostgresVersion, p.CpuLimit, p.MemoryLimit, p.StoragePath, p.ProvisioningInstanceId, p.DedicatedToCustomerId,
         p.DedicatedToInstanceId, p.AdminUser, p.LastHealthCheck, p.LastResponseMs, p.DatabaseCount, p.ConsecutiveHealthFailures,
-        p.LastError, p.CreatedAt, p.UpdatedAt);
+        p.LastError, p.CreatedAt, p.UpdatedAt, warmStock);
 
     /// <summary>The platform's earlier name of <see cref="UtilizationPercent"/>, kept for its callers.</summary>
     public double CapacityPercentage => UtilizationPercent;

@@ -12,6 +12,7 @@ public sealed partial class AllocationCompensation(
     TenantStore tenants,
     PoolStore pools,
     ITenantDdl ddl,
+    WarmStockDdl stockDdl,
     IOptions<PoolsOptions> poolsOptions,
     ILogger<AllocationCompensation> logger)
 {
@@ -55,6 +56,12 @@ public sealed partial class AllocationCompensation(
         try
         {
             await ddl.DropAsync(pool, names, timeout.Token);
+            if (tenant.StockName is { } stockName)
+            {
+                // A claimed stock database not renamed yet still carries its stock name; it was this tenant's alone.
+                await stockDdl.DropAsync(pool, stockName, timeout.Token);
+            }
+
             await tenants.MarkCleanedAsync(tenant.Id, timeout.Token);
         }
         catch (Exception dropError) when (PoolFailures.IsTransient(dropError) || dropError is OperationCanceledException)

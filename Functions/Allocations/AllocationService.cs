@@ -4,6 +4,7 @@ using Npgsql;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Secrets;
+using TenantDb.Functions.Stock;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Telemetry;
 
@@ -18,6 +19,7 @@ public sealed partial class AllocationService(
     TenantStore tenants,
     AllocationCompensation compensation,
     ITenantDdl ddl,
+    WarmStockReplenisher stock,
     IOptions<AllocationOptions> allocationOptions,
     IOptions<PoolsOptions> poolsOptions,
     TimeProvider time,
@@ -229,14 +231,14 @@ public sealed partial class AllocationService(
         {
             try
             {
-                await ddl.CreateAsync(pool, names, verifier, request.Tier.ConnectionLimit, ct);
+                await MakeObjectsAsync(reservation, names, verifier, request.Tier.ConnectionLimit, ct);
             }
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateObject or PostgresErrorCodes.DuplicateDatabase)
             {
                 // Leftovers of an earlier failed allocation that could not be cleaned while its server was down. This row is the
                 // instance's only live one and its lock is held, so no live tenant owns objects of these names here.
                 await ddl.DropAsync(pool, names, ct);
-                await ddl.CreateAsync(pool, names, verifier, request.Tier.ConnectionLimit, ct);
+                await MakeObjectsAsync(reservation, names, verifier, request.Tier.ConnectionLimit, ct);
             }
         }
         catch (Exception e)
@@ -268,7 +270,33 @@ public sealed partial class AllocationService(
         }
 
         LogAllocated(request.InstanceId, pool.Name, ready.DbName);
+        if (pool.ServerType == ServerType.Shared)
+        {
+            // The pool's stock is one short (or was empty): the replenisher refills it off this path.
+            stock.Wake();
+        }
+
         return new AllocationOutcome.Allocated(pool, ready, new Secret(password));
+    }
+
+    /// <summary>
+    /// Step 4 (DESIGN.md §4): the claimed warm-stock database renamed to the tenant's (§9), or, with no stock claimed or its
+    /// objects gone from the server, the database created for the tenant.
+    /// </summary>
+    private async Task MakeObjectsAsync(Allocation reservation, TenantNames names, string verifier, int connectionLimit, CancellationToken ct)
+    {
+        var (pool, tenant) = reservation;
+        if (tenant.StockName is { } stockName)
+        {
+            if (await ddl.CreateFromStockAsync(pool, stockName, names, verifier, connectionLimit, ct))
+            {
+                return;
+            }
+
+            LogStockGone(stockName, pool.Name);
+        }
+
+        await ddl.CreateAsync(pool, names, verifier, connectionLimit, ct);
     }
 
     /// <summary>After a compensated failure: null to try another pool, or the exception when retrying elsewhere will not help.</summary>
@@ -284,6 +312,9 @@ public sealed partial class AllocationService(
 
     [LoggerMessage(LogLevel.Information, "Allocated tenant database {DbName} for instance {InstanceId} on pool {Pool}")]
     private partial void LogAllocated(Guid instanceId, string pool, string dbName);
+
+    [LoggerMessage(LogLevel.Warning, "Warm stock {Stock} of pool {Pool} was claimed but is not on its server; creating the database instead")]
+    private partial void LogStockGone(string stock, string pool);
 
     [LoggerMessage(LogLevel.Warning, "No shared pool has room for instance {InstanceId} (tier {PlanTier})")]
     private partial void LogNoCapacity(Guid instanceId, string planTier);

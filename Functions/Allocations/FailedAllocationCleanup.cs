@@ -9,6 +9,7 @@ namespace TenantDb.Functions.Allocations;
 public sealed partial class FailedAllocationCleanup(
     TenantStore tenants,
     ITenantDdl ddl,
+    WarmStockDdl stockDdl,
     IOptions<AllocationOptions> allocationOptions,
     ILogger<FailedAllocationCleanup> logger)
 {
@@ -38,6 +39,11 @@ public sealed partial class FailedAllocationCleanup(
                 if (!await tenants.SettleLeftoverOfLiveTenantAsync(tenant.Id, ct))
                 {
                     await ddl.DropAsync(pool, TenantNames.For(tenant.InstanceId, Options.DatabasePrefix), ct);
+                    if (tenant.StockName is { } stockName)
+                    {
+                        await stockDdl.DropAsync(pool, stockName, ct);
+                    }
+
                     await tenants.MarkCleanedAsync(tenant.Id, ct);
                 }
 

@@ -29,7 +29,8 @@ internal static class Placement
 
     /// <summary>
     /// One statement, one transaction: (try-lock the instance,) lock an eligible pool, take a slot (flipping it to full at the
-    /// limit), insert the tenant row as creating, and record the flip.
+    /// limit), claim one of its warm-stock databases if it has one (the stock row goes, its name moves onto the tenant row),
+    /// insert the tenant row as creating, and record the flip.
     /// </summary>
     public static async Task<Allocation?> ReserveAsync(NpgsqlDataSource catalog, ValidAllocationRequest request, string dbName, string dbUser,
         bool dedicated, PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, IReadOnlyCollection<long>? avoid, CancellationToken ct)
@@ -52,9 +53,18 @@ internal static class Placement
                     updated_at = now()
                 FROM candidate c WHERE s.id = c.id
                 RETURNING s.*
+            ), stock AS (
+                SELECT w.id FROM warm_stock w JOIN candidate c ON w.db_server_id = c.id
+                WHERE w.status = '{WarmStockStore.Ready}'
+                ORDER BY w.id
+                LIMIT 1
+                FOR UPDATE OF w SKIP LOCKED
+            ), claimed AS (
+                DELETE FROM warm_stock w USING stock s WHERE w.id = s.id
+                RETURNING w.name
             ), t AS (
-                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status)
-                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, '{Words.Creating}' FROM reserved
+                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status, stock_name)
+                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, '{Words.Creating}', (SELECT name FROM claimed) FROM reserved
                 RETURNING *
             ), created_event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, to_status, actor)

@@ -52,6 +52,7 @@ internal static class Rows
         CreatedAt = new DateTimeOffset(r.GetDateTime(r.GetOrdinal(prefix + "created_at")), TimeSpan.Zero),
         ReadyAt = r.Value<DateTime>(prefix + "ready_at") is { } ready ? new DateTimeOffset(ready, TimeSpan.Zero) : null,
         ReleasedAt = r.Value<DateTime>(prefix + "released_at") is { } released ? new DateTimeOffset(released, TimeSpan.Zero) : null,
+        StockName = r.Nullable<string>(prefix + "stock_name"),
     };
 
     public static PoolEvent ToPoolEvent(this DbDataReader r) => new(

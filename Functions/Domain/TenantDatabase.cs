@@ -15,4 +15,7 @@ public sealed record TenantDatabase
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? ReadyAt { get; init; }
     public DateTimeOffset? ReleasedAt { get; init; }
+
+    /// <summary>The warm stock the database was made from (DESIGN.md §9), or null when it was created for the tenant.</summary>
+    public string? StockName { get; init; }
 }

@@ -37,6 +37,14 @@ public sealed class PoolsOptions
     [Range(0, 10_000)]
     public int MinFreeSlots { get; set; } = 5;
 
+    /// <summary>Databases made ahead of demand per active shared pool (DESIGN.md §9); 0 turns the warm stock off.</summary>
+    [Range(0, 100)]
+    public int WarmStock { get; set; } = 2;
+
+    /// <summary>How often the replenisher looks for pools short of stock when no allocation woke it.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan WarmStockInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Consecutive failed health checks before a pool is marked unhealthy (out of placement).</summary>
     [Range(1, 100)]
     public int UnhealthyAfterFailures { get; set; } = 3;

@@ -12,6 +12,13 @@ public interface ITenantDdl
     /// <summary>A no-login owner role, a login role in it (SCRAM verifier, never clear text), and the database.</summary>
     Task CreateAsync(Pool pool, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct);
 
+    /// <summary>
+    /// The tenant's objects from a warm-stock database of the pool (DESIGN.md §9), in one transaction: the stock database and
+    /// its owner renamed to the tenant's names, the login role made in the owner role (SCRAM verifier), connections allowed.
+    /// False, with nothing changed, when the stock's objects are not on the server (the caller creates instead).
+    /// </summary>
+    Task<bool> CreateFromStockAsync(Pool pool, string stockName, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct);
+
     /// <summary>Logins refused and sessions ended; the data stays.</summary>
     Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct);
 
@@ -57,6 +64,38 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
             GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner};
             ALTER DATABASE {db} ALLOW_CONNECTIONS true;
             """, ct);
+    }
+
+    public async Task<bool> CreateFromStockAsync(Pool pool, string stockName, TenantNames names, string scramVerifier, int connectionLimit, CancellationToken ct)
+    {
+        EnsureVerifier(scramVerifier);
+        var stock = Identifier.Quote(StockNames.Ensure(stockName));
+        var stockOwner = Identifier.Quote(StockNames.OwnerRole(stockName));
+        var db = Identifier.Quote(names.Database);
+        var login = Identifier.Quote(names.LoginRole);
+        var owner = Identifier.Quote(names.OwnerRole);
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        try
+        {
+            // One command, one implicit transaction, one round trip: renamed and opened entirely, or not at all. The stock
+            // database takes no connections, so the rename never waits for sessions; CONNECT was granted to the owner role
+            // when the stock was made, and the new login is that role's only member.
+            await ExecuteAsync(conn, $"""
+                ALTER DATABASE {stock} RENAME TO {db};
+                ALTER ROLE {stockOwner} RENAME TO {owner};
+                COMMENT ON DATABASE {db} IS NULL;
+                COMMENT ON ROLE {owner} IS NULL;
+                CREATE ROLE {login} LOGIN INHERIT CONNECTION LIMIT {connectionLimit} PASSWORD '{scramVerifier}' IN ROLE {owner};
+                ALTER ROLE {login} SET role = {owner};
+                ALTER DATABASE {db} ALLOW_CONNECTIONS true;
+                """, ct);
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidCatalogName or PostgresErrorCodes.UndefinedObject)
+        {
+            // The stock database or its owner is gone (dropped by hand, a restored server): nothing was changed.
+            return false;
+        }
     }
 
     public async Task ReleaseAsync(Pool pool, TenantNames names, CancellationToken ct)

@@ -5,17 +5,18 @@ using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Administration;
 using TenantDb.Functions.Domain;
+using TenantDb.Functions.Stock;
 
 namespace TenantDb.Functions.Timers;
 
 /// <summary>
 /// Every few minutes (<c>Sweep__Schedule</c>, default every 5 minutes): a real health check of every pool in service,
-/// then undo allocations abandoned mid-way, then the headroom rule, so the next shared pool is provisioned before tenants
+/// then undo allocations abandoned mid-way, then repair and refill the warm stock, then the headroom rule, so the next shared pool is provisioned before tenants
 /// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9); last, a batch of pool admin
 /// passwords re-wrapped under the current secrets key.
 /// </summary>
-public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, ProvisioningService provisioning, PasswordRotation rotation,
-    KeyRotationService keys)
+public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, WarmStockService stock, ProvisioningService provisioning,
+    PasswordRotation rotation, KeyRotationService keys)
 {
     [Function(nameof(HealthSweep))]
     public Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
@@ -23,6 +24,7 @@ public sealed class HealthSweep(HealthService health, AbandonedAllocationRecover
         {
             await health.SweepAsync(ct);
             await recovery.RecoverAbandonedAsync(ct);
+            await stock.RepairAsync(ct);
             await rotation.SweepRotationsAsync(ct);
             await provisioning.EnsureHeadroomAsync(client, ct);
             await keys.RewrapStepAsync(ct);

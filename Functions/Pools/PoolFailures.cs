@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Npgsql;
 
-namespace TenantDb.Functions.Allocations;
+namespace TenantDb.Functions.Pools;
 
 /// <summary>How the allocation paths tell a failing pool server from load, and what of a failure may be recorded.</summary>
 public static class PoolFailures
