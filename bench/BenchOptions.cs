@@ -32,9 +32,9 @@ public sealed record BenchOptions(IReadOnlyList<Load> Loads, IReadOnlySet<string
 
         Load[] loads = quick
             ? [new("sequential", 1, 8, 2), new("8 callers", 8, 16, 2), new("32 callers", 32, 32, 1)]
-            : [new("sequential", 1, 60, 10), new("8 callers", 8, 128, 4), new("32 callers", 32, 192, 3)];
+            : [new("sequential", 1, 40, 8), new("8 callers", 8, 96, 4), new("32 callers", 32, 128, 2)];
         return new BenchOptions(loads, only.ToHashSet(), Number("--pools", quick ? 1_000 : 10_000), Number("--tenants", quick ? 100_000 : 1_000_000),
-            Number("--calls", quick ? 200 : 2_000), Number("--provisioning-runs", quick ? 1 : 3), Value("--out") ?? DefaultOutput(), quick);
+            Number("--calls", quick ? 200 : 1_000), Number("--provisioning-runs", quick ? 1 : 3), Value("--out") ?? DefaultOutput(), quick);
     }
 
     private static string DefaultOutput()

@@ -25,14 +25,18 @@ public sealed class LocalHostProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly string _logFile;
 
-    private LocalHostProcess(Process process, int port, string logFile)
+    private LocalHostProcess(Process process, int port, string logFile, string catalog)
     {
         _process = process;
         _logFile = logFile;
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        CatalogConnectionString = catalog;
     }
 
     public Uri BaseAddress { get; }
+
+    /// <summary>Its catalog database (the benchmark's own server).</summary>
+    public string CatalogConnectionString { get; }
 
     /// <summary>One client for every caller (connections are reused as a real caller's are).</summary>
     public HttpClient Client { get; } = new(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { Timeout = TimeSpan.FromSeconds(120) };
@@ -90,7 +94,7 @@ public sealed class LocalHostProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (log) { log.WriteLine(e.Data); } } };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var host = new LocalHostProcess(process, port, logFile);
+        var host = new LocalHostProcess(process, port, logFile, catalog);
         try
         {
             var deadline = DateTimeOffset.UtcNow.AddSeconds(120);

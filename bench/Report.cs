@@ -63,6 +63,13 @@ public sealed class Report
         Section(key)[load] = entry;
     }
 
+    /// <summary>A section that failed: a row saying so, and its error in the JSON.</summary>
+    public void Failed(string section, string error)
+    {
+        _rows.Add(new Row(section, section, "failed", null, null, null, null, $"failed: {error}"));
+        Section(section)["failed"] = error;
+    }
+
     /// <summary>A detail of a section kept in the JSON only (counts, plans, settings).</summary>
     public void Detail(string key, string name, JsonNode? value) => Section(key)[name] = value;
 

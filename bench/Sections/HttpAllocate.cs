@@ -22,6 +22,9 @@ public sealed class HttpAllocate : ILoadSection, IAsyncDisposable
         _stock = stock;
     }
 
+    /// <summary>The LocalHost it allocates through.</summary>
+    public LocalHostProcess Host => _host;
+
     public string Key => _warm ? "allocate_http_warm_stock" : "allocate_http_create";
     public string Title => _warm ? "allocate over HTTP, warm stock" : "allocate over HTTP, create path";
 

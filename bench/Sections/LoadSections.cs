@@ -21,8 +21,10 @@ public static class LoadSections
 
             if (options.Runs("http"))
             {
-                sections.Add(await HttpAllocate.StartAsync(servers, warm: false, stock));
+                var create = await HttpAllocate.StartAsync(servers, warm: false, stock);
+                sections.Add(create);
                 sections.Add(await HttpAllocate.StartAsync(servers, warm: true, stock));
+                sections.Add(new HttpFloor(create.Host));
             }
 
             var results = new Dictionary<(string, string), LatencyResult>();

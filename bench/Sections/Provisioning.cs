@@ -75,6 +75,15 @@ public static class Provisioning
                 ["Pools__WarmStock"] = "0",
                 ["DOCKER_HOST"] = DockerHost,
             });
+            // Pool names (and so the swarm driver's volume names) count from 1 in every catalog: start this one's elsewhere, so
+            // its pools never meet a volume another catalog left on the engine (an old volume keeps its old admin password).
+            await using (var conn = new NpgsqlConnection(host.CatalogConnectionString))
+            {
+                await conn.OpenAsync();
+                await using var restart = new NpgsqlCommand($"ALTER SEQUENCE pool_name_seq RESTART WITH {Random.Shared.Next(1000, 9000)}", conn);
+                await restart.ExecuteNonQueryAsync();
+            }
+
             for (var i = 0; i < options.ProvisioningRuns; i++)
             {
                 var watch = Stopwatch.StartNew();
@@ -82,6 +91,7 @@ public static class Provisioning
                 var password = TenantDb.Functions.Secrets.PasswordGenerator.Generate(32);
                 await DockerAsync(new Dictionary<string, string> { ["POSTGRES_PASSWORD"] = password },
                     "service", "create", "--detach", "--name", $"{owner}-raw-{i}", "--label", $"tenantdb.owner={owner}", "--network", "host",
+                    "--mount", $"type=volume,target=/var/lib/postgresql/data,volume-label=tenantdb.owner={owner}",
                     "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", Image,
                     "postgres", "-c", $"port={port}", "-c", "listen_addresses=127.0.0.1");
                 var server = new BenchServer("raw-swarm", port, password, "");
@@ -110,11 +120,7 @@ public static class Provisioning
         }
         finally
         {
-            var ids = await DockerAsync(NoEnvironment, "service", "ls", "-q", "--filter", $"label=tenantdb.owner={owner}");
-            foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                await DockerAsync(NoEnvironment, "service", "rm", id);
-            }
+            await RemoveDockerObjectsAsync(owner);
         }
 
         var rawResult = LatencyResult.Of(raw, 0, TimeSpan.FromMilliseconds(raw.Sum()));
@@ -124,6 +130,29 @@ public static class Provisioning
         report.Add("provisioning, ProvisionPool to active (swarm)", Key, "provision_pool_swarm", appResult, appResult.P50 / rawResult.P50, null,
             new Goal("p50 ≤ 1.3× raw", appResult.P50 / rawResult.P50 <= 1.3), "Provisioning:Driver swarm, host network");
     }
+
+    /// <summary>Every service, then (once their containers are gone) every volume labelled with the run's owner.</summary>
+    private static async Task RemoveDockerObjectsAsync(string owner)
+    {
+        var filter = $"label=tenantdb.owner={owner}";
+        foreach (var id in Lines(await DockerAsync(NoEnvironment, "service", "ls", "-q", "--filter", filter)))
+        {
+            await DockerAsync(NoEnvironment, "service", "rm", id);
+        }
+
+        var deadline = DateTimeOffset.UtcNow.AddMinutes(1);
+        while (Lines(await DockerAsync(NoEnvironment, "ps", "-aq", "--filter", filter)).Length > 0 && DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(500);
+        }
+
+        foreach (var volume in Lines(await DockerAsync(NoEnvironment, "volume", "ls", "-q", "--filter", filter)))
+        {
+            await DockerAsync(NoEnvironment, "volume", "rm", "-f", volume);
+        }
+    }
+
+    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private const string Image = "tenantdb/postgres:15-local";
 
