@@ -14,32 +14,39 @@ public sealed class HttpAllocate : ILoadSection, IAsyncDisposable
     private readonly LocalHostProcess _host;
     private readonly bool _warm;
     private readonly int _stock;
+    private readonly bool _inline;
 
-    private HttpAllocate(LocalHostProcess host, bool warm, int stock)
+    private HttpAllocate(LocalHostProcess host, bool warm, int stock, bool inline)
     {
         _host = host;
         _warm = warm;
         _stock = stock;
+        _inline = inline;
     }
 
     /// <summary>The LocalHost it allocates through.</summary>
     public LocalHostProcess Host => _host;
 
-    public string Key => _warm ? "allocate_http_warm_stock" : "allocate_http_create";
-    public string Title => _warm ? "allocate over HTTP, warm stock" : "allocate over HTTP, create path";
+    public string Key => (_warm ? "allocate_http_warm_stock" : "allocate_http_create") + (_inline ? "_inline_password" : "");
+    public string Title => (_warm ? "allocate over HTTP, warm stock" : "allocate over HTTP, create path") + (_inline ? ", inline password (no handoff)" : "");
 
-    public static async Task<HttpAllocate> StartAsync(Servers servers, bool warm, int stock)
+    /// <param name="inline">
+    /// <c>Allocation:InlinePassword</c>: the answer carries the password instead of a claim URL, so no credential handoff is
+    /// deposited in the task hub on the request path (the platform's earlier shape; shows what the deposit costs).
+    /// </param>
+    public static async Task<HttpAllocate> StartAsync(Servers servers, bool warm, int stock, bool inline = false)
     {
-        var name = warm ? "http-warm" : "http-create";
+        var name = (warm ? "http-warm" : "http-create") + (inline ? "-inline" : "");
         var host = await LocalHostProcess.StartAsync(servers, name, new Dictionary<string, string>
         {
-            ["Allocation__DatabasePrefix"] = warm ? "bhw_" : "bhc_",
+            ["Allocation__DatabasePrefix"] = (warm ? "bhw" : "bhc") + (inline ? "i_" : "_"),
             ["Pools__WarmStock"] = (warm ? stock : 0).ToString(CultureInfo.InvariantCulture),
+            ["Allocation__InlinePassword"] = inline ? "true" : "false",
         });
         try
         {
             await host.RegisterAsync(servers.Pool, name, 10_000);
-            var section = new HttpAllocate(host, warm, stock);
+            var section = new HttpAllocate(host, warm, stock, inline);
             await section.AllocateAsync(); // the first request pays for the app's connection pools and JIT
             return section;
         }

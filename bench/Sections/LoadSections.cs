@@ -24,6 +24,7 @@ public static class LoadSections
                 var create = await HttpAllocate.StartAsync(servers, warm: false, stock);
                 sections.Add(create);
                 sections.Add(await HttpAllocate.StartAsync(servers, warm: true, stock));
+                sections.Add(await HttpAllocate.StartAsync(servers, warm: true, stock, inline: true));
                 sections.Add(new HttpFloor(create.Host));
             }
 
@@ -62,9 +63,11 @@ public static class LoadSections
                 + "round by round on the same pool server; ops/s = operations / the summed wall time of its rounds. Allocate sections keep their databases.");
             if (options.Runs("inproc") || options.Runs("http"))
             {
-                report.Note($"Warm stock: in process, Pools:WarmStock = {stock} and WarmStockService.ReplenishAsync fills it before each level (untimed), so every "
-                    + $"measured allocation claims from stock; over HTTP, Pools__WarmStock = {stock}, the app's background replenisher refills it and each level "
-                    + "round starts once GET database/admin/pools shows a round's worth of warm_stock (it keeps refilling during the round).");
+                report.Note($"Warm stock: in process, Pools:WarmStock = {stock} and WarmStockService.ReplenishAsync fills it before each round (untimed), so every "
+                    + $"measured allocation claims from stock; over HTTP, Pools__WarmStock = {stock}, the app's background replenisher refills it and each "
+                    + "round starts once GET database/admin/pools shows a round's worth of warm_stock (it keeps refilling during the round). "
+                    + "The inline-password row is the same warm stock with Allocation:InlinePassword=true: no credential handoff deposited in the "
+                    + "task hub on the request path; the difference is what the deposit costs.");
             }
         }
         finally
