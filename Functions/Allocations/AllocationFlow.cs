@@ -60,7 +60,9 @@ public sealed partial class AllocationFlow(
                     view = view with { DbUser = handed.DbUser, DbPassword = handed.Password.Reveal() };
                 }
 
-                if (placed.Pool.Status == PoolStatus.Full)
+                // Headroom ahead of demand: once this pool has fewer free slots than the minimum (not only once it is full),
+                // so the next server is ready before a tenant has to wait for it.
+                if (placed.Pool.Status == PoolStatus.Full || placed.Pool.MaxInstances - placed.Pool.CurrentInstances < poolsOptions.Value.MinFreeSlots)
                 {
                     await EnsureHeadroomBestEffortAsync(client, ct);
                 }

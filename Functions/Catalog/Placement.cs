@@ -17,10 +17,13 @@ internal static class Placement
         ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
         : "server_type = 'shared'";
 
-    /// <summary>The strategy as an ORDER BY over the eligible pools: lower priority first, then fullest or least used.</summary>
+    /// <summary>
+    /// The strategy as an ORDER BY over the eligible pools: lower priority first, then fullest or least used. Each is the key of a
+    /// partial index (migration 0006) whose predicate is <see cref="Target"/> (shared) and <see cref="InService"/>: change them together.
+    /// </summary>
     public static string OrderBy(PlacementStrategy strategy) => strategy switch
     {
-        PlacementStrategy.Spread => "priority, current_instances::float8 / max_instances, id",
+        PlacementStrategy.Spread => "priority, current_instances::float8 / NULLIF(max_instances, 0), id",
         _ => "priority, current_instances DESC, id",
     };
 
@@ -95,5 +98,36 @@ internal static class Placement
         }
 
         return reader.IsDBNull(reader.GetOrdinal("id")) ? null : new Allocation(reader.ToPool(), reader.ToTenant("t_"));
+    }
+
+    /// <summary>
+    /// The plan PostgreSQL chooses for the candidate pool of the reserve statement above (its WHERE and ORDER BY, shared
+    /// pools, nothing avoided), as <c>EXPLAIN</c> text; with <paramref name="analyze"/> it runs, in a transaction rolled back.
+    /// </summary>
+    public static async Task<string> ExplainCandidateAsync(NpgsqlDataSource catalog, PlacementStrategy strategy, bool analyze, CancellationToken ct)
+    {
+        await using var conn = await catalog.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using var cmd = new NpgsqlCommand($"""
+            EXPLAIN ({(analyze ? "ANALYZE, BUFFERS, " : "")}COSTS false)
+            SELECT id FROM db_servers
+            WHERE {Target(dedicated: false)} AND {InService}
+              AND current_instances < max_instances AND NOT (id = ANY(@avoid))
+            ORDER BY {OrderBy(strategy)}
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+            """, conn, tx);
+        cmd.Parameters.AddWithValue("avoid", Array.Empty<long>());
+        var plan = new List<string>();
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                plan.Add(reader.GetString(0));
+            }
+        }
+
+        await tx.RollbackAsync(ct);
+        return string.Join('\n', plan);
     }
 }

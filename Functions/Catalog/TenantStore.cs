@@ -49,6 +49,10 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         PlacementStrategy strategy, bool skipLocked, InstanceLock? instanceLock, CancellationToken ct, IReadOnlyCollection<long>? avoid = null) =>
         Placement.ReserveAsync(catalog, request, dbName, dbUser, dedicated, strategy, skipLocked, instanceLock, avoid, ct);
 
+    /// <summary>How PostgreSQL finds the shared pool a reservation takes under <paramref name="strategy"/>: its <c>EXPLAIN</c> text.</summary>
+    public Task<string> ExplainPlacementAsync(PlacementStrategy strategy, bool analyze, CancellationToken ct) =>
+        Placement.ExplainCandidateAsync(catalog, strategy, analyze, ct);
+
     /// <summary>
     /// The row is ready; on <paramref name="instanceLock"/>'s connection, the same round trip also releases the instance lock.
     /// Null when the row had already left <c>creating</c>.
