@@ -1,3 +1,5 @@
+using Azure.Core;
+using Azure.Identity;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Specialized;
 using Microsoft.Extensions.Configuration;
@@ -11,16 +13,31 @@ namespace TenantDb.Functions.Backups;
 /// </summary>
 public sealed class BackupBlobs(IConfiguration configuration, IOptions<BackupsOptions> options)
 {
-    private readonly Lazy<BlobContainerClient> _container = new(() =>
+    private readonly Lazy<BlobContainerClient> _container = new(() => ContainerFor(configuration, options.Value.Container));
+
+    /// <summary>
+    /// The container in the app's own storage, named the way the Functions host names it: <c>AzureWebJobsStorage</c> as a
+    /// connection string (Azurite, or an account key), or an identity-based connection (<c>AzureWebJobsStorage__blobServiceUri</c>
+    /// or <c>__accountName</c>, with <c>__credential=managedidentity</c> and <c>__clientId</c> for a user-assigned identity, as the
+    /// Bicep deployment sets them); no key is then used or kept.
+    /// </summary>
+    public static BlobContainerClient ContainerFor(IConfiguration configuration, string container)
     {
-        var connection = configuration["AzureWebJobsStorage"];
-        if (string.IsNullOrWhiteSpace(connection))
+        if (configuration["AzureWebJobsStorage"] is { Length: > 0 } connection)
         {
-            throw new InvalidOperationException("Backups need AzureWebJobsStorage as a connection string (a managed identity is not supported yet).");
+            return new BlobServiceClient(connection).GetBlobContainerClient(container);
         }
 
-        return new BlobServiceClient(connection).GetBlobContainerClient(options.Value.Container);
-    });
+        var section = configuration.GetSection("AzureWebJobsStorage");
+        var serviceUri = section["blobServiceUri"] is { Length: > 0 } uri ? new Uri(uri)
+            : section["accountName"] is { Length: > 0 } account ? new Uri($"https://{account}.blob.core.windows.net")
+            : throw new InvalidOperationException(
+                "Backups need the app's storage: AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__blobServiceUri / __accountName.");
+        TokenCredential credential = string.Equals(section["credential"], "managedidentity", StringComparison.OrdinalIgnoreCase)
+            ? new ManagedIdentityCredential(section["clientId"] is { Length: > 0 } clientId ? ManagedIdentityId.FromUserAssignedClientId(clientId) : ManagedIdentityId.SystemAssigned)
+            : new DefaultAzureCredential();
+        return new BlobServiceClient(serviceUri, credential).GetBlobContainerClient(container);
+    }
 
     private int _created;
 
