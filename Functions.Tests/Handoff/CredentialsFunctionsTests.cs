@@ -1,4 +1,3 @@
-using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
@@ -18,7 +17,7 @@ public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
     public async Task Claim_UnknownInstance_404Problem()
     {
         await using var app = await TestApp.StartAsync(fixture);
-        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        await using var engine = await InMemoryEngine.StartAsync(_ => { });
         var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
         var id = Guid.NewGuid().ToString();
 
@@ -34,7 +33,7 @@ public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
     public async Task Rotate_UnknownInstance_404Problem()
     {
         await using var app = await TestApp.StartAsync(fixture);
-        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        await using var engine = await InMemoryEngine.StartAsync(_ => { });
         var functions = ActivatorUtilities.CreateInstance<CredentialsFunctions>(app.Services);
         var id = Guid.NewGuid().ToString();
 
@@ -49,7 +48,7 @@ public sealed class CredentialsFunctionsTests(PostgresFixture fixture)
     public async Task Rotate_ReleasedInstance_409ProblemAndNoNewPassword()
     {
         await using var app = await TestApp.StartAsync(fixture);
-        await using var engine = await DurableTaskTestHost.StartAsync(_ => { });
+        await using var engine = await InMemoryEngine.StartAsync(_ => { });
         await app.AddPoolAsync(fixture.Pools[1], 10);
         var instance = Guid.NewGuid();
         var request = new AllocationRequest(instance.ToString(), Guid.NewGuid().ToString(), "standard");
