@@ -310,12 +310,17 @@ public sealed class WarmStockTests(PostgresFixture fixture)
         await ddl.CreateAsync(pool, orphan, ours, None);
         var foreign = StockNames.New();
         await ddl.CreateAsync(pool, foreign, Guid.NewGuid(), None);
+        // A make that stopped after CREATE DATABASE, before the database's comment: only its owner role carries the marker.
+        var halfMade = StockNames.New();
+        await ddl.CreateAsync(pool, halfMade, ours, None);
+        await server.ScalarAsync<int>($"COMMENT ON DATABASE \"{halfMade}\" IS NULL");
         try
         {
             var repair = await app.Get<WarmStockService>().RepairAsync(None);
 
             Assert.Equal(1, repair.Removed);
-            Assert.Equal(1, repair.Orphans);
+            Assert.Equal(2, repair.Orphans);
+            Assert.False(await DatabaseExistsAsync(server, halfMade));
             Assert.False(await DatabaseExistsAsync(server, abandoned));
             Assert.False(await DatabaseExistsAsync(server, orphan));
             Assert.False(await RoleExistsAsync(server, orphan + "_owner"));

@@ -42,7 +42,10 @@ public sealed class WarmStockDdl(PoolConnections connections)
         await ExecuteAsync(conn, $"DROP ROLE IF EXISTS {owner}", ct);
     }
 
-    /// <summary>Every stock name on the server (database or owner role), and whether this catalog's marker is on it.</summary>
+    /// <summary>
+    /// Every stock name on the server (database or owner role), and whether this catalog's marker is on either: a make that
+    /// stopped between <c>CREATE DATABASE</c> and its comment left the database unmarked under a marked owner role.
+    /// </summary>
     public async Task<IReadOnlyList<ServerStock>> ListAsync(Pool pool, Guid catalogId, CancellationToken ct)
     {
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
@@ -54,7 +57,7 @@ public sealed class WarmStockDdl(PoolConnections connections)
                 SELECT left(rolname, -6), false, shobj_description(oid, 'pg_authid')
                 FROM pg_roles WHERE rolname ~ '^tenantdb_stock_[0-9a-f]{20}_owner$'
             )
-            SELECT name, bool_or(is_db), bool_or(NOT is_db), bool_and(note IS NOT DISTINCT FROM @marker)
+            SELECT name, bool_or(is_db), bool_or(NOT is_db), bool_or(note IS NOT DISTINCT FROM @marker)
             FROM found GROUP BY name ORDER BY name
             """, conn);
         cmd.Parameters.AddWithValue("marker", Marker(catalogId));
