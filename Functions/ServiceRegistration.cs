@@ -53,6 +53,7 @@ public static class ServiceRegistration
         services.AddSingleton<AuditTrailStore>();
         services.AddSingleton<AdminPasswordStore>();
         services.AddSingleton<TenantStore>();
+        services.AddSingleton<FirstPasswordStore>();
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();
         services.AddWarmStock();

@@ -159,6 +159,20 @@ public sealed class CredentialHandoffTests
     }
 
     [Fact]
+    public async Task Deposit_SameAllocationsFirstPasswordAgainAfterItsClaim_IsIgnored()
+    {
+        // A claim re-deposited the catalog's copy of the first password (its original signal was late) and took it; the
+        // original signal arrives afterwards. Both carry the row's ready_at: the same password must not be claimable twice.
+        var password = PasswordGenerator.Generate(40);
+        await DepositAsync(Seal(password, T0));
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(T0 + TimeSpan.FromMinutes(1))).Status);
+
+        await DepositAsync(Seal(password, T0));
+
+        Assert.Equal(ClaimStatus.AlreadyClaimed, (await ClaimAsync(T0 + TimeSpan.FromMinutes(2))).Status);
+    }
+
+    [Fact]
     public async Task Deposit_Unclaimed_ReplacesTheEarlierPassword()
     {
         await DepositAsync(Seal(PasswordGenerator.Generate(40), T0));

@@ -5,18 +5,19 @@ using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Drivers;
+using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Provisioning;
 
 namespace TenantDb.Functions.Administration;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
 public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
-    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0);
+    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0, int FirstPasswordsExpired = 0);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
 /// catalog pool knows removed; released tenant databases past retention purged; leftovers of failed allocations
-/// dropped; events of the status history past retention purged; old orchestration history purged. Never touches a pool that hosts a live tenant database.
+/// dropped; events of the status history past retention purged; first-password copies past the handoff TTL cleared; old orchestration history purged. Never touches a pool that hosts a live tenant database.
 /// </summary>
 public sealed partial class CleanupService(
     PoolStore pools,
@@ -28,6 +29,8 @@ public sealed partial class CleanupService(
     CatalogIdentity identity,
     OrphanStore orphans,
     AuditTrailService auditTrail,
+    FirstPasswordStore firstPasswords,
+    IOptions<HandoffOptions> handoff,
     IOptions<SweepOptions> options,
     IOptions<CleanupOptions> cleanup,
     TimeProvider time,
@@ -48,8 +51,10 @@ public sealed partial class CleanupService(
         var cleaned = await leftovers.CleanFailedAsync(ct);
         var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
         var eventsPurged = await auditTrail.PurgeExpiredAsync(ct);
+        // The first-password copies of handoffs past their TTL: no claim can take them any more.
+        var firstPasswordsExpired = await firstPasswords.ClearExpiredAsync(time.GetUtcNow() - handoff.Value.Ttl, ct);
         var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
-            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors, reclaimed, eventsPurged);
+            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors, reclaimed, eventsPurged, firstPasswordsExpired);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;

@@ -238,7 +238,7 @@ public sealed partial class AllocationFlow(
             return AllocationView.Of(placed.Pool, placed.Tenant, password: placed.Password.Reveal());
         }
 
-        var expires = await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, ct);
+        var expires = await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, placed.Tenant.HandoffFrom, ct);
         return AllocationView.Of(placed.Pool, placed.Tenant, new CredentialsView(ClaimUrl(baseUrl, placed.Tenant.InstanceId), expires));
     }
 

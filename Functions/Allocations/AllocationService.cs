@@ -20,6 +20,7 @@ public sealed partial class AllocationService(
     AllocationCompensation compensation,
     ITenantDdl ddl,
     WarmStockReplenisher stock,
+    SecretProtector secrets,
     IOptions<AllocationOptions> allocationOptions,
     IOptions<PoolsOptions> poolsOptions,
     TimeProvider time,
@@ -250,7 +251,7 @@ public sealed partial class AllocationService(
         TenantDatabase? ready;
         try
         {
-            ready = await tenants.MarkReadyAsync(tenant.Id, instanceLock, ct);
+            ready = await tenants.MarkReadyAsync(tenant.Id, FirstPasswordCopy(request.InstanceId, password), instanceLock, ct);
         }
         catch (Exception e)
         {
@@ -298,6 +299,13 @@ public sealed partial class AllocationService(
 
         await ddl.CreateAsync(pool, names, verifier, connectionLimit, ct);
     }
+
+    /// <summary>
+    /// The first password sealed for the handoff, recorded with the ready row: an answer lost after the row turned ready (a
+    /// catalog fault, a killed host) loses the deposit, not the password. None in the inline mode, whose 200 carries it.
+    /// </summary>
+    private string? FirstPasswordCopy(Guid instanceId, string password) =>
+        Options.InlinePassword ? null : secrets.Protect(password, SecretProtector.HandoffPurpose(instanceId));
 
     /// <summary>After a compensated failure: null to try another pool, or the exception when retrying elsewhere will not help.</summary>
     private static AllocationOutcome? Retryable(Exception e, Pool pool, CancellationToken ct)

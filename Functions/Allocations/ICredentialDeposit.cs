@@ -9,7 +9,9 @@ public sealed record HandedPassword(string DbUser, Secret Password);
 /// <summary>Hands a newly generated password to the one-time credential handoff; returns when the handoff expires.</summary>
 public interface ICredentialDeposit
 {
-    Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, CancellationToken ct);
+    /// <param name="readyAt">When the tenant turned ready: the deposit's time, so a second deposit of the same password (the
+    /// catalog's copy) is known as such.</param>
+    Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, DateTimeOffset readyAt, CancellationToken ct);
 
     /// <summary>
     /// The inline-password mode's take: the allocation's own password (never a rotation's) when its handoff still holds it

@@ -77,7 +77,7 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         var login = dbUser == loginA ? loginB : loginA;
         await using var begin = new NpgsqlCommand("""
             UPDATE tenant_databases
-            SET rotation_id = nextval('login_rotation_seq'), rotation_login = @login, rotation_password_encrypted = @ciphertext,
+            SET rotation_id = nextval('login_rotation_seq'), rotation_login = @login, rotation_password_encrypted = @ciphertext, first_password_encrypted = NULL,
                 rotation_state = 'setting', rotation_started_at = now(), rotation_deposited_at = NULL,
                 -- the idle login is about to log in again with the new password: it is no longer to be retired
                 retiring_login = CASE WHEN retiring_login = @login THEN NULL ELSE retiring_login END,

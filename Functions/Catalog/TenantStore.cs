@@ -55,12 +55,14 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 
     /// <summary>
     /// The row is ready; on <paramref name="instanceLock"/>'s connection, the same round trip also releases the instance lock.
-    /// Null when the row had already left <c>creating</c>.
+    /// Null when the row had already left <c>creating</c>. <paramref name="firstPasswordCiphertext"/> (the first password sealed
+    /// for the handoff; null: none kept) is recorded by the same statement, so a ready row always has its password somewhere durable.
     /// </summary>
-    public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, InstanceLock instanceLock, CancellationToken ct)
+    public async Task<TenantDatabase?> MarkReadyAsync(long tenantId, string? firstPasswordCiphertext, InstanceLock instanceLock, CancellationToken ct)
     {
         await using var cmd = instanceLock.Command(MarkReadySql + ";\n" + InstanceLock.UnlockSql);
         cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.Add(new NpgsqlParameter<string?>("first_password", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = firstPasswordCiphertext });
         cmd.Parameters.AddWithValue("actor", AuditActor.Current);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var ready = await reader.ReadAsync(ct) ? reader.ToTenant() : null;
@@ -71,7 +73,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
 
     private static readonly string MarkReadySql = $"""
         WITH t AS (
-            UPDATE tenant_databases SET status = '{Words.Ready}', ready_at = now(), updated_at = now()
+            UPDATE tenant_databases SET status = '{Words.Ready}', ready_at = now(), updated_at = now(), first_password_encrypted = @first_password
             WHERE id = @id AND status = '{Words.Creating}'
             RETURNING *
         ), event AS (
@@ -111,7 +113,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
-                UPDATE tenant_databases SET status = '{Words.Released}', released_at = now(), updated_at = now()
+                UPDATE tenant_databases SET status = '{Words.Released}', released_at = now(), updated_at = now(), first_password_encrypted = NULL
                 WHERE id = @id AND status = '{Words.Ready}'
                 RETURNING *
             ), event AS (

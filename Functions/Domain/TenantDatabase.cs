@@ -16,6 +16,9 @@ public sealed record TenantDatabase
     public DateTimeOffset? ReadyAt { get; init; }
     public DateTimeOffset? ReleasedAt { get; init; }
 
+    /// <summary>When the first password's handoff began (its TTL counts from here): when the row turned ready.</summary>
+    public DateTimeOffset HandoffFrom => ReadyAt ?? CreatedAt;
+
     /// <summary>The warm stock the database was made from (DESIGN.md §9), or null when it was created for the tenant.</summary>
     public string? StockName { get; init; }
 }

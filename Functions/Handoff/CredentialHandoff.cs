@@ -55,6 +55,13 @@ public sealed class CredentialHandoff : TaskEntity<HandoffState?>
             return;
         }
 
+        // The same allocation's first password again (both deposits carry the row's ready_at): a claim re-deposited the catalog's
+        // copy and the original signal came late, or the other way round. The handoff holds it already, pending or claimed.
+        if (deposit.RotationId is null && State is { RotationId: null } && State.DepositedAt == deposit.DepositedAt)
+        {
+            return;
+        }
+
         var ttl = deposit.ExpiresAt - deposit.DepositedAt;
         State = new HandoffState(deposit.Ciphertext, deposit.DepositedAt, deposit.ExpiresAt, deposit.ExpiresAt + ttl, ClaimedAt: null,
             deposit.Login, deposit.RotationId);

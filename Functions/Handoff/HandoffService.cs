@@ -22,6 +22,7 @@ public sealed partial class HandoffService(
     IOptions<AllocationOptions> allocationOptions,
     TimeProvider time,
     TenantStore tenants,
+    FirstPasswordStore firstPasswords,
     LoginRotationStore rotations,
     PasswordRotation rotation,
     AllocatorTelemetry telemetry,
@@ -31,18 +32,22 @@ public sealed partial class HandoffService(
     private HandoffOptions Options => options.Value;
 
     /// <summary>The associated data of a handoff ciphertext: it decrypts for this instance only.</summary>
-    public static string Purpose(Guid instanceId) => $"handoff:{instanceId:D}";
+    public static string Purpose(Guid instanceId) => SecretProtector.HandoffPurpose(instanceId);
 
     /// <summary>Encrypts <paramref name="password"/> and signals it into the instance's handoff; returns when it expires.</summary>
-    public async Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, CancellationToken ct)
+    public async Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, DateTimeOffset readyAt, CancellationToken ct)
     {
-        var deposit = Seal(instanceId, password) with { Login = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix).LoginRole };
+        var deposit = FirstPasswordDeposit(instanceId, secrets.Protect(password.Reveal(), Purpose(instanceId)), readyAt);
         // Not bounded by StorageTimeout: the tenant is ready and this is the only copy of its password, so a slow task hub under
         // load is waited for (bounding it at 15 s turned 78 of 500 allocations of the load proof into 503s and lost passwords).
         // A deposit lost with its host is answered by the claim's deposit grace ("rotate").
         await hub.SignalDepositAsync(client, instanceId, deposit, ct);
         return deposit.ExpiresAt;
     }
+
+    /// <summary>The deposit of a tenant's first password: timed from when the tenant turned ready, on its first login.</summary>
+    private HandoffDeposit FirstPasswordDeposit(Guid instanceId, string ciphertext, DateTimeOffset readyAt) =>
+        new(ciphertext, readyAt, readyAt + Options.Ttl, TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix).LoginRole);
 
     /// <summary>The entity's <c>Deposit</c> payload for a password: ciphertext bound to the instance, and its times.</summary>
     public HandoffDeposit Seal(Guid instanceId, Secret password)
@@ -69,8 +74,9 @@ public sealed partial class HandoffService(
             return new ClaimOutcome.Unknown();
         }
 
-        var madeAt = live.Tenant.ReadyAt ?? live.Tenant.CreatedAt;
+        var madeAt = live.Tenant.HandoffFrom;
         var waitUntil = time.GetUtcNow() + Options.ClaimWait;
+        var copyTried = false;
         while (true)
         {
             ClaimResult? result;
@@ -95,6 +101,11 @@ public sealed partial class HandoffService(
                 case ClaimStatus.Claimed when result.Ciphertext is not null:
                     var password = new Secret(secrets.Unprotect(result.Ciphertext, Purpose(instanceId)));
                     var (pool, tenant) = live;
+                    if (result.RotationId is null)
+                    {
+                        await ClearFirstPasswordCopyBestEffortAsync(tenant.Id);
+                    }
+
                     var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
                     var login = result.Login ?? names.LoginRole;
                     if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, AuditActor.Current, ct))
@@ -111,6 +122,23 @@ public sealed partial class HandoffService(
                 case ClaimStatus.Expired:
                     LogRefused(instanceId, result.Status);
                     return new ClaimOutcome.Expired();
+            }
+
+            if (!copyTried && !allocationOptions.Value.InlinePassword)
+            {
+                // No deposit in the handoff: its signal may have been lost (a host killed after the row turned ready, an answer
+                // lost to a catalog fault). The catalog kept the password's copy with the ready row: deposit it and claim again.
+                copyTried = true;
+                switch (await RedepositFirstPasswordAsync(client, instanceId, live.Tenant, ct))
+                {
+                    case Redeposit.Deposited:
+                        continue;
+                    case Redeposit.Expired:
+                        LogRefused(instanceId, ClaimStatus.Expired);
+                        return new ClaimOutcome.Expired();
+                    case Redeposit.Unavailable:
+                        return new ClaimOutcome.Unavailable();
+                }
             }
 
             var now = time.GetUtcNow();
@@ -130,6 +158,53 @@ public sealed partial class HandoffService(
 
             LogWaitingForDeposit(instanceId);
             await Task.Delay(Options.ClaimRetryInterval, time, ct);
+        }
+    }
+
+    private enum Redeposit { None, Deposited, Expired, Unavailable }
+
+    /// <summary>The catalog's copy of the first password, deposited in the handoff (and applied there) when it is still in time.</summary>
+    private async Task<Redeposit> RedepositFirstPasswordAsync(DurableTaskClient client, Guid instanceId, TenantDatabase tenant, CancellationToken ct)
+    {
+        if (await firstPasswords.FindAsync(tenant.Id, ct) is not { } copy)
+        {
+            return Redeposit.None;
+        }
+
+        if (time.GetUtcNow() >= tenant.HandoffFrom + Options.Ttl)
+        {
+            await firstPasswords.ClearAsync(tenant.Id, ct);
+            return Redeposit.Expired;
+        }
+
+        var deposit = FirstPasswordDeposit(instanceId, copy, tenant.HandoffFrom);
+        try
+        {
+            var deadline = time.GetUtcNow() + Options.StorageTimeout;
+            await hub.BoundedAsync(t => hub.SignalDepositAsync(client, instanceId, deposit, t), deadline, ct);
+            await hub.WaitUntilAppliedAsync(client, instanceId, deposit, deadline, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            LogRedepositFailed(e, instanceId);
+            return Redeposit.Unavailable;
+        }
+
+        LogRedeposited(instanceId);
+        return Redeposit.Deposited;
+    }
+
+    // The handoff's tombstone already refuses a second claim; the copy goes so nothing can deposit it again. A failure here
+    // leaves it to expire with the TTL (the daily cleanup clears it).
+    private async Task ClearFirstPasswordCopyBestEffortAsync(long tenantId)
+    {
+        try
+        {
+            await firstPasswords.ClearAsync(tenantId, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            LogCopyNotCleared(e, tenantId);
         }
     }
 
@@ -267,6 +342,15 @@ public sealed partial class HandoffService(
 
     [LoggerMessage(LogLevel.Warning, "The password of rotation {RotationId} (instance {InstanceId}) did not reach its handoff in time; the login in use is untouched")]
     private partial void LogDepositFailed(Exception e, Guid instanceId, long rotationId);
+
+    [LoggerMessage(LogLevel.Warning, "Claim for instance {InstanceId} found no deposit; the catalog's copy of its first password was deposited again")]
+    private partial void LogRedeposited(Guid instanceId);
+
+    [LoggerMessage(LogLevel.Warning, "Claim for instance {InstanceId} found no deposit and could not deposit the catalog's copy in time; answered unavailable")]
+    private partial void LogRedepositFailed(Exception e, Guid instanceId);
+
+    [LoggerMessage(LogLevel.Warning, "The claimed first password's copy of tenant row {TenantId} was not cleared; it expires with the handoff TTL")]
+    private partial void LogCopyNotCleared(Exception e, long tenantId);
 
     [LoggerMessage(LogLevel.Information, "Claim for instance {InstanceId} refused: {Status}")]
     private partial void LogRefused(Guid instanceId, ClaimStatus status);

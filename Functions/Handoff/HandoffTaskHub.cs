@@ -56,8 +56,11 @@ public sealed partial class HandoffTaskHub(IOptions<HandoffOptions> options, Tim
         {
             EntityMetadata<HandoffState>? entity = null;
             await BoundedAsync(async t => entity = await client.Entities.GetEntityAsync<HandoffState>(CredentialHandoff.IdFor(instanceId), includeState: true, t), deadline, ct);
-            // Applied, or overtaken by a newer rotation's deposit (the entity keeps the newest).
-            if (entity is { IncludesState: true, State: { } state } && state.RotationId >= deposit.RotationId)
+            // Applied, or overtaken by a newer deposit (the entity keeps the newest): a newer rotation's, or for a first password
+            // (no rotation id) any rotation's or its own.
+            if (entity is { IncludesState: true, State: { } state }
+                && (state.RotationId >= deposit.RotationId
+                    || (deposit.RotationId is null && (state.RotationId is not null || state.DepositedAt >= deposit.DepositedAt))))
             {
                 return;
             }

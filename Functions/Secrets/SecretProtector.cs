@@ -29,6 +29,9 @@ public sealed class SecretProtector
     /// <summary>How every ciphertext made now begins: <c>v2:&lt;current key id&gt;:</c>.</summary>
     public string CurrentPrefix => $"{Version}:{_keys.CurrentKeyId}:";
 
+    /// <summary>The purpose of a tenant password on its way to the caller (the handoff entity, the catalog's first-password copy).</summary>
+    public static string HandoffPurpose(Guid instanceId) => $"handoff:{instanceId:D}";
+
     public static bool IsValidKey(string? key) =>
         SecretKeyring.Validate(new SecretsOptions { Key = key ?? "" }).Count == 0 && !string.IsNullOrWhiteSpace(key);
 

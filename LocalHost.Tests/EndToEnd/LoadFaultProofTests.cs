@@ -129,18 +129,17 @@ public sealed class LoadFaultProofTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task AllocatorSigkilledBetweenReadyAndHandoff_ClaimSaysRotateAfterTheDepositGrace_RotationHandsANewPassword()
+    public async Task AllocatorSigkilledBetweenReadyAndHandoff_ClaimHandsTheFirstPasswordFromTheCatalogsCopy()
     {
-        // The task hub stalls while the allocation makes the database, so its one-time password can only be in memory when the
-        // host dies: the deposit never happens. The claim must not answer "not yet" for the whole TTL (an hour) but, after the
-        // deposit grace, "no credentials: rotate", and the rotation must hand over a password that logs in.
+        // The task hub stalls while the allocation makes the database, so the deposit of its one-time password never happens
+        // (the host dies). The ready row kept the password sealed (DESIGN.md §5): the claim finds no deposit, deposits that
+        // copy and hands it over: no "not yet" for the deposit grace, no rotation, the first login works.
         await TestEnvironment.EnsureAzuriteAsync();
         await using var proxy = StallingProxy.Start(10000, 10001, 10002);
         await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string>
         {
             ["AzureWebJobsStorage"] = proxy.ConnectionString,
             ["Handoff__StorageTimeout"] = "00:00:05",
-            ["Handoff__DepositGrace"] = "00:00:20",
         });
         await host.ProvisionSharedPoolsAsync(1);
         var instance = Guid.NewGuid();
@@ -157,7 +156,11 @@ public sealed class LoadFaultProofTests(ITestOutputHelper output)
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var credentials = await client.CredentialsAsync(instance, TimeSpan.FromMinutes(2));
         output.WriteLine($"lost handoff: credentials after {clock.Elapsed.TotalSeconds:0} s; answers {Summary(client)}");
-        Assert.Contains(404, client.Statuses); // told to rotate, not "retry later" for the TTL
+        Assert.DoesNotContain(404, client.Statuses); // never told to rotate: the password was not lost
+        Assert.Equal(0, await host.ScalarAsync($"SELECT count(*) FROM tenant_databases WHERE instance_id = '{instance}' AND rotation_id IS NOT NULL"));
+        Assert.Equal(0, await host.ScalarAsync($"SELECT count(*) FROM tenant_databases WHERE instance_id = '{instance}' AND first_password_encrypted IS NOT NULL"));
+        var (again, _) = await host.SendAsync(HttpMethod.Post, $"/api/database/credentials/{instance:D}/claim");
+        Assert.Equal(410, again); // handed over once
         AssertAnswers(client);
         (await TenantInvariants.CheckAsync(host, new Dictionary<Guid, JsonElement> { [instance] = credentials }))
             .AssertSurvived("allocator SIGKILLed between ready and the handoff");
