@@ -7,6 +7,7 @@ using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Backups;
+using TenantDb.Functions.Moves;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -77,6 +78,7 @@ public static class ServiceRegistration
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();
         services.AddBackups();
+        services.AddMoves();
         services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();
         // Program.cs puts it into the worker's pipeline; a host without Program.cs (LocalHost) finds it here.

@@ -18,6 +18,7 @@ public sealed class NamespaceLayeringTests
         ["Provisioning", "Stock"],
         ["Allocations"],
         ["Backups"],
+        ["Moves"],
         ["Handoff"],
         ["Administration"],
         ["Orchestrations", "Api", "Timers"],

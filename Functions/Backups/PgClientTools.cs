@@ -85,6 +85,61 @@ public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisio
         }
     }
 
+    /// <summary>
+    /// <c>pg_dump -Fc</c> of <paramref name="source"/> piped straight into <c>pg_restore</c> on <paramref name="target"/> (objects
+    /// owned by <paramref name="ownerRole"/>, the first error stops it): no file, no blob. Returns the archive's size in bytes.
+    /// </summary>
+    public async Task<long> CopyAsync(PgTarget source, PgTarget target, string ownerRole, CancellationToken ct)
+    {
+        using var dump = StartDump(source, snapshot: null);
+        using var restore = Start("pg_restore",
+            ["--no-password", "--host", target.Host, "--port", Port(target), "--username", target.User, "--dbname", target.Database,
+             "--no-owner", $"--role={ownerRole}", "--exit-on-error"], target, stdin: true);
+        var dumpErrors = dump.StandardError.ReadToEndAsync(ct);
+        var restoreErrors = restore.StandardError.ReadToEndAsync(ct);
+        var restoreOutput = restore.StandardOutput.ReadToEndAsync(ct);
+        long bytes = 0;
+        try
+        {
+            var buffer = new byte[1 << 20];
+            var input = restore.StandardInput.BaseStream;
+            int read;
+            while ((read = await dump.StandardOutput.BaseStream.ReadAsync(buffer, ct)) > 0)
+            {
+                await input.WriteAsync(buffer.AsMemory(0, read), ct);
+                bytes += read;
+            }
+
+            restore.StandardInput.Close();
+            await Task.WhenAll(dump.WaitForExitAsync(ct), restore.WaitForExitAsync(ct));
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            // pg_restore stopped reading (it failed) or the copy was cancelled: neither child outlives it.
+            Kill(dump);
+            Kill(restore);
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+
+            await Task.WhenAll(dump.WaitForExitAsync(CancellationToken.None), restore.WaitForExitAsync(CancellationToken.None));
+        }
+
+        await restoreOutput;
+        if (restore.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"pg_restore into the target failed ({restore.ExitCode}): {Trim(await restoreErrors)}");
+        }
+
+        if (dump.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"pg_dump of the source failed ({dump.ExitCode}): {Trim(await dumpErrors)}");
+        }
+
+        return bytes;
+    }
+
     /// <summary>A tool's message for an error or event: bounded, never more than its first lines.</summary>
     public static string Trim(string message)
     {
@@ -94,10 +149,11 @@ public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisio
 
     private static string Port(PgTarget target) => target.Port.ToString(CultureInfo.InvariantCulture);
 
-    private Process Start(string tool, IReadOnlyList<string> args, PgTarget? target)
+    private Process Start(string tool, IReadOnlyList<string> args, PgTarget? target, bool stdin = false)
     {
         var start = new ProcessStartInfo(Tool(tool))
         {
+            RedirectStandardInput = stdin,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

@@ -221,11 +221,14 @@ public sealed class PoolStore(NpgsqlDataSource catalog)
             : null;
     }
 
-    /// <summary>The pool's live tenant rows (creating, ready, released), counted in <paramref name="tx"/>.</summary>
+    /// <summary>The pool's live tenant rows (creating, ready, released) and the moves in flight to it, counted in <paramref name="tx"/>.</summary>
     internal static async Task<int> CountLiveTenantsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long id, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand(
-            $"SELECT count(*)::int FROM tenant_databases WHERE db_server_id = @id AND status IN {LiveStatuses.Sql}", conn, tx);
+            $"""
+            SELECT (SELECT count(*)::int FROM tenant_databases WHERE db_server_id = @id AND status IN {LiveStatuses.Sql})
+                 + (SELECT count(*)::int FROM tenant_moves WHERE target_pool_id = @id AND status = 'moving')
+            """, conn, tx);
         cmd.Parameters.AddWithValue("id", id);
         return (int)(await cmd.ExecuteScalarAsync(ct))!;
     }

@@ -53,6 +53,7 @@ internal static class Rows
         ReadyAt = r.Value<DateTime>(prefix + "ready_at") is { } ready ? new DateTimeOffset(ready, TimeSpan.Zero) : null,
         ReleasedAt = r.Value<DateTime>(prefix + "released_at") is { } released ? new DateTimeOffset(released, TimeSpan.Zero) : null,
         StockName = r.Nullable<string>(prefix + "stock_name"),
+        Generation = r.GetInt32(r.GetOrdinal(prefix + "generation")),
     };
 
     public static PoolEvent ToPoolEvent(this DbDataReader r) => new(

@@ -12,7 +12,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     internal const string TenantColumns = """
         t.id AS t_id, t.instance_id AS t_instance_id, t.customer_id AS t_customer_id, t.plan_tier AS t_plan_tier,
         t.db_server_id AS t_db_server_id, t.db_name AS t_db_name, t.db_user AS t_db_user, t.status AS t_status,
-        t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at, t.stock_name AS t_stock_name
+        t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at, t.stock_name AS t_stock_name,
+        t.generation AS t_generation
         """;
 
     /// <summary>A connection for the instance's <see cref="InstanceLock"/>; nothing is locked yet.</summary>
@@ -198,6 +199,10 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
     /// "Give the slot back", as CTEs after a CTE <c>t</c> that returns the freed row's <c>db_server_id</c>: <c>before</c> holds the
     /// pool's status, <c>p</c> takes one off <c>current_instances</c> and moves full → active. Pair with <see cref="SlotBackEvent"/>.
     /// </summary>
+    internal static string SlotBackSql => SlotBack;
+
+    internal static string SlotBackEventSql(string reasonSql) => SlotBackEvent(reasonSql);
+
     private static readonly string SlotBack = $"""
         before AS (
                 SELECT s.id, s.status FROM db_servers s JOIN t ON t.db_server_id = s.id

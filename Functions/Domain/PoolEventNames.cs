@@ -24,4 +24,10 @@ public static class PoolEventNames
     public const string BackupFailed = "backup_failed";
     public const string TenantRestored = "tenant_restored";
     public const string RestoreFailed = "restore_failed";
+    public const string TenantMoveStarted = "tenant_move_started";
+    public const string TenantMovedOut = "tenant_moved_out";
+    public const string TenantMovedIn = "tenant_moved_in";
+    public const string TenantMoveCompleted = "tenant_move_completed";
+    public const string TenantMoveFailed = "tenant_move_failed";
+    public const string MovedCopyPurged = "moved_copy_purged";
 }

@@ -19,6 +19,9 @@ public sealed record TenantDatabase
     /// <summary>When the first password's handoff began (its TTL counts from here): when the row turned ready.</summary>
     public DateTimeOffset HandoffFrom => ReadyAt ?? CreatedAt;
 
+    /// <summary>Where the tenant lives, counted: 1 where it was allocated, one more at every move (DESIGN.md §10).</summary>
+    public int Generation { get; init; } = 1;
+
     /// <summary>The warm stock the database was made from (DESIGN.md §9), or null when it was created for the tenant.</summary>
     public string? StockName { get; init; }
 }
