@@ -135,7 +135,7 @@ public sealed class OpenApiContractTests
 
     private static JsonObject AllocationBody() => JsonSerializer.SerializeToNode(new AllocationView("allocated", Guid.NewGuid(), Guid.NewGuid(),
         "standard", 7, "127.0.0.1", 5432, "odoo_abc", "odoo_abc_a", "pool-1", ServerType.Shared, TenantDatabaseStatus.Ready,
-        DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, new CredentialsView("http://127.0.0.1:7071/api/database/credentials/x/claim", DateTimeOffset.UtcNow)),
+        DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, 1, new CredentialsView("http://127.0.0.1:7071/api/database/credentials/x/claim", DateTimeOffset.UtcNow)),
         ApiJson.Options)!.AsObject();
 
     [Fact]

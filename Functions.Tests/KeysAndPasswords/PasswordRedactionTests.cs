@@ -50,7 +50,7 @@ public sealed class PasswordRedactionTests
     {
         var instance = Guid.NewGuid();
         var view = new AllocationView("allocated", instance, Guid.NewGuid(), "standard", 1, "127.0.0.1", 5432, "odoo_x", "odoo_x_login", "shared-0001",
-            ServerType.Shared, TenantDatabaseStatus.Ready, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, DbPassword: Password);
+            ServerType.Shared, TenantDatabaseStatus.Ready, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 1, DbPassword: Password);
 
         var text = view.ToString();
 

@@ -18,6 +18,7 @@ public static class AdministrationRegistration
         services.AddSingleton<RegisteredServerAudit>();
         services.AddSingleton<PoolReadService>();
         services.AddSingleton<PoolLifecycleService>();
+        services.AddSingleton<EvacuationService>();
         services.AddSingleton<PoolRegistrationService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();

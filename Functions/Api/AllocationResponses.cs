@@ -20,6 +20,14 @@ public sealed record StatusUrls(string Id, string StatusQueryGetUri, string Send
 
         static string Url(string? url) => url ?? throw new InvalidOperationException("The Durable client made no management URL.");
     }
+
+    /// <summary>A 202 for a started run, as allocate's: its status URLs (the host's system key), Location and Retry-After.</summary>
+    public static JsonResult Accepted(HttpRequest request, DurableTaskClient client, string orchestrationId, int retryAfterSeconds, object body)
+    {
+        request.HttpContext.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        request.HttpContext.Response.Headers.Location = For(client, orchestrationId).StatusQueryGetUri;
+        return ApiJson.Status(StatusCodes.Status202Accepted, body);
+    }
 }
 
 /// <summary>Maps allocation results to the platform's HTTP answers.</summary>

@@ -34,7 +34,7 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
     /// <summary>
     /// One statement: the target (the given pool, or the in-service pool of the tenant's kind with the most free slots) locked
     /// and a slot taken there (flipping it to full at the limit), the move's row inserted as <c>moving</c>, the events. A
-    /// target is never the source, nor a pool still keeping a copy of this tenant from an earlier move.
+    /// target is never the source; a pool still keeping a copy of this tenant from an earlier move may be (the move drops that copy).
     /// </summary>
     public async Task<MoveBegin> BeginAsync(Guid moveId, TenantDatabase tenant, long? targetPoolId, bool dedicated, string reason, string actor,
         CancellationToken ct)
@@ -45,8 +45,6 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
                 WHERE {Placement.Target(dedicated)} AND {Placement.InService}
                   AND s.current_instances < s.max_instances AND s.id <> @source
                   AND (@target::bigint IS NULL OR s.id = @target)
-                  AND NOT EXISTS (SELECT 1 FROM tenant_moves m WHERE m.instance_id = @instance_id AND m.source_pool_id = s.id
-                                  AND m.status IN ('{TenantMove.Switched}', '{TenantMove.Moved}'))
                   AND NOT EXISTS (SELECT 1 FROM tenant_moves m WHERE m.tenant_id = @tenant_id AND m.status IN ('{TenantMove.Moving}', '{TenantMove.Switched}'))
                 ORDER BY s.max_instances - s.current_instances DESC, s.priority, s.id
                 LIMIT 1
@@ -100,7 +98,7 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
 
         return new MoveBegin.NoTarget(targetPoolId is null
             ? "No other in-service pool of this tenant's kind has a free slot."
-            : "The target pool is not an in-service pool of this tenant's kind with a free slot (or it is the source, or it still keeps a copy of this tenant).");
+            : "The target pool is not an in-service pool of this tenant's kind with a free slot.");
     }
 
     /// <summary>This tenant's move in flight (<c>moving</c> or <c>switched</c>), if any.</summary>
@@ -253,6 +251,24 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
             SELECT source_pool_id, instance_id, '{PoolEventNames.MovedCopyPurged}', 'the copy kept by a move: its retention ended', @actor FROM mv
             """);
         cmd.Parameters.AddWithValue("id", moveId);
+        cmd.Parameters.AddWithValue("actor", actor);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>The copy an earlier move of the instance kept on <paramref name="poolId"/> was dropped (a move back to that pool).</summary>
+    public async Task MarkCopiesPurgedAsync(Guid instanceId, long poolId, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            WITH mv AS (
+                UPDATE tenant_moves SET status = '{TenantMove.SourcePurged}'
+                WHERE instance_id = @instance_id AND source_pool_id = @pool AND status = '{TenantMove.Moved}'
+                RETURNING source_pool_id, instance_id
+            )
+            INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+            SELECT source_pool_id, instance_id, '{PoolEventNames.MovedCopyPurged}', 'the copy kept by a move: the tenant moves back here', @actor FROM mv
+            """);
+        cmd.Parameters.AddWithValue("instance_id", instanceId);
+        cmd.Parameters.AddWithValue("pool", poolId);
         cmd.Parameters.AddWithValue("actor", actor);
         await cmd.ExecuteNonQueryAsync(ct);
     }

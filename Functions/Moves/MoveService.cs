@@ -34,6 +34,9 @@ public sealed partial class MoveService(
     TimeProvider time,
     ILogger<MoveService> logger)
 {
+    /// <summary>The error type of a move stopped where only a later run can tell how to go on (<see cref="RecoverAsync(MoveRunInput, CancellationToken)"/>).</summary>
+    public const string Interrupted = "move-interrupted";
+
     private static readonly TimeSpan[] SwitchCheckDelays = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4)];
 
     /// <summary>Runs the move (the activity). Never throws for a move that cannot be done: its result says why.</summary>
@@ -80,12 +83,55 @@ public sealed partial class MoveService(
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            var type = e is MoveRefusedException refused ? refused.Type : "move-failed";
+            var type = e switch
+            {
+                MoveRefusedException refused => refused.Type,
+                MoveInterruptedException => Interrupted,
+                _ => "move-failed",
+            };
             var error = PgClientTools.Trim(e is MoveRefusedException or InvalidOperationException or PostgresException or BackupRefusedException
                 ? e.Message : $"{e.GetType().Name}: {e.Message}");
             LogFailed(e, input.InstanceId, type);
             return new MoveResult(input.MoveId, input.InstanceId, MoveResult.Failed, live?.Pool.Id, input.TargetPoolId, live?.Tenant.Generation, null, 0, 0, 0,
                 time.GetElapsedTime(started).TotalSeconds, error, type);
+        }
+    }
+
+    /// <summary>
+    /// Finishes (switched) or rolls back (not switched) the move <paramref name="input"/> started and that stopped mid-way; the
+    /// <c>RecoverMove</c> activity. The result is the move's: <c>moved</c>, or <c>failed</c> with the tenant on its source.
+    /// </summary>
+    public async Task<MoveResult> RecoverAsync(MoveRunInput input, CancellationToken ct)
+    {
+        var started = time.GetTimestamp();
+        try
+        {
+            await using var instanceLock = await tenants.OpenInstanceLockAsync(input.InstanceId, ct);
+            if (!await instanceLock.TryAcquireAsync(ct))
+            {
+                throw new MoveInterruptedException("Another operation on this instance is under way; the recovery tries again.", new TimeoutException());
+            }
+
+            var move = await moves.FindAsync(input.MoveId, ct);
+            if (move is { Status: TenantMove.Moving or TenantMove.Switched })
+            {
+                var live = await tenants.FindLiveAsync(input.InstanceId, ct) ?? throw new InvalidOperationException("The moved instance has no database.");
+                await RecoverAsync(move, NamesOf(live), ct);
+                move = await moves.FindAsync(input.MoveId, ct);
+            }
+
+            var after = await tenants.FindLiveAsync(input.InstanceId, ct);
+            return move?.Status is TenantMove.Moved or TenantMove.SourcePurged
+                ? new MoveResult(input.MoveId, input.InstanceId, MoveResult.Moved, move.SourcePoolId, move.TargetPoolId, after?.Tenant.Generation, null, 0, 0, 0,
+                    time.GetElapsedTime(started).TotalSeconds, null)
+                : new MoveResult(input.MoveId, input.InstanceId, MoveResult.Failed, move?.SourcePoolId, move?.TargetPoolId, after?.Tenant.Generation, null, 0, 0, 0,
+                    time.GetElapsedTime(started).TotalSeconds, "The move was interrupted and rolled back; the tenant is on its source.", "move-failed");
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            LogFailed(e, input.InstanceId, Interrupted);
+            return new MoveResult(input.MoveId, input.InstanceId, MoveResult.Failed, null, input.TargetPoolId, null, null, 0, 0, 0,
+                time.GetElapsedTime(started).TotalSeconds, PgClientTools.Trim(e.Message), Interrupted);
         }
     }
 
@@ -229,8 +275,9 @@ public sealed partial class MoveService(
     }
 
     /// <summary>
-    /// Objects of this tenant's names on the target are leftovers of an earlier move that could not clean up (a target that
-    /// died): the target is never the tenant's pool (checked again here) nor one keeping its copy, so they are nobody's.
+    /// Objects of this tenant's names on the target are the copy an earlier move kept there (the tenant moves back) or leftovers
+    /// of a move that could not clean up (a target that died): the target is never the tenant's pool (checked again here), so
+    /// they are an outdated copy of this tenant or nobody's.
     /// </summary>
     private async Task DropTargetLeftoversAsync(Guid instanceId, Pool target, TenantNames names, CancellationToken ct)
     {
@@ -241,6 +288,7 @@ public sealed partial class MoveService(
 
         await restoreDdl.DropScratchAsync(target, names, ct);
         await tenantDdl.DropAsync(target, names, ct);
+        await moves.MarkCopiesPurgedAsync(instanceId, target.Id, AuditActor.Current, ct);
     }
 
     /// <summary>Before the switch: the target emptied, its slot back, the source unfrozen. Each step runs whatever the others did.</summary>

@@ -46,6 +46,10 @@ public sealed class PoolsOptions
     public TimeSpan WarmStockInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Consecutive failed health checks before a pool is marked unhealthy (out of placement).</summary>
+    /// <summary>How many tenants an evacuation moves off a pool at the same time.</summary>
+    [Range(1, 32)]
+    public int EvacuateParallelism { get; set; } = 4;
+
     [Range(1, 100)]
     public int UnhealthyAfterFailures { get; set; } = 3;
 

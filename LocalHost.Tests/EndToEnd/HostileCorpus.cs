@@ -69,6 +69,8 @@ internal static class HostileCorpus
         new("RetirePool", "DELETE", Api + "/admin/pools/{pool}", Level.Admin),
         new("RewrapSecrets", "POST", Api + "/admin/secrets/rewrap", Level.Admin),
         new("ProvisionPoolNow", "POST", Api + "/admin/provision-pool", Level.Admin),
+        new("MoveAllocation", "POST", Api + "/admin/allocations/{instance}/move", Level.Admin, Body: true),
+        new("StartEvacuation", "POST", Api + "/admin/pools/{pool}/evacuate", Level.Admin),
         new("DurableStatus", "GET", Durable + "/{orchestration}", Level.System, Mutates: false),
         new("DurableTerminate", "POST", Durable + "/{orchestration}/terminate", Level.System),
         new("DurableRaiseEvent", "POST", Durable + "/{orchestration}/raiseEvent/{event}", Level.System, Body: true),

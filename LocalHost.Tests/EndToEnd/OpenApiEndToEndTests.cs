@@ -22,6 +22,7 @@ public sealed class OpenApiEndToEndTests
     private const string PoolById = "/database/admin/pools/{id}";
     private const string Backups = "/database/allocations/{instance_id}/backups";
     private const string Restore = "/database/allocations/{instance_id}/backups/{backup_id}/restore";
+    private const string Move = "/database/admin/allocations/{instance_id}/move";
 
     /// <summary>Sends requests, checks each answer against the document, and keeps what it found.</summary>
     private sealed class Checker(AllocatorHost host, OpenApiContract contract)
@@ -204,6 +205,35 @@ public sealed class OpenApiEndToEndTests
             TimeSpan.FromSeconds(120));
         Assert.Equal("Completed", made.GetProperty("runtimeStatus").GetString());
         var spare = provisioning.GetProperty("pool_id").GetInt64();
+
+        // Moves (issue 14): the tenant to the spare pool and back (no body: the allocator picks), each 202 and its run; the
+        // look-up follows with a new generation; refusals; the spare evacuated (nothing left on it), then retired.
+        var (_, move, moveHeaders) = await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, new { target_pool_id = spare }, expect: [202]);
+        Assert.NotNull(moveHeaders.Location);
+        var movedRun = await host.WaitForOrchestrationAsync(move.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("moved", movedRun.GetProperty("output").GetProperty("status").GetString());
+        var (_, movedThere, _) = await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200]);
+        Assert.Equal(spare, movedThere.GetProperty("db_server_id").GetInt64());
+        Assert.Equal(movedRun.GetProperty("output").GetProperty("generation").GetInt32(), movedThere.GetProperty("generation").GetInt32());
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, new { target_pool_id = spare }, expect: [409]);
+        var (_, back, _) = await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, expect: [202]);
+        var backRun = await host.WaitForOrchestrationAsync(back.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("moved", backRun.GetProperty("output").GetProperty("status").GetString());
+        await c.CallAsync(HttpMethod.Post, Move, "/database/admin/allocations/not-a-uuid/move", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, new { target_pool_id = -1 }, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, new { target_pool_id = 999999 }, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{Guid.NewGuid()}/move", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Fk, expect: [401]);
+        await c.CallAsync(HttpMethod.Post, Move, $"/database/admin/allocations/{a}/move", Mk, expect: [415],
+            tweak: r => r.Content = new StringContent("{}", Encoding.UTF8, "text/plain"));
+        var (_, evacuation, _) = await c.CallAsync(HttpMethod.Post, $"{PoolById}/evacuate", $"{Pools}/{spare}/evacuate", Mk, expect: [202]);
+        var evacuated = await host.WaitForOrchestrationAsync(evacuation.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal(0, evacuated.GetProperty("output").GetProperty("remaining").GetInt32());
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/evacuate", $"{Pools}/999999/evacuate", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/evacuate", $"{Pools}/abc/evacuate", Mk, expect: [400]);
         await c.CallAsync(HttpMethod.Delete, PoolById, $"{Pools}/{spare}", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/drain", $"{Pools}/{spare}/drain", Mk, expect: [409]);
 

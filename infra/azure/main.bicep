@@ -271,6 +271,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__MinFreeSlots', value: '5' }
         { name: 'Pools__WarmStock', value: '2' }
         { name: 'Pools__WarmStockInterval', value: '00:00:30' }
+        { name: 'Pools__EvacuateParallelism', value: '4' }
         { name: 'Pools__UnhealthyAfterFailures', value: '3' }
         { name: 'Pools__ConnectTimeoutSeconds', value: '5' }
         { name: 'Pools__MaxAdminConnections', value: '10' }
