@@ -152,22 +152,33 @@ public sealed partial class AllocationService(
     /// <summary>Logins refused, sessions ended, data kept until <see cref="AllocationOptions.ReleaseRetention"/> ends.</summary>
     public async Task<ReleaseOutcome> ReleaseAsync(Guid instanceId, string actor, CancellationToken ct)
     {
-        var live = await tenants.FindLiveAsync(instanceId, ct);
-        switch (live?.Tenant.Status)
+        // A move may switch the tenant to another pool between the look-up and the row's update (which waits for the move's
+        // switch): then the row is not released, and the release runs again on the pool the tenant is on now.
+        for (var attempt = 1; ; attempt++)
         {
-            case null:
-                return new ReleaseOutcome.NotFound();
-            case TenantDatabaseStatus.Creating:
-                return new ReleaseOutcome.InProgress();
-            case TenantDatabaseStatus.Released:
-                return new ReleaseOutcome.Released(live.Tenant, PurgeAfter(live.Tenant));
-        }
+            var live = await tenants.FindLiveAsync(instanceId, ct);
+            switch (live?.Tenant.Status)
+            {
+                case null:
+                    return new ReleaseOutcome.NotFound();
+                case TenantDatabaseStatus.Creating:
+                    return new ReleaseOutcome.InProgress();
+                case TenantDatabaseStatus.Released:
+                    return new ReleaseOutcome.Released(live.Tenant, PurgeAfter(live.Tenant));
+            }
 
-        await ddl.ReleaseAsync(live.Pool, NamesFor(instanceId), ct);
-        var released = await tenants.MarkReleasedAsync(live.Tenant.Id, actor, ct)
-            ?? (await tenants.FindLiveAsync(instanceId, ct))?.Tenant;
-        LogReleased(instanceId, live.Pool.Name);
-        return released is null ? new ReleaseOutcome.NotFound() : new ReleaseOutcome.Released(released, PurgeAfter(released));
+            await ddl.ReleaseAsync(live.Pool, NamesFor(instanceId), ct);
+            if (await tenants.MarkReleasedAsync(live.Tenant.Id, live.Pool.Id, actor, ct) is { } released)
+            {
+                LogReleased(instanceId, live.Pool.Name);
+                return new ReleaseOutcome.Released(released, PurgeAfter(released));
+            }
+
+            if (attempt >= MaxRaces)
+            {
+                return new ReleaseOutcome.InProgress();
+            }
+        }
     }
 
     private DateTimeOffset? PurgeAfter(TenantDatabase tenant) => tenant.ReleasedAt + Options.ReleaseRetention;

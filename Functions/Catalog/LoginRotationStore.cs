@@ -98,10 +98,12 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// tenant's current one in flight, holding the row so nothing retires that login meanwhile. Null: superseded; else
     /// what <paramref name="setOnPool"/> answered.
     /// </summary>
-    public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
+    public async Task<bool?> WhileSettingAsync(long tenantId, long poolId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
     {
         bool? set = null;
-        var current = await WhileLockedAsync(tenantId, $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}'", rotationId,
+        // Still on the pool the caller sets the password on: a move that switched the tenant meanwhile supersedes this rotation.
+        var current = await WhileLockedAsync(tenantId,
+            $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}' AND t.db_server_id = {poolId}", rotationId,
             async _ => { set = await setOnPool(); return null; }, ct);
         return current ? set : null;
     }

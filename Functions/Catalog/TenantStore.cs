@@ -110,12 +110,16 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
     }
 
-    public async Task<TenantDatabase?> MarkReleasedAsync(long tenantId, string actor, CancellationToken ct)
+    /// <summary>
+    /// The row released, only while it is ready on <paramref name="poolId"/> (the pool whose logins the caller refused): null when
+    /// it is not (released already, or moved to another pool meanwhile).
+    /// </summary>
+    public async Task<TenantDatabase?> MarkReleasedAsync(long tenantId, long poolId, string actor, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH t AS (
                 UPDATE tenant_databases SET status = '{Words.Released}', released_at = now(), updated_at = now(), first_password_encrypted = NULL
-                WHERE id = @id AND status = '{Words.Ready}'
+                WHERE id = @id AND status = '{Words.Ready}' AND db_server_id = @pool
                 RETURNING *
             ), event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, from_status, to_status, actor)
@@ -124,6 +128,7 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
             SELECT * FROM t
             """);
         cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("pool", poolId);
         cmd.Parameters.AddWithValue("actor", actor);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? reader.ToTenant() : null;

@@ -65,12 +65,14 @@ public sealed partial class PasswordRotation(
         var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
         try
         {
-            var set = await rotations.WhileSettingAsync(tenantId, rotationId,
+            var set = await rotations.WhileSettingAsync(tenantId, live.Pool.Id, rotationId,
                 () => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), limit, ct), ct);
             switch (set)
             {
                 case null:
-                    // Overtaken by a rotation that took over this one (it outlived RotationTimeout): that one is in flight.
+                    // Overtaken by a rotation that took over this one (it outlived RotationTimeout): that one is in flight. Or the
+                    // tenant moved to another pool meanwhile: this one set nothing and ends (a retry rotates on the new pool).
+                    await MarkUnconfirmedBestEffortAsync(tenantId, rotationId);
                     LogRotationBusy(instanceId);
                     return new PasswordChange.InProgress();
                 case false:

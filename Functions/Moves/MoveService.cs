@@ -46,6 +46,12 @@ public sealed partial class MoveService(
         Allocation? live = null;
         try
         {
+            // The same run again (its activity redelivered after its host died): this move is finished or rolled back, not begun anew.
+            if (await moves.FindAsync(input.MoveId, ct) is not null)
+            {
+                return await RecoverAsync(input, ct);
+            }
+
             await using var instanceLock = await tenants.OpenInstanceLockAsync(input.InstanceId, ct);
             if (!await instanceLock.TryAcquireAsync(ct))
             {
@@ -159,6 +165,7 @@ public sealed partial class MoveService(
         IReadOnlyList<string> frozen = [];
         var sourceOpen = true;
         long frozenAt = 0;
+        double downtime = 0;
         (int Tables, long Rows, long Bytes) copied = default;
         var switched = false;
         try
@@ -185,6 +192,11 @@ public sealed partial class MoveService(
             frozenAt = time.GetTimestamp();
             frozen = await restoreDdl.FreezeAsync(source, names, ct);
             copied = await CopyVerifiedAsync(source, target, names, restorePassword, sourceOpen, ct);
+            // Opened on the target before the switch commits, while the row is still held: a release or rotation waiting for the
+            // row acts on the target, already as it will stay. Nobody learns the target's address before the commit, so a
+            // rollback that drops it loses nothing.
+            await ddl.OpenOnTargetAsync(target, names, frozen, sourceOpen, ct);
+            downtime = time.GetElapsedTime(frozenAt).TotalMilliseconds;
             await MoveStore.SwitchAsync(conn, tx, move, frozen, sourceOpen,
                 $"moved from pool {source.Name} to {target.Name}: {copied.Tables} tables, {copied.Rows} rows verified", AuditActor.Current, ct);
             try
@@ -210,9 +222,7 @@ public sealed partial class MoveService(
             throw;
         }
 
-        // Switched: from here the tenant lives on the target; what remains only opens it there and closes the source copy.
-        await ddl.OpenOnTargetAsync(target, names, frozen, sourceOpen, CancellationToken.None);
-        var downtime = time.GetElapsedTime(frozenAt).TotalMilliseconds;
+        // Switched: the tenant lives on the target; what remains closes the source copy and records the move.
         await FinishAsync(move, source, names, downtime, copied.Tables, copied.Rows);
         return new Copied(downtime, copied.Tables, copied.Rows, copied.Bytes);
     }
