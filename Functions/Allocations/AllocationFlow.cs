@@ -238,7 +238,11 @@ public sealed partial class AllocationFlow(
             return AllocationView.Of(placed.Pool, placed.Tenant, password: placed.Password.Reveal());
         }
 
-        var expires = await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, placed.Tenant.HandoffFrom, ct);
+        // The ready row carries the password sealed (the catalog's copy): its first claim deposits it in the handoff, so nothing
+        // on this path waits for the task hub. Only the inline mode keeps no copy: its waiting run deposits here.
+        var expires = Options.InlinePassword
+            ? await handoff.DepositAsync(client, placed.Tenant.InstanceId, placed.Password, placed.Tenant.HandoffFrom, ct)
+            : handoff.ExpiresAt(placed.Tenant.HandoffFrom);
         return AllocationView.Of(placed.Pool, placed.Tenant, new CredentialsView(ClaimUrl(baseUrl, placed.Tenant.InstanceId), expires));
     }
 

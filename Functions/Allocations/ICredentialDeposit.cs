@@ -13,6 +13,9 @@ public interface ICredentialDeposit
     /// catalog's copy) is known as such.</param>
     Task<DateTimeOffset> DepositAsync(DurableTaskClient client, Guid instanceId, Secret password, DateTimeOffset readyAt, CancellationToken ct);
 
+    /// <summary>When the handoff of a first password the catalog keeps (deposited by its first claim) ends.</summary>
+    DateTimeOffset ExpiresAt(DateTimeOffset readyAt);
+
     /// <summary>
     /// The inline-password mode's take: the allocation's own password (never a rotation's) when its handoff still holds it
     /// unclaimed, claimed once (a later call gets null); null when there is none to take.

@@ -45,6 +45,9 @@ public sealed partial class HandoffService(
         return deposit.ExpiresAt;
     }
 
+    /// <summary>When a first password's handoff ends: the TTL after the tenant turned ready.</summary>
+    public DateTimeOffset ExpiresAt(DateTimeOffset readyAt) => readyAt + Options.Ttl;
+
     /// <summary>The deposit of a tenant's first password: timed from when the tenant turned ready, on its first login.</summary>
     private HandoffDeposit FirstPasswordDeposit(Guid instanceId, string ciphertext, DateTimeOffset readyAt) =>
         new(ciphertext, readyAt, readyAt + Options.Ttl, TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix).LoginRole);
@@ -79,6 +82,22 @@ public sealed partial class HandoffService(
         var copyTried = false;
         while (true)
         {
+            if (!copyTried && !allocationOptions.Value.InlinePassword)
+            {
+                // The first password waits in the catalog (its copy, written with the ready row); the allocation deposits nothing.
+                // The first claim deposits it in the handoff and claims it there, once: a second deposit of the same password is
+                // ignored by the entity, so a claim that finds it already there (pending or claimed) gets the entity's answer.
+                copyTried = true;
+                switch (await RedepositFirstPasswordAsync(client, instanceId, live.Tenant, ct))
+                {
+                    case Redeposit.Expired:
+                        LogRefused(instanceId, ClaimStatus.Expired);
+                        return new ClaimOutcome.Expired();
+                    case Redeposit.Unavailable:
+                        return new ClaimOutcome.Unavailable();
+                }
+            }
+
             ClaimResult? result;
             try
             {
@@ -122,23 +141,6 @@ public sealed partial class HandoffService(
                 case ClaimStatus.Expired:
                     LogRefused(instanceId, result.Status);
                     return new ClaimOutcome.Expired();
-            }
-
-            if (!copyTried && !allocationOptions.Value.InlinePassword)
-            {
-                // No deposit in the handoff: its signal may have been lost (a host killed after the row turned ready, an answer
-                // lost to a catalog fault). The catalog kept the password's copy with the ready row: deposit it and claim again.
-                copyTried = true;
-                switch (await RedepositFirstPasswordAsync(client, instanceId, live.Tenant, ct))
-                {
-                    case Redeposit.Deposited:
-                        continue;
-                    case Redeposit.Expired:
-                        LogRefused(instanceId, ClaimStatus.Expired);
-                        return new ClaimOutcome.Expired();
-                    case Redeposit.Unavailable:
-                        return new ClaimOutcome.Unavailable();
-                }
             }
 
             var now = time.GetUtcNow();
@@ -343,7 +345,7 @@ public sealed partial class HandoffService(
     [LoggerMessage(LogLevel.Warning, "The password of rotation {RotationId} (instance {InstanceId}) did not reach its handoff in time; the login in use is untouched")]
     private partial void LogDepositFailed(Exception e, Guid instanceId, long rotationId);
 
-    [LoggerMessage(LogLevel.Warning, "Claim for instance {InstanceId} found no deposit; the catalog's copy of its first password was deposited again")]
+    [LoggerMessage(LogLevel.Debug, "Claim for instance {InstanceId}: the catalog's copy of its first password deposited in the handoff")]
     private partial void LogRedeposited(Guid instanceId);
 
     [LoggerMessage(LogLevel.Warning, "Claim for instance {InstanceId} found no deposit and could not deposit the catalog's copy in time; answered unavailable")]
