@@ -23,7 +23,8 @@ namespace TenantDb.Bench.Sections;
 /// process (as <see cref="InProcessAllocate"/>) with its own catalog, both servers registered as pools. The tenant is allocated
 /// on the first and filled by its own login (<c>INSERT … SELECT generate_series</c>) until <c>pg_database_size</c> reaches
 /// the size; then, one after the other: the raw floor (<c>pg_dump -Fc | pg_restore</c> with the same binaries into an empty
-/// database on the second server), <see cref="MoveService"/> to the second pool, <see cref="BackupService"/> to a blob
+/// database on the second server; again after the move, the other way, the faster being the floor; and once more with an
+/// uncompressed archive, shown apart), <see cref="MoveService"/> to the second pool, <see cref="BackupService"/> to a blob
 /// container of the run's own on the shared Azurite and <see cref="RestoreService"/> in place. Everything it makes (servers,
 /// catalog database, container) is removed at the end, pass or fail.
 /// </summary>
@@ -93,6 +94,9 @@ public static class Lifecycle
             // machine is shared, and one copy alone may meet a burst of the others' load or a cold cache.
             var (rawAfter, _) = await RawCopyAsync(servers, targetServer, sourceServer, database);
             Console.Error.WriteLine($"bench: lifecycle raw pg_dump | pg_restore, target to source: {rawAfter:0.00} s");
+            // Not part of the floor: the same copy with an uncompressed archive (pg_dump -Z0), what the pipe costs without zlib.
+            var (rawUncompressed, _) = await RawCopyAsync(servers, targetServer, sourceServer, database, "-Z0");
+            Console.Error.WriteLine($"bench: lifecycle raw pg_dump -Z0 | pg_restore, target to source: {rawUncompressed:0.00} s");
 
             var backups = services.GetRequiredService<BackupService>();
             var recorded = await backups.RecordAsync(instanceId, None) as BackupStart.Started
@@ -123,7 +127,7 @@ public static class Lifecycle
                 throw new InvalidOperationException($"after the move and the restore the tenant reads {after} rows, not {rows}");
             }
 
-            AddRows(report, new Figures(size, rows, [rawBefore, rawAfter], rawBytes, move, moveSeconds, backup, backupSeconds, restore, restoreSeconds, loadBefore));
+            AddRows(report, new Figures(size, rows, [rawBefore, rawAfter], rawBytes, move, moveSeconds, backup, backupSeconds, restore, restoreSeconds, rawUncompressed, loadBefore));
         }
         finally
         {
@@ -138,7 +142,7 @@ public static class Lifecycle
     }
 
     private sealed record Figures(long DatabaseBytes, long Rows, IReadOnlyList<double> RawRuns, long RawBytes, MoveResult Move, double MoveSeconds,
-        BackupResult Backup, double BackupSeconds, RestoreResult Restore, double RestoreSeconds, string? LoadBefore)
+        BackupResult Backup, double BackupSeconds, RestoreResult Restore, double RestoreSeconds, double RawUncompressedSeconds, string? LoadBefore)
     {
         /// <summary>The floor: the faster of the raw copies.</summary>
         public double RawSeconds => RawRuns.Min();
@@ -155,6 +159,9 @@ public static class Lifecycle
         report.Add("lifecycle, raw pg_dump -Fc piped into pg_restore (same binaries)", Key, "raw_copy", raw, 1.0, null, null,
             $"{N(mb)} MB database ({f.Rows} rows), {N(f.RawBytes / 1048576.0)} MB archive; source to target before the move " +
             $"{N(f.RawRuns[0], "0.00")} s, target to source after it {N(f.RawRuns[1], "0.00")} s; the floor (the faster) {N(mb / f.RawSeconds)} MB/s");
+        report.Add("lifecycle, raw copy with an uncompressed archive (pg_dump -Fc -Z0), not the floor", Key, "raw_copy_uncompressed",
+            One(f.RawUncompressedSeconds * 1000), f.RawUncompressedSeconds / f.RawSeconds, null, null,
+            $"target to source after the move, {N(f.RawUncompressedSeconds, "0.00")} s, {N(mb / f.RawUncompressedSeconds)} MB/s: what the copy costs without zlib");
         report.Add("lifecycle, move between pools (MoveService.RunAsync)", Key, "move", move, ratio, null, null,
             $"{N(f.MoveSeconds, "0.00")} s = ×{N(ratio, "0.00")} the raw copy, {N(mb / f.MoveSeconds)} MB/s, {N(f.Move.Bytes / 1048576.0)} MB archive piped; " +
             $"downtime (freeze → unfreeze) {N(f.Move.DowntimeMs ?? double.NaN, "0")} ms");
@@ -173,6 +180,7 @@ public static class Lifecycle
             ["raw_copy_runs_s"] = new JsonArray([.. f.RawRuns.Select(r => (JsonNode)Round(r, 3))]),
             ["raw_copy_archive_bytes"] = f.RawBytes,
             ["raw_copy_mb_per_s"] = Round(mb / f.RawSeconds),
+            ["raw_copy_uncompressed_s"] = Round(f.RawUncompressedSeconds, 3),
             ["move_s"] = Round(f.MoveSeconds, 3),
             ["move_service_s"] = Round(f.Move.Seconds, 3),
             ["move_downtime_ms"] = Round(f.Move.DowntimeMs ?? double.NaN, 1),
@@ -270,7 +278,9 @@ public static class Lifecycle
     /// 0600 password file of the run's, never on a command line), timed alone; the empty database is made before the timer
     /// and dropped after. Its seconds and the archive's bytes (a second, untimed dump's size).
     /// </summary>
-    private static async Task<(double Seconds, long Bytes)> RawCopyAsync(Servers servers, BenchServer source, BenchServer target, string database)
+    /// <param name="dumpOptions">More <c>pg_dump</c> options (<c>-Z0</c>: an uncompressed archive); its archive is not measured then (0 bytes).</param>
+    private static async Task<(double Seconds, long Bytes)> RawCopyAsync(Servers servers, BenchServer source, BenchServer target, string database,
+        string dumpOptions = "")
     {
         var bin = LocalPostgres.FindBinDir(null, "pg_dump");
         var passFile = Path.Combine(servers.Root, $".pgpass-{Guid.NewGuid():N}");
@@ -284,12 +294,12 @@ public static class Lifecycle
         try
         {
             await AdminAsync(target, $"CREATE DATABASE {RawDatabase} TEMPLATE template0");
-            var dump = $"\"$1/pg_dump\" -Fc --no-password -h 127.0.0.1 -p {source.Port} -U postgres -d {database}";
+            var dump = $"\"$1/pg_dump\" -Fc {dumpOptions} --no-password -h 127.0.0.1 -p {source.Port} -U postgres -d {database}";
             var watch = Stopwatch.StartNew();
             await ShellAsync(passFile, bin,
                 $"set -o pipefail; {dump} | \"$1/pg_restore\" --no-owner --no-acl --exit-on-error --no-password -h 127.0.0.1 -p {target.Port} -U postgres -d {RawDatabase}");
             var seconds = watch.Elapsed.TotalSeconds;
-            var bytes = long.Parse((await ShellAsync(passFile, bin, $"set -o pipefail; {dump} | wc -c")).Trim(), CultureInfo.InvariantCulture);
+            var bytes = dumpOptions.Length > 0 ? 0 : long.Parse((await ShellAsync(passFile, bin, $"set -o pipefail; {dump} | wc -c")).Trim(), CultureInfo.InvariantCulture);
             return (seconds, bytes);
         }
         finally
