@@ -6,7 +6,7 @@ namespace TenantDb.Bench;
 public sealed record BenchOptions(IReadOnlyList<Load> Loads, IReadOnlySet<string> Only, int Pools, int Tenants, int PlacementCalls,
     int ProvisioningRuns, string Output, bool Quick)
 {
-    public static readonly string[] Sections = ["raw", "inproc", "http", "placement", "provisioning", "ttfa"];
+    public static readonly string[] Sections = ["raw", "inproc", "http", "placement", "provisioning", "ttfa", "lifecycle"];
 
     public bool Runs(string section) => Only.Contains(section);
 

@@ -6,7 +6,7 @@ using TenantDb.Bench.Sections;
 
 // The benchmark of issue 13: every figure beside the raw floor measured in the same run on the same servers, the goal of
 // issue 13 item 3 next to it. A markdown table on stdout, every section and its ratios in bench/results/latest.json.
-// Usage: dotnet run --project bench -c Release [-- --quick] [--only raw,inproc,http,placement,provisioning,ttfa] [--out FILE]
+// Usage: dotnet run --project bench -c Release [-- --quick] [--only raw,inproc,http,placement,provisioning,ttfa,lifecycle] [--out FILE]
 var options = BenchOptions.Parse(args);
 var clock = Stopwatch.StartNew();
 var started = DateTimeOffset.UtcNow;
@@ -38,6 +38,7 @@ await using (var servers = await Servers.StartAsync())
     await SectionAsync("placement", () => PlacementAtScale.RunAsync(servers, options, report));
     await SectionAsync("provisioning", () => Provisioning.RunAsync(servers, options, report));
     await SectionAsync("ttfa", () => TimeToFirstAllocation.RunAsync(servers, options, report));
+    await SectionAsync("lifecycle", () => Lifecycle.RunAsync(servers, options, report));
 
     // The results before the clean-up: deleting the pool server's thousands of databases takes a while on a busy disk.
     var run = new JsonObject
