@@ -51,10 +51,17 @@ public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisio
     }
 
     /// <summary>Starts <c>pg_dump -Fc</c> of the target database; the archive is the process's standard output.</summary>
-    public Process StartDump(PgTarget target, string? snapshot)
+    /// <param name="compress">False for an archive that is restored at once and never kept (a move): compressing it costs more
+    /// time than the pipe saves (measured by the benchmark's lifecycle section: 9.4 s against 2.7 s for 100 MB).</param>
+    public Process StartDump(PgTarget target, string? snapshot, bool compress = true)
     {
         // A table locked exclusively by the tenant fails the dump after a minute instead of holding it for ever.
         List<string> args = ["--format=custom", "--no-password", "--lock-wait-timeout=60000", "--host", target.Host, "--port", Port(target), "--username", target.User, "--dbname", target.Database];
+        if (!compress)
+        {
+            args.Add("--compress=0");
+        }
+
         if (snapshot is not null)
         {
             args.Add($"--snapshot={snapshot}");
@@ -91,7 +98,7 @@ public sealed partial class PgClientTools(IOptions<ProvisioningOptions> provisio
     /// </summary>
     public async Task<long> CopyAsync(PgTarget source, PgTarget target, string ownerRole, CancellationToken ct)
     {
-        using var dump = StartDump(source, snapshot: null);
+        using var dump = StartDump(source, snapshot: null, compress: false);
         using var restore = Start("pg_restore",
             ["--no-password", "--host", target.Host, "--port", Port(target), "--username", target.User, "--dbname", target.Database,
              "--no-owner", $"--role={ownerRole}", "--exit-on-error"], target, stdin: true);
