@@ -24,6 +24,8 @@ public static class AdministrationRegistration
         services.AddSingleton<ActivityQueries>();
         services.AddSingleton<ActivityService>();
         services.AddSingleton<AuditTrailService>();
+        services.AddSingleton<ReleaseStore>();
+        services.AddSingleton<UnreleaseService>();
         return services;
     }
 }

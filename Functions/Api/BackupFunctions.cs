@@ -20,23 +20,30 @@ public sealed class BackupFunctions(BackupService backups, RestoreService restor
     public Task<IActionResult> StartBackup(
         [HttpTrigger(AuthorizationLevel.Function, "post", Route = "database/allocations/{instance_id}/backups")] HttpRequest req,
         string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
-        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
+        => RouteIds.WithInstanceAsync(instance_id, instanceId => StartAsync(req, instanceId, client, ct));
+
+    /// <summary>The operators' variant (admin key): the same backup, the same 202.</summary>
+    [Function(nameof(StartBackupAsAdmin))]
+    public Task<IActionResult> StartBackupAsAdmin(
+        [HttpTrigger(AuthorizationLevel.Admin, "post", Route = "database/admin/allocations/{instance_id}/backups")] HttpRequest req,
+        string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
+        => RouteIds.WithInstanceAsync(instance_id, instanceId => StartAsync(req, instanceId, client, ct));
+
+    private async Task<IActionResult> StartAsync(HttpRequest req, Guid instanceId, DurableTaskClient client, CancellationToken ct) =>
+        await backups.StartAsync(instanceId, client, ct) switch
         {
-            return await backups.StartAsync(instanceId, client, ct) switch
+            BackupStart.Started started => Accepted(req, client, started.OrchestrationId, new
             {
-                BackupStart.Started started => Accepted(req, client, started.OrchestrationId, new
-                {
-                    status = started.Backup.Status,
-                    backup_id = started.Backup.Id,
-                    instance_id = instanceId,
-                    retry_after = RetryAfter,
-                    orchestration = StatusUrls.For(client, started.OrchestrationId),
-                }),
-                BackupStart.NotReady notReady => Problems.Conflict("allocation-not-ready",
-                    $"The database is {notReady.Status.ToSql()}; only a ready database can be backed up."),
-                _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
-            };
-        });
+                status = started.Backup.Status,
+                backup_id = started.Backup.Id,
+                instance_id = instanceId,
+                retry_after = RetryAfter,
+                orchestration = StatusUrls.For(client, started.OrchestrationId),
+            }),
+            BackupStart.NotReady notReady => Problems.Conflict("allocation-not-ready",
+                $"The database is {notReady.Status.ToSql()}; only a ready database can be backed up."),
+            _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+        };
 
     [Function(nameof(ListBackups))]
     public Task<IActionResult> ListBackups(

@@ -51,8 +51,8 @@ public sealed record RestoreResult(
 /// <summary>A backup as the API lists it.</summary>
 public sealed record BackupView(
     Guid BackupId, Guid InstanceId, long PoolId, string Status, string? ServerVersion, long? SizeBytes, string? Sha256, int? Tables,
-    long? LargeObjects, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? ExpiresAt, string? Error)
+    long? LargeObjects, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? ExpiresAt, string? Error, string Kind)
 {
     public static BackupView Of(Catalog.TenantBackup b) => new(b.Id, b.InstanceId, b.DbServerId, b.Status, b.ServerVersion, b.SizeBytes, b.Sha256,
-        b.TableRows?.Count, b.LargeObjects, b.StartedAt, b.FinishedAt, b.ExpiresAt, b.Error);
+        b.TableRows?.Count, b.LargeObjects, b.StartedAt, b.FinishedAt, b.ExpiresAt, b.Error, b.Kind);
 }

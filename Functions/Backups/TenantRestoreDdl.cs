@@ -76,6 +76,32 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
         return (reader.GetInt32(0), reader.GetString(1));
     }
 
+    /// <summary>
+    /// Lets the admin connect to a database a release closed (<c>ALLOW_CONNECTIONS</c>), for a final backup's dump: the tenant's
+    /// logins stay refused and CONNECT stays revoked from PUBLIC, so nobody else enters. True when it was closed and is now open
+    /// (the caller closes it again with <see cref="CloseAsync"/>).
+    /// </summary>
+    public async Task<bool> OpenForAdminAsync(Pool pool, string database, CancellationToken ct)
+    {
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await using var open = new NpgsqlCommand("SELECT datallowconn FROM pg_database WHERE datname = @db", conn);
+        open.Parameters.AddWithValue("db", database);
+        if (await open.ExecuteScalarAsync(ct) is not false)
+        {
+            return false;
+        }
+
+        await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.Quote(database)} ALLOW_CONNECTIONS true", ct);
+        return true;
+    }
+
+    /// <summary>Closes a database again (<c>ALLOW_CONNECTIONS false</c>) after <see cref="OpenForAdminAsync"/>; the dump's session has ended.</summary>
+    public async Task CloseAsync(Pool pool, string database, CancellationToken ct)
+    {
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.Quote(database)} ALLOW_CONNECTIONS false", ct);
+    }
+
     /// <summary>A one-off admin connection to one of the pool's databases.</summary>
     public Task<NpgsqlConnection> OpenAsync(Pool pool, string database, CancellationToken ct) => connections.OpenDatabaseAsync(pool, database, ct);
 

@@ -24,4 +24,6 @@ public static class PoolEventNames
     public const string BackupFailed = "backup_failed";
     public const string TenantRestored = "tenant_restored";
     public const string RestoreFailed = "restore_failed";
+    public const string BackupExpired = "backup_expired";
+    public const string TenantUnreleased = "tenant_unreleased";
 }

@@ -57,6 +57,9 @@ internal static class HostileCorpus
         new("StartBackup", "POST", Api + "/allocations/{instance}/backups", Level.Function),
         new("ListBackups", "GET", Api + "/allocations/{instance}/backups", Level.Function, Mutates: false),
         new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function),
+        new("RestoreRelease", "POST", Api + "/allocations/{instance}/restore-release", Level.Function),
+        new("StartBackupAsAdmin", "POST", Api + "/admin/allocations/{instance}/backups", Level.Admin),
+        new("PurgeAllocation", "DELETE", Api + "/admin/allocations/{instance}", Level.Admin),
         new("ListPools", "GET", Api + "/admin/pools", Level.Admin, Mutates: false),
         new("GetPool", "GET", Api + "/admin/pools/{pool}", Level.Admin, Mutates: false),
         new("GetPoolEvents", "GET", Api + "/admin/pools/{pool}/events", Level.Admin, Mutates: false),
@@ -178,7 +181,7 @@ internal static class HostileCorpus
             }
         }
 
-        // 3. Injections in query parameters (the pool list reads five; the status route reads showInput; the rest none).
+        // 3. Injections in query parameters (the pool list reads five; the status route reads showInput; the purge reads purge; the rest none).
         foreach (var route in Routes)
         {
             var parameters = route.Name switch
@@ -186,6 +189,7 @@ internal static class HostileCorpus
                 "ListPools" => ["status", "server_type", "health_status", "page", "page_size"],
                 "DurableStatus" => ["showInput"],
                 "DurableTerminate" => ["reason", "instance_id"],
+                "PurgeAllocation" => ["purge", "instance_id"],
                 _ => new[] { "instance_id" },
             };
             var safe = route.Mutates || route.Name == "ProvisionPoolNow";
