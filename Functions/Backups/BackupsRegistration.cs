@@ -17,6 +17,7 @@ public static class BackupsRegistration
         services.AddSingleton<TenantRestoreDdl>();
         services.AddSingleton<BackupService>();
         services.AddSingleton<RestoreService>();
+        services.AddSingleton<RestoreIntoService>();
         services.AddSingleton<FinalBackups>();
         services.AddSingleton<BackupSchedule>();
         services.AddSingleton<IFinalBackup>(sp => sp.GetRequiredService<FinalBackups>());

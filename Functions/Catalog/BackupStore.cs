@@ -299,6 +299,25 @@ public sealed class BackupStore(NpgsqlDataSource catalog)
         return result;
     }
 
+    /// <summary>A new instance made from a backup (restore into a new instance): its row records the backup, with its event.</summary>
+    public async Task RecordRestoredIntoAsync(long tenantId, Guid backupId, string reason, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            WITH t AS (
+                UPDATE tenant_databases SET restored_from_backup_id = @backup_id, restored_at = now(), updated_at = now()
+                WHERE id = @id
+                RETURNING db_server_id, instance_id
+            )
+            INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+            SELECT db_server_id, instance_id, '{PoolEventNames.TenantRestored}', @reason, @actor FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("backup_id", backupId);
+        cmd.Parameters.AddWithValue("reason", reason);
+        cmd.Parameters.AddWithValue("actor", actor);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>A restore that did not happen (refused or failed): its event, the tenant row unchanged.</summary>
     public async Task RecordRestoreFailedAsync(long tenantId, Guid backupId, string error, string actor, CancellationToken ct)
     {

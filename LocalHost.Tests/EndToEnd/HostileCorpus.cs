@@ -56,7 +56,7 @@ internal static class HostileCorpus
         new("RotateDatabaseCredentials", "POST", Api + "/credentials/{instance}/rotate", Level.Function),
         new("StartBackup", "POST", Api + "/allocations/{instance}/backups", Level.Function),
         new("ListBackups", "GET", Api + "/allocations/{instance}/backups", Level.Function, Mutates: false),
-        new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function),
+        new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function, Body: true),
         new("RestoreRelease", "POST", Api + "/allocations/{instance}/restore-release", Level.Function),
         new("StartBackupAsAdmin", "POST", Api + "/admin/allocations/{instance}/backups", Level.Admin),
         new("PurgeAllocation", "DELETE", Api + "/admin/allocations/{instance}", Level.Admin),
@@ -407,6 +407,7 @@ internal static class HostileCorpus
                 ["server_type"] = "shared",
                 ["close_public_databases"] = false,
             },
+            "RestoreBackup" => new Dictionary<string, object?> { ["target_instance_id"] = Guid.NewGuid().ToString() },
             _ => new Dictionary<string, object?> { ["value"] = "x" },
         };
 

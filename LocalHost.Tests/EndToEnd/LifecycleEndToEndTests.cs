@@ -152,4 +152,82 @@ public sealed class LifecycleEndToEndTests
         Console.WriteLine(FormattableString.Invariant(
             $"lifecycle over HTTP: release answered in {releaseMs:0} ms; its final backup completed {finalSeconds:0.0} s after; purge now {purgeMs:0} ms"));
     }
+
+    [Fact]
+    public async Task RestoreIntoNewInstance_OverHttp_DataThere_SourceUntouched_TargetPasswordClaimedLogsIn()
+    {
+        await using var host = await AllocatorHost.StartAsync();
+        var source = Guid.NewGuid();
+        var customer = Guid.NewGuid();
+        var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate",
+            body: new { instance_id = source.ToString(), customer_id = customer.ToString(), plan_tier = "standard" });
+        Assert.Equal(202, status);
+        var placed = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, RunTimeout);
+        var (_, sourceCredentials) = await host.SendAsync(HttpMethod.Post,
+            new Uri(placed.GetProperty("output").GetProperty("allocation").GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery);
+        host.Seen.Add(sourceCredentials.GetProperty("db_password").GetString()!);
+        await using (var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(sourceCredentials)))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand("CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'n' || g FROM generate_series(1, 2500) g;", conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        using var backupRequest = host.Request(HttpMethod.Post, $"/api/database/allocations/{source}/backups");
+        using var backupResponse = await host.Client.SendAsync(backupRequest);
+        var backupRun = await host.WaitForOrchestrationAsync(backupResponse.Headers.Location!.ToString(), RunTimeout);
+        var backupId = backupRun.GetProperty("output").GetProperty("backup_id").GetString()!;
+        var target = Guid.NewGuid();
+
+        var watch = Stopwatch.StartNew();
+        var (started, restore) = await host.SendAsync(HttpMethod.Post, $"/api/database/allocations/{source}/backups/{backupId}/restore",
+            body: new { target_instance_id = target.ToString() });
+        Assert.True(started == 202, restore.ToString());
+        Assert.Equal(target.ToString(), restore.GetProperty("target_instance_id").GetString());
+        var run = await host.WaitForOrchestrationAsync(restore.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, RunTimeout);
+        var seconds = watch.Elapsed.TotalSeconds;
+        var output = run.GetProperty("output");
+        Assert.True(output.GetProperty("status").GetString() == "restored", output.ToString());
+        Assert.Equal(2500L, output.GetProperty("rows").GetInt64());
+        Assert.DoesNotContain("password", output.ToString(), StringComparison.OrdinalIgnoreCase);
+
+        // The target's password through the handoff: claimed once, it logs in to the restored data.
+        var (claimed, targetCredentials) = await host.SendAsync(HttpMethod.Post, new Uri(output.GetProperty("claim_url").GetString()!).PathAndQuery);
+        Assert.Equal(200, claimed);
+        host.Seen.Add(targetCredentials.GetProperty("db_password").GetString()!);
+        Assert.Equal(2500L, await CountAsync(targetCredentials, "SELECT count(*) FROM orders"));
+        Assert.Equal(1L, await CountAsync(targetCredentials, "SELECT count(*) FROM orders WHERE note = 'n77'"));
+        Assert.NotEqual(sourceCredentials.GetProperty("db_name").GetString(), targetCredentials.GetProperty("db_name").GetString());
+        // The target is the backed-up tenant's customer and tier, and says which backup it came from.
+        var (_, lookedUp) = await host.SendAsync(HttpMethod.Get, $"/api/database/allocations/{target}");
+        Assert.Equal("standard", lookedUp.GetProperty("plan_tier").GetString());
+        Assert.Equal(1L, await host.ScalarAsync(
+            $"SELECT count(*) FROM tenant_databases WHERE instance_id = '{target}' AND status = 'ready' AND customer_id = '{customer}' AND restored_from_backup_id = '{backupId}'"));
+        Assert.Equal(1L, await host.ScalarAsync($"SELECT count(*) FROM pool_events WHERE instance_id = '{target}' AND event = 'tenant_restored' AND reason LIKE '%{backupId}%'"));
+        // The source is untouched: its own password, its rows, writable.
+        Assert.Equal(2500L, await CountAsync(sourceCredentials, "SELECT count(*) FROM orders"));
+        await using (var conn = new NpgsqlConnection(TenantInvariants.ConnectionString(sourceCredentials)))
+        {
+            await conn.OpenAsync();
+            await using var write = new NpgsqlCommand("INSERT INTO orders VALUES (9999, 'after')", conn);
+            await write.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal(2500L, await CountAsync(targetCredentials, "SELECT count(*) FROM orders"));
+
+        // Refusals: a target that exists (409), a target id that is not a UUID (400), an unknown backup (404).
+        var (exists, existsProblem) = await host.SendAsync(HttpMethod.Post, $"/api/database/allocations/{source}/backups/{backupId}/restore",
+            body: new { target_instance_id = target.ToString() });
+        Assert.Equal(409, exists);
+        Assert.Equal("urn:tenantdb:problem:target-exists", existsProblem.GetProperty("type").GetString());
+        Assert.Equal(400, (await host.SendAsync(HttpMethod.Post, $"/api/database/allocations/{source}/backups/{backupId}/restore",
+            body: new { target_instance_id = "not-a-uuid" })).Status);
+        Assert.Equal(404, (await host.SendAsync(HttpMethod.Post, $"/api/database/allocations/{source}/backups/{Guid.NewGuid()}/restore",
+            body: new { target_instance_id = Guid.NewGuid().ToString() })).Status);
+
+        var report = await TenantInvariants.CheckAsync(host, new Dictionary<Guid, JsonElement> { [source] = sourceCredentials, [target] = targetCredentials });
+        Assert.True(report.Held, string.Join("\n", report.Problems));
+        Console.WriteLine(FormattableString.Invariant(
+            $"restore into a new instance over HTTP: {output.GetProperty("rows").GetInt64()} rows in {output.GetProperty("seconds").GetDouble():0.00} s (run), {seconds:0.00} s (request to completed run)"));
+    }
 }

@@ -134,6 +134,13 @@ public sealed class OpenApiEndToEndTests
             TimeSpan.FromSeconds(120));
         Assert.Equal("restored", restoredRun.GetProperty("output").GetProperty("status").GetString());
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/not-a-uuid/restore", Fk, expect: [400]);
+        var (_, into, _) = await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk,
+            new { target_instance_id = Guid.NewGuid().ToString() }, expect: [202]);
+        var intoRun = await host.WaitForOrchestrationAsync(into.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("restored", intoRun.GetProperty("output").GetProperty("status").GetString());
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk,
+            new { target_instance_id = "x" }, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{Guid.NewGuid()}/restore", Fk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, Backups, "/database/allocations/not-a-uuid/backups", Fk, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", key: null, expect: [401]);
