@@ -142,9 +142,9 @@ public sealed class AllocationFunctionsTests(PostgresFixture fixture)
         var instance = Guid.NewGuid();
         await functions.AllocateDatabase(Http.Request("POST", "/api/database/allocate", Body(instance)), engine.Client, default);
 
-        var (status, _, body) = Http.Read(await functions.ReleaseAllocation(Http.Request("DELETE", "/x"), instance.ToString(), default));
+        var (status, _, body) = Http.Read(await functions.ReleaseAllocation(Http.Request("DELETE", "/x"), instance.ToString(), engine.Client, default));
         var (_, _, after) = Http.Read(await functions.GetAllocation(Http.Request("GET", "/x"), instance.ToString(), engine.Client, default));
-        var (unknown, _, _) = Http.Read(await functions.ReleaseAllocation(Http.Request("DELETE", "/x"), Guid.NewGuid().ToString(), default));
+        var (unknown, _, _) = Http.Read(await functions.ReleaseAllocation(Http.Request("DELETE", "/x"), Guid.NewGuid().ToString(), engine.Client, default));
 
         Assert.Equal(200, status);
         Assert.Equal("released", body.GetProperty("status").GetString());

@@ -45,13 +45,14 @@ public sealed class FaultAnswersTests(PostgresFixture fixture)
             var functions = ActivatorUtilities.CreateInstance<AllocationFunctions>(app.Services);
             await server.StopImmediatelyAsync();
 
+            // Final backups are off in TestApp (no blob store): this release starts no run, so it needs no task hub.
             var down = await ThroughMiddleware.CallAsync(app.Services, Http.Request("DELETE", Path(id)),
-                () => functions.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), default));
+                () => functions.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), null!, default));
 
             AssertUnavailable(down, "database-unavailable", server.Password, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
             await server.StartAsync();
             var back = await ThroughMiddleware.CallAsync(app.Services, Http.Request("DELETE", Path(id)),
-                () => functions.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), default));
+                () => functions.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), null!, default));
             Assert.Equal(200, back.Status);
             Assert.Equal("released", ThroughMiddleware.Json(back.Body).GetProperty("status").GetString());
         }
@@ -83,7 +84,7 @@ public sealed class FaultAnswersTests(PostgresFixture fixture)
             await catalog.StopImmediatelyAsync();
 
             var release = await ThroughMiddleware.CallAsync(app.Services, Http.Request("DELETE", Path(id)),
-                () => allocations.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), default));
+                () => allocations.ReleaseAllocation(Http.Request("DELETE", Path(id)), id.ToString(), engine.Client, default));
             var rotate = await ThroughMiddleware.CallAsync(app.Services, Http.Request("POST", Path(id, "/rotate")),
                 () => credentials.RotateDatabaseCredentials(Http.Request("POST", Path(id, "/rotate")), id.ToString(), engine.Client, default));
             var claim = await ThroughMiddleware.CallAsync(app.Services, Http.Request("POST", Path(id, "/claim")),

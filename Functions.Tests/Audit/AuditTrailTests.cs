@@ -87,7 +87,7 @@ public sealed class AuditTrailTests(PostgresFixture fixture)
         var (status, _, answer) = await ThroughMiddleware.CallAsync(app.Services, allocate, () => functions.AllocateDatabase(allocate, engine.Client, None));
         Assert.True(status == 200, $"allocate answered {status}: {(status == 200 ? "" : answer)}");
         var release = KeyedRequest("DELETE", $"/api/database/allocations/{instance}", "platform-ops", "another-key-value");
-        Assert.Equal(200, (await ThroughMiddleware.CallAsync(app.Services, release, () => functions.ReleaseAllocation(release, instance.ToString(), None))).Status);
+        Assert.Equal(200, (await ThroughMiddleware.CallAsync(app.Services, release, () => functions.ReleaseAllocation(release, instance.ToString(), engine.Client, None))).Status);
 
         var read = KeyedRequest("GET", $"/api/database/allocations/{instance}/events", "instance-service", KeyValue);
         var (readStatus, _, events) = await ThroughMiddleware.CallAsync(app.Services, read, () => trail.GetAllocationEvents(read, instance.ToString(), None));

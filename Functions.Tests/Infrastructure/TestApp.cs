@@ -46,6 +46,8 @@ public sealed class TestApp : IAsyncDisposable
             ["ConnectionStrings:Catalog"] = catalog.ConnectionString,
             ["Secrets:Key"] = SecretProtector.GenerateKey(),
             ["Allocation:DuplicateWait"] = "00:00:20",
+            // These tests have no blob store unless they set one: a test of the final backup turns it on.
+            ["Backups:FinalOnRelease"] = "false",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

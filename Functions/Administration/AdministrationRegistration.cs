@@ -25,6 +25,8 @@ public static class AdministrationRegistration
         services.AddSingleton<ActivityQueries>();
         services.AddSingleton<ActivityService>();
         services.AddSingleton<AuditTrailService>();
+        services.AddSingleton<ReleaseStore>();
+        services.AddSingleton<UnreleaseService>();
         return services;
     }
 }

@@ -2,6 +2,7 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Backups;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Drivers;
@@ -13,12 +14,14 @@ namespace TenantDb.Functions.Administration;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
 public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
-    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0, int FirstPasswordsExpired = 0, int MovedCopiesPurged = 0);
+    int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0, int FirstPasswordsExpired = 0,
+    int BackupsExpired = 0, int MovedCopiesPurged = 0);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
 /// catalog pool knows removed; released tenant databases past retention purged; leftovers of failed allocations
-/// dropped; events of the status history past retention purged; first-password copies past the handoff TTL cleared; source copies kept by moves past their retention dropped; old orchestration history purged. Never touches a pool that hosts a live tenant database.
+/// dropped; events of the status history past retention purged; first-password copies past the handoff TTL cleared; expired backups
+/// deleted; source copies kept by moves past their retention dropped; old orchestration history purged. Never touches a pool that hosts a live tenant database.
 /// </summary>
 public sealed partial class CleanupService(
     PoolStore pools,
@@ -32,6 +35,7 @@ public sealed partial class CleanupService(
     AuditTrailService auditTrail,
     FirstPasswordStore firstPasswords,
     MovedCopyPurge movedCopies,
+    BackupSchedule backups,
     IOptions<HandoffOptions> handoff,
     IOptions<SweepOptions> options,
     IOptions<CleanupOptions> cleanup,
@@ -55,10 +59,12 @@ public sealed partial class CleanupService(
         var eventsPurged = await auditTrail.PurgeExpiredAsync(ct);
         // The first-password copies of handoffs past their TTL: no claim can take them any more.
         var firstPasswordsExpired = await firstPasswords.ClearExpiredAsync(time.GetUtcNow() - handoff.Value.Ttl, ct);
+        // Backups past their expires_at (the tier's BackupRetention): blob deleted, row kept as expired.
+        var expired = await backups.ExpireAsync(AuditActor.Current, ct);
         var copies = await movedCopies.PurgeDueAsync(AuditActor.Current, ct);
         var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
-            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors + copies.Failed, reclaimed, eventsPurged, firstPasswordsExpired,
-            copies.Purged);
+            poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors + expired.Failed + copies.Failed, reclaimed, eventsPurged,
+            firstPasswordsExpired, expired.Done, copies.Purged);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;

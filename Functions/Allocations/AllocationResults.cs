@@ -18,3 +18,9 @@ public abstract record ReleaseOutcome
 /// <summary>A pool failed in a way retrying elsewhere will not fix; the reservation was compensated.</summary>
 public sealed class AllocationFailedException(string pool, Exception inner)
     : Exception($"Creating the tenant database on pool '{pool}' failed; the reservation was rolled back.", inner);
+
+/// <summary>
+/// Fills a new tenant's database on its pool after its objects are made and before its row turns ready (see
+/// <see cref="AllocationService.AllocateAsync(ValidAllocationRequest, CancellationToken, TenantFill?)"/>).
+/// </summary>
+public delegate Task TenantFill(Allocation reservation, Pools.TenantNames names, CancellationToken ct);

@@ -44,7 +44,11 @@ public sealed partial class AllocationService(
     }
 
     /// <summary>Allocates, with its span, its log scope (<c>InstanceId</c>) and its metrics; recording them adds no I/O.</summary>
-    public async Task<AllocationOutcome> AllocateAsync(ValidAllocationRequest request, CancellationToken ct)
+    /// <param name="fill">
+    /// Run on the pool once the tenant's objects exist and before the row turns ready (a restore into a new instance fills
+    /// the database here): a failure compensates the allocation as any failure of step 4 does, so nothing is left half-made.
+    /// </param>
+    public async Task<AllocationOutcome> AllocateAsync(ValidAllocationRequest request, CancellationToken ct, TenantFill? fill = null)
     {
         using var activity = AllocatorTelemetry.Source.StartActivity("allocate");
         activity?.SetTag("tenantdb.instance_id", request.InstanceId);
@@ -53,7 +57,7 @@ public sealed partial class AllocationService(
         var outcome = "error";
         try
         {
-            var result = await AllocateCoreAsync(request, ct);
+            var result = await AllocateCoreAsync(request, fill, ct);
             outcome = AllocatorTelemetry.OutcomeName(result);
             return result;
         }
@@ -64,7 +68,7 @@ public sealed partial class AllocationService(
         }
     }
 
-    private async Task<AllocationOutcome> AllocateCoreAsync(ValidAllocationRequest request, CancellationToken ct)
+    private async Task<AllocationOutcome> AllocateCoreAsync(ValidAllocationRequest request, TenantFill? fill, CancellationToken ct)
     {
         var names = NamesFor(request.InstanceId);
         string? lastFailure = null;
@@ -73,7 +77,7 @@ public sealed partial class AllocationService(
         var failedPools = new List<long>();
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
         {
-            var (step, outcome, pool) = await AttemptAsync(request, names, failedPools, ct);
+            var (step, outcome, pool) = await AttemptAsync(request, names, failedPools, fill, ct);
             switch (step)
             {
                 case Attempt.Done:
@@ -119,7 +123,7 @@ public sealed partial class AllocationService(
     /// <summary>One placement: reserve under the instance's lock, make the objects, mark ready. The lock (and its catalog
     /// connection) is held only for this, never while waiting on another request of the same instance.</summary>
     private async Task<(Attempt Step, AllocationOutcome? Outcome, Pool? Pool)> AttemptAsync(ValidAllocationRequest request, TenantNames names,
-        IReadOnlyCollection<long> avoid, CancellationToken ct)
+        IReadOnlyCollection<long> avoid, TenantFill? fill, CancellationToken ct)
     {
         // Held from the reservation until the row is ready or compensated: the sweep and the cleanup see a live worker.
         await using var instanceLock = await tenants.OpenInstanceLockAsync(request.InstanceId, ct);
@@ -140,7 +144,7 @@ public sealed partial class AllocationService(
             return (instanceLock.Held ? Attempt.NoRoom : Attempt.Taken, null, null);
         }
 
-        var outcome = await CreateOnPoolAsync(reservation, names, request, instanceLock, ct);
+        var outcome = await CreateOnPoolAsync(reservation, names, request, instanceLock, fill, ct);
         return outcome is null ? (Attempt.PoolFailed, null, reservation.Pool) : (Attempt.Done, outcome, null);
     }
 
@@ -234,7 +238,7 @@ public sealed partial class AllocationService(
 
     /// <summary>Makes the tenant's objects on the reserved pool; null means "this pool failed, try another" (already compensated).</summary>
     private async Task<AllocationOutcome?> CreateOnPoolAsync(Allocation reservation, TenantNames names, ValidAllocationRequest request,
-        InstanceLock instanceLock, CancellationToken ct)
+        InstanceLock instanceLock, TenantFill? fill, CancellationToken ct)
     {
         var (pool, tenant) = reservation;
         var password = PasswordGenerator.Generate(Options.PasswordLength);
@@ -251,6 +255,11 @@ public sealed partial class AllocationService(
                 // instance's only live one and its lock is held, so no live tenant owns objects of these names here.
                 await ddl.DropAsync(pool, names, ct);
                 await MakeObjectsAsync(reservation, names, verifier, request.Tier.ConnectionLimit, ct);
+            }
+
+            if (fill is not null)
+            {
+                await fill(reservation, names, ct);
             }
         }
         catch (Exception e)

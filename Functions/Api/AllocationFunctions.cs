@@ -4,12 +4,13 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
 using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Backups;
 using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Api;
 
 /// <summary>The instance-service's routes: allocate, provision-dedicated, look up and release a tenant database.</summary>
-public sealed class AllocationFunctions(AllocationFlow flow, AllocationService allocation, IOptions<AllocationOptions> options, IOptions<ApiOptions> api)
+public sealed class AllocationFunctions(AllocationFlow flow, FinalBackups finals, IOptions<AllocationOptions> options, IOptions<ApiOptions> api)
 {
     private int RetryAfter => options.Value.RetryAfterSeconds;
 
@@ -57,10 +58,11 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
     [Function(nameof(ReleaseAllocation))]
     public Task<IActionResult> ReleaseAllocation(
         [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "database/allocations/{instance_id}")] HttpRequest req,
-        string instance_id, CancellationToken ct)
+        string instance_id, [DurableClient] DurableTaskClient client, CancellationToken ct)
         => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
         {
-            return await allocation.ReleaseAsync(instanceId, AuditActor.Current, ct) switch
+            var release = await finals.ReleaseAsync(instanceId, AuditActor.Current, client, ct);
+            return release.Outcome switch
             {
                 ReleaseOutcome.Released released => ApiJson.Ok(new
                 {
@@ -69,6 +71,7 @@ public sealed class AllocationFunctions(AllocationFlow flow, AllocationService a
                     db_name = released.Tenant.DbName,
                     released_at = released.Tenant.ReleasedAt,
                     purge_after = released.PurgeAfter,
+                    final_backup_id = release.FinalBackupId,
                 }),
                 ReleaseOutcome.InProgress => Problems.Conflict("allocation-in-progress", "The database is still being created; release it once it is ready."),
                 _ => Problems.NotFound("allocation-not-found", "This instance has no database."),

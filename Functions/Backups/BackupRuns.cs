@@ -10,6 +10,7 @@ public static class BackupRuns
 {
     public const string BackupOrchestrator = "BackupTenant";
     public const string RestoreOrchestrator = "RestoreTenant";
+    public const string RestoreIntoOrchestrator = "RestoreIntoInstance";
 
     /// <summary>One run per backup: its id is derived from the backup id.</summary>
     public static string BackupInstanceIdFor(Guid backupId) => $"backup-{backupId:D}";
@@ -51,8 +52,29 @@ public sealed record RestoreResult(
 /// <summary>A backup as the API lists it.</summary>
 public sealed record BackupView(
     Guid BackupId, Guid InstanceId, long PoolId, string Status, string? ServerVersion, long? SizeBytes, string? Sha256, int? Tables,
-    long? LargeObjects, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? ExpiresAt, string? Error)
+    long? LargeObjects, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, DateTimeOffset? ExpiresAt, string? Error, string Kind)
 {
     public static BackupView Of(Catalog.TenantBackup b) => new(b.Id, b.InstanceId, b.DbServerId, b.Status, b.ServerVersion, b.SizeBytes, b.Sha256,
-        b.TableRows?.Count, b.LargeObjects, b.StartedAt, b.FinishedAt, b.ExpiresAt, b.Error);
+        b.TableRows?.Count, b.LargeObjects, b.StartedAt, b.FinishedAt, b.ExpiresAt, b.Error, b.Kind);
 }
+
+/// <summary>A restore into a new instance: the backup of <see cref="SourceInstanceId"/>, into <see cref="TargetInstanceId"/>.</summary>
+public sealed record RestoreIntoRunInput(Guid SourceInstanceId, Guid BackupId, Guid TargetInstanceId, string BaseUrl);
+
+/// <summary>
+/// What a restore into a new instance came to (its orchestration's output): <c>restored</c> with the target's claim URL (the
+/// password only through the handoff), or <c>failed</c> with nothing of the target left.
+/// </summary>
+public sealed record RestoreIntoResult(
+    [property: JsonPropertyName("instance_id")] Guid SourceInstanceId,
+    [property: JsonPropertyName("backup_id")] Guid BackupId,
+    [property: JsonPropertyName("target_instance_id")] Guid TargetInstanceId,
+    [property: JsonPropertyName("status")] string Status,
+    [property: JsonPropertyName("db_server_id")] long? PoolId,
+    [property: JsonPropertyName("db_name")] string? DbName,
+    [property: JsonPropertyName("claim_url")] string? ClaimUrl,
+    [property: JsonPropertyName("tables")] int Tables,
+    [property: JsonPropertyName("rows")] long Rows,
+    [property: JsonPropertyName("large_objects")] long LargeObjects,
+    [property: JsonPropertyName("seconds")] double Seconds,
+    [property: JsonPropertyName("error")] string? Error);

@@ -25,14 +25,14 @@ public abstract record BackupStart
 /// </summary>
 public sealed partial class BackupService(
     TenantStore tenants, BackupStore backups, BackupBlobs blobs, PgClientTools tools, TenantRestoreDdl pools, PoolAdminPasswords passwords,
-    IOptions<BackupsOptions> options, TimeProvider time, ILogger<BackupService> logger)
+    IOptions<BackupsOptions> options, IOptions<PoolsOptions> poolsOptions, TimeProvider time, ILogger<BackupService> logger)
 {
     private const int CopyBufferBytes = 1 << 20;
 
     /// <summary>Records a new backup of a ready tenant (<c>creating</c>) and starts its run.</summary>
-    public async Task<BackupStart> StartAsync(Guid instanceId, DurableTaskClient client, CancellationToken ct)
+    public async Task<BackupStart> StartAsync(Guid instanceId, DurableTaskClient client, CancellationToken ct, string kind = BackupKind.Manual)
     {
-        var start = await RecordAsync(instanceId, ct);
+        var start = await RecordAsync(instanceId, ct, kind);
         if (start is not BackupStart.Started started)
         {
             return start;
@@ -54,7 +54,7 @@ public sealed partial class BackupService(
     }
 
     /// <summary>Records a new backup of a ready tenant (<c>creating</c>), to be run by <see cref="RunAsync"/> under the returned run id.</summary>
-    public async Task<BackupStart> RecordAsync(Guid instanceId, CancellationToken ct)
+    public async Task<BackupStart> RecordAsync(Guid instanceId, CancellationToken ct, string kind = BackupKind.Manual)
     {
         var live = await tenants.FindLiveAsync(instanceId, ct);
         if (live is null)
@@ -67,10 +67,20 @@ public sealed partial class BackupService(
             return new BackupStart.NotReady(live.Tenant.Status);
         }
 
+        return await RecordAsync(live, kind, ct);
+    }
+
+    /// <summary>Records a new backup (<c>creating</c>) of this tenant row, whatever its status (a final backup's is released).</summary>
+    public async Task<BackupStart.Started> RecordAsync(Allocation live, string kind, CancellationToken ct)
+    {
         var backupId = Guid.NewGuid();
-        var backup = await backups.InsertAsync(backupId, live, BackupBlobs.BlobNameOf(instanceId, backupId), ct);
+        var backup = await backups.InsertAsync(backupId, live, BackupBlobs.BlobNameOf(live.Tenant.InstanceId, backupId), ct, kind);
         return new BackupStart.Started(backup, BackupRuns.BackupInstanceIdFor(backupId));
     }
+
+    /// <summary>How long a backup of a tenant of this tier is kept: the tier's <c>BackupRetention</c>, else <c>Backups:Retention</c>.</summary>
+    public TimeSpan RetentionFor(string planTier) =>
+        poolsOptions.Value.TryGetTier(planTier, out var tier) && tier.BackupRetention is { } retention ? retention : options.Value.Retention;
 
     /// <summary>The instance's backups, newest first; null when the instance has neither a live database nor any backup.</summary>
     public async Task<IReadOnlyList<TenantBackup>?> ListAsync(Guid instanceId, int limit, CancellationToken ct)
@@ -81,7 +91,9 @@ public sealed partial class BackupService(
 
     /// <summary>
     /// Runs a recorded backup (the activity). Idempotent by backup id: a backup already completed or failed is answered as it
-    /// is; one still <c>creating</c> (a retried activity) is dumped again over its blob.
+    /// is; one still <c>creating</c> (a retried activity) is dumped again over its blob. A final backup dumps a released
+    /// tenant: under the instance's lock (no un-release or purge meanwhile), its closed database opened for the admin's dump
+    /// alone (the tenant's logins stay refused, CONNECT stays revoked) and closed again.
     /// </summary>
     public async Task<BackupResult> RunAsync(Guid backupId, CancellationToken ct)
     {
@@ -93,20 +105,34 @@ public sealed partial class BackupService(
 
         var started = time.GetTimestamp();
         BlockBlobWriteState? blob = null;
+        InstanceLock? instanceLock = null;
+        var reopened = false;
+        Allocation? live = null;
         try
         {
-            var live = await backups.FindTenantAsync(backup.TenantId, ct) ?? throw new InvalidOperationException("The backup's tenant row is gone.");
-            if (live.Tenant.Status != TenantDatabaseStatus.Ready)
+            if (backup.Kind == BackupKind.Final)
             {
-                throw new BackupRefusedException("allocation-not-ready", $"The tenant database is {live.Tenant.Status.ToSql()}, not ready.");
+                instanceLock = await tenants.OpenInstanceLockAsync(backup.InstanceId, ct);
+                if (!await instanceLock.TryAcquireAsync(ct))
+                {
+                    throw new BackupRefusedException("instance-busy", "Another operation on this instance is under way.");
+                }
+            }
+
+            live = await backups.FindTenantAsync(backup.TenantId, ct) ?? throw new InvalidOperationException("The backup's tenant row is gone.");
+            var status = live.Tenant.Status;
+            if (status != TenantDatabaseStatus.Ready && !(backup.Kind == BackupKind.Final && status == TenantDatabaseStatus.Released))
+            {
+                throw new BackupRefusedException("allocation-not-ready", $"The tenant database is {status.ToSql()}, not ready.");
             }
 
             var (versionNum, version) = await pools.ServerVersionAsync(live.Pool, ct);
             await tools.EnsureCanServeAsync(versionNum, ct);
             blob = new BlockBlobWriteState(await blobs.BlobAsync(backup.BlobName, ct));
+            reopened = status == TenantDatabaseStatus.Released && await pools.OpenForAdminAsync(live.Pool, live.Tenant.DbName, ct);
             var dump = await DumpAsync(live, blob, ct);
             var completed = dump with { ServerVersion = version };
-            await backups.MarkCompletedAsync(backupId, completed, options.Value.Retention, AuditActor.Current, CancellationToken.None);
+            await backups.MarkCompletedAsync(backupId, completed, RetentionFor(live.Tenant.PlanTier), AuditActor.Current, CancellationToken.None);
             var seconds = time.GetElapsedTime(started).TotalSeconds;
             LogCompleted(backupId, live.Tenant.InstanceId, completed.SizeBytes, seconds);
             return ResultOf((await backups.FindAsync(backupId, CancellationToken.None))!, seconds);
@@ -122,6 +148,19 @@ public sealed partial class BackupService(
 
             await backups.MarkFailedAsync(backupId, PgClientTools.Trim(error), AuditActor.Current, CancellationToken.None);
             return ResultOf((await backups.FindAsync(backupId, CancellationToken.None))!, time.GetElapsedTime(started).TotalSeconds);
+        }
+        finally
+        {
+            if (reopened)
+            {
+                // Closed again before the instance's lock goes: a purge or un-release after this sees the database as the release left it.
+                await pools.CloseAsync(live!.Pool, live.Tenant.DbName, CancellationToken.None);
+            }
+
+            if (instanceLock is not null)
+            {
+                await instanceLock.DisposeAsync();
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Settings;
 
@@ -16,6 +17,10 @@ public static class BackupsRegistration
         services.AddSingleton<TenantRestoreDdl>();
         services.AddSingleton<BackupService>();
         services.AddSingleton<RestoreService>();
+        services.AddSingleton<RestoreIntoService>();
+        services.AddSingleton<FinalBackups>();
+        services.AddSingleton<BackupSchedule>();
+        services.AddSingleton<IFinalBackup>(sp => sp.GetRequiredService<FinalBackups>());
         return services;
     }
 }

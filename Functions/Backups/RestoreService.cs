@@ -139,7 +139,7 @@ public sealed partial class RestoreService(
     }
 
     // The blob to a private file, hashed on the way; refused unless size and SHA-256 are the recorded ones.
-    private async Task DownloadVerifiedAsync(TenantBackup backup, string path, CancellationToken ct)
+    internal async Task DownloadVerifiedAsync(TenantBackup backup, string path, CancellationToken ct)
     {
         var blob = await blobs.BlobAsync(backup.BlobName, ct);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -180,7 +180,7 @@ public sealed partial class RestoreService(
     // The tables the archive holds data for (its TABLE DATA entries, "<dump id>; 0 <table oid> TABLE DATA <schema> <name> <owner>")
     // must be the ones counted at dump time, one for one. Matched by the table's OID: a name may contain anything, even
     // " TABLE DATA ".
-    private static IReadOnlyList<TableRows> ExpectedTables(TenantBackup backup, string toc)
+    internal static IReadOnlyList<TableRows> ExpectedTables(TenantBackup backup, string toc)
     {
         var expected = backup.TableRows ?? throw new InvalidOperationException("The backup has no table counts.");
         var oids = toc.Split('\n').Select(l => TocTableData().Match(l)).Where(m => m.Success)

@@ -76,6 +76,32 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
         return (reader.GetInt32(0), reader.GetString(1));
     }
 
+    /// <summary>
+    /// Lets the admin connect to a database a release closed (<c>ALLOW_CONNECTIONS</c>), for a final backup's dump: the tenant's
+    /// logins stay refused and CONNECT stays revoked from PUBLIC, so nobody else enters. True when it was closed and is now open
+    /// (the caller closes it again with <see cref="CloseAsync"/>).
+    /// </summary>
+    public async Task<bool> OpenForAdminAsync(Pool pool, string database, CancellationToken ct)
+    {
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await using var open = new NpgsqlCommand("SELECT datallowconn FROM pg_database WHERE datname = @db", conn);
+        open.Parameters.AddWithValue("db", database);
+        if (await open.ExecuteScalarAsync(ct) is not false)
+        {
+            return false;
+        }
+
+        await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.Quote(database)} ALLOW_CONNECTIONS true", ct);
+        return true;
+    }
+
+    /// <summary>Closes a database again (<c>ALLOW_CONNECTIONS false</c>) after <see cref="OpenForAdminAsync"/>; the dump's session has ended.</summary>
+    public async Task CloseAsync(Pool pool, string database, CancellationToken ct)
+    {
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"ALTER DATABASE {Identifier.Quote(database)} ALLOW_CONNECTIONS false", ct);
+    }
+
     /// <summary>A one-off admin connection to one of the pool's databases.</summary>
     public Task<NpgsqlConnection> OpenAsync(Pool pool, string database, CancellationToken ct) => connections.OpenDatabaseAsync(pool, database, ct);
 
@@ -108,11 +134,32 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
     }
 
     /// <summary>
-    /// The restore login's end, before the swap: its sessions ended, whatever it came to own in the scratch passed to the owner
-    /// role, its privileges gone, the role dropped.
+    /// The restore login (<see cref="RestoreLoginName"/>, in the owner role, SCRAM verifier) with CONNECT on one database of the
+    /// tenant that is not in use yet: a new instance's database being filled before its row turns ready.
     /// </summary>
-    public async Task DropRestoreLoginAsync(Pool pool, TenantNames names, CancellationToken ct)
+    public async Task CreateRestoreLoginAsync(Pool pool, TenantNames names, string database, string restoreLoginVerifier, CancellationToken ct)
     {
+        if (!restoreLoginVerifier.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal) || restoreLoginVerifier.Contains('\'', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("Not a SCRAM-SHA-256 verifier.", nameof(restoreLoginVerifier));
+        }
+
+        var login = Identifier.Quote(RestoreLoginName(names));
+        await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
+        await ExecuteAsync(conn, $"DROP ROLE IF EXISTS {login}", ct);
+        await ExecuteAsync(conn, $"""
+            CREATE ROLE {login} LOGIN NOINHERIT CONNECTION LIMIT 2 PASSWORD '{restoreLoginVerifier}' IN ROLE {Identifier.Quote(names.OwnerRole)};
+            GRANT CONNECT ON DATABASE {Identifier.Quote(database)} TO {login};
+            """, ct);
+    }
+
+    /// <summary>
+    /// The restore login's end, before the swap: its sessions ended, whatever it came to own in the scratch (or in
+    /// <paramref name="database"/>) passed to the owner role, its privileges gone, the role dropped.
+    /// </summary>
+    public async Task DropRestoreLoginAsync(Pool pool, TenantNames names, CancellationToken ct, string? database = null)
+    {
+        var filled = database ?? ScratchName(names);
         var login = Identifier.Quote(RestoreLoginName(names));
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
         await using (var exists = new NpgsqlCommand("SELECT count(*) FROM pg_roles WHERE rolname = @login", conn))
@@ -133,12 +180,17 @@ public sealed class TenantRestoreDdl(PoolConnections connections)
 
         await using (var scratchExists = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname = @db", conn))
         {
-            scratchExists.Parameters.AddWithValue("db", ScratchName(names));
+            scratchExists.Parameters.AddWithValue("db", filled);
             if ((long)(await scratchExists.ExecuteScalarAsync(ct))! == 1)
             {
-                await using var scratch = await connections.OpenDatabaseAsync(pool, ScratchName(names), ct);
+                await using var scratch = await connections.OpenDatabaseAsync(pool, filled, ct);
                 await ExecuteAsync(scratch, $"REASSIGN OWNED BY {login} TO {Identifier.Quote(names.OwnerRole)}; DROP OWNED BY {login};", ct);
             }
+        }
+
+        if (database is not null)
+        {
+            await ExecuteAsync(conn, $"REVOKE ALL ON DATABASE {Identifier.Quote(database)} FROM {login}", ct);
         }
 
         await ExecuteAsync(conn, $"DROP ROLE IF EXISTS {login}", ct);

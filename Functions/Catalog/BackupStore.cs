@@ -30,6 +30,7 @@ public sealed record TenantBackup
     public IReadOnlyList<TableRows>? TableRows { get; init; }
     public long? LargeObjects { get; init; }
     public required string Status { get; init; }
+    public string Kind { get; init; } = BackupKind.Manual;
     public required DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
     public DateTimeOffset? ExpiresAt { get; init; }
@@ -42,7 +43,26 @@ public static class BackupStatus
     public const string Creating = "creating";
     public const string Completed = "completed";
     public const string Failed = "failed";
+
+    /// <summary>Past its <c>expires_at</c>: its blob is deleted, the row kept (never restorable).</summary>
+    public const string Expired = "expired";
 }
+
+/// <summary>Why a backup was taken: the words of <c>tenant_backups.kind</c>.</summary>
+public static class BackupKind
+{
+    /// <summary>Asked for over HTTP.</summary>
+    public const string Manual = "manual";
+
+    /// <summary>Taken after a release, before the purge.</summary>
+    public const string Final = "final";
+
+    /// <summary>Taken by the tier's schedule (<c>BackupEvery</c>).</summary>
+    public const string Scheduled = "scheduled";
+}
+
+/// <summary>A tenant due for a scheduled backup.</summary>
+public sealed record ScheduledBackupDue(Guid InstanceId, string PlanTier, DateTimeOffset? LastCompletedAt);
 
 /// <summary>What the dump measured, recorded when its blob is complete.</summary>
 public sealed record CompletedDump(string ServerVersion, long SizeBytes, string Sha256, IReadOnlyList<TableRows> TableRows, long LargeObjects);
@@ -56,13 +76,14 @@ public sealed class BackupStore(NpgsqlDataSource catalog)
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>A new backup (<c>creating</c>) of the tenant row; the blob name is fixed here, before anything is written.</summary>
-    public async Task<TenantBackup> InsertAsync(Guid backupId, Allocation live, string blobName, CancellationToken ct)
+    public async Task<TenantBackup> InsertAsync(Guid backupId, Allocation live, string blobName, CancellationToken ct, string kind = BackupKind.Manual)
     {
         await using var cmd = catalog.CreateCommand("""
-            INSERT INTO tenant_backups (id, instance_id, tenant_id, db_server_id, blob_name, status, server_version)
-            VALUES (@id, @instance_id, @tenant_id, @server_id, @blob, 'creating', NULL)
+            INSERT INTO tenant_backups (id, instance_id, tenant_id, db_server_id, blob_name, status, server_version, kind)
+            VALUES (@id, @instance_id, @tenant_id, @server_id, @blob, 'creating', NULL, @kind)
             RETURNING *
             """);
+        cmd.Parameters.AddWithValue("kind", kind);
         cmd.Parameters.AddWithValue("id", backupId);
         cmd.Parameters.AddWithValue("instance_id", live.Tenant.InstanceId);
         cmd.Parameters.AddWithValue("tenant_id", live.Tenant.Id);
@@ -87,6 +108,91 @@ public sealed class BackupStore(NpgsqlDataSource catalog)
         cmd.Parameters.AddWithValue("instance_id", instanceId);
         cmd.Parameters.AddWithValue("limit", limit);
         return await ReadAsync(cmd, ct);
+    }
+
+    /// <summary>
+    /// The tenant row's backups started at or after <paramref name="since"/> (its release), newest first: what a purge looks
+    /// at for a final backup.
+    /// </summary>
+    public async Task<IReadOnlyList<TenantBackup>> ListSinceAsync(long tenantId, DateTimeOffset since, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            SELECT * FROM tenant_backups WHERE tenant_id = @tenant_id AND started_at >= @since ORDER BY started_at DESC, id
+            """);
+        cmd.Parameters.AddWithValue("tenant_id", tenantId);
+        cmd.Parameters.AddWithValue("since", since);
+        return await ReadAsync(cmd, ct);
+    }
+
+    /// <summary>Completed backups past their expiry, oldest first: their blobs are to be deleted.</summary>
+    public async Task<IReadOnlyList<TenantBackup>> ListExpiredAsync(DateTimeOffset now, int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand("""
+            SELECT * FROM tenant_backups WHERE status = 'completed' AND expires_at <= @now ORDER BY expires_at, id LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadAsync(cmd, ct);
+    }
+
+    /// <summary>The backup's blob is deleted: the row becomes <c>expired</c> (kept, never restorable), with its event. False when it was not completed.</summary>
+    public async Task<bool> MarkExpiredAsync(Guid backupId, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            WITH b AS (
+                UPDATE tenant_backups SET status = 'expired'
+                WHERE id = @id AND status = 'completed'
+                RETURNING *
+            ), event AS (
+                INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+                SELECT db_server_id, instance_id, '{PoolEventNames.BackupExpired}', 'backup ' || id || ' expired at ' || expires_at || '; blob deleted', @actor FROM b
+            )
+            SELECT count(*) FROM b
+            """);
+        cmd.Parameters.AddWithValue("id", backupId);
+        cmd.Parameters.AddWithValue("actor", actor);
+        return (long)(await cmd.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    /// <summary>
+    /// Ready tenants of the given tiers whose last completed backup finished before their tier's cutoff (or that have none),
+    /// and that have no backup under way; the longest-waiting first.
+    /// </summary>
+    public async Task<IReadOnlyList<ScheduledBackupDue>> ListScheduleDueAsync(IReadOnlyDictionary<string, DateTimeOffset> cutoffByTier, int limit,
+        CancellationToken ct)
+    {
+        if (cutoffByTier.Count == 0 || limit <= 0)
+        {
+            return [];
+        }
+
+        await using var cmd = catalog.CreateCommand($"""
+            WITH tiers AS (SELECT * FROM unnest(@tiers, @cutoffs) AS x(plan_tier, cutoff))
+            SELECT t.instance_id, t.plan_tier, last.finished_at
+            FROM tenant_databases t
+            JOIN tiers ON tiers.plan_tier = t.plan_tier
+            LEFT JOIN LATERAL (
+                SELECT b.finished_at FROM tenant_backups b WHERE b.tenant_id = t.id AND b.status = 'completed' ORDER BY b.finished_at DESC LIMIT 1
+            ) last ON true
+            WHERE t.status = '{Words.Ready}'
+              AND (last.finished_at IS NULL OR last.finished_at < tiers.cutoff)
+              AND COALESCE(t.ready_at, t.created_at) < tiers.cutoff
+              AND NOT EXISTS (SELECT 1 FROM tenant_backups c WHERE c.tenant_id = t.id AND c.status = 'creating')
+            ORDER BY last.finished_at NULLS FIRST, t.id
+            LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("tiers", cutoffByTier.Keys.ToArray());
+        cmd.Parameters.AddWithValue("cutoffs", cutoffByTier.Values.Select(v => v.UtcDateTime).ToArray());
+        cmd.Parameters.AddWithValue("limit", limit);
+        var due = new List<ScheduledBackupDue>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            due.Add(new ScheduledBackupDue(reader.GetGuid(0), reader.GetString(1),
+                reader.IsDBNull(2) ? null : new DateTimeOffset(reader.GetDateTime(2), TimeSpan.Zero)));
+        }
+
+        return due;
     }
 
     /// <summary>The backup's tenant row (whatever its status now) with its pool.</summary>
@@ -193,6 +299,25 @@ public sealed class BackupStore(NpgsqlDataSource catalog)
         return result;
     }
 
+    /// <summary>A new instance made from a backup (restore into a new instance): its row records the backup, with its event.</summary>
+    public async Task RecordRestoredIntoAsync(long tenantId, Guid backupId, string reason, string actor, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            WITH t AS (
+                UPDATE tenant_databases SET restored_from_backup_id = @backup_id, restored_at = now(), updated_at = now()
+                WHERE id = @id
+                RETURNING db_server_id, instance_id
+            )
+            INSERT INTO pool_events (db_server_id, instance_id, event, reason, actor)
+            SELECT db_server_id, instance_id, '{PoolEventNames.TenantRestored}', @reason, @actor FROM t
+            """);
+        cmd.Parameters.AddWithValue("id", tenantId);
+        cmd.Parameters.AddWithValue("backup_id", backupId);
+        cmd.Parameters.AddWithValue("reason", reason);
+        cmd.Parameters.AddWithValue("actor", actor);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>A restore that did not happen (refused or failed): its event, the tenant row unchanged.</summary>
     public async Task RecordRestoreFailedAsync(long tenantId, Guid backupId, string error, string actor, CancellationToken ct)
     {
@@ -233,6 +358,7 @@ public sealed class BackupStore(NpgsqlDataSource catalog)
         TableRows = r.IsDBNull(r.GetOrdinal("table_rows")) ? null : JsonSerializer.Deserialize<List<TableRows>>(r.GetString(r.GetOrdinal("table_rows")), Json),
         LargeObjects = r.IsDBNull(r.GetOrdinal("large_objects")) ? null : r.GetInt64(r.GetOrdinal("large_objects")),
         Status = r.GetString(r.GetOrdinal("status")),
+        Kind = r.GetString(r.GetOrdinal("kind")),
         StartedAt = new DateTimeOffset(r.GetDateTime(r.GetOrdinal("started_at")), TimeSpan.Zero),
         FinishedAt = r.IsDBNull(r.GetOrdinal("finished_at")) ? null : new DateTimeOffset(r.GetDateTime(r.GetOrdinal("finished_at")), TimeSpan.Zero),
         ExpiresAt = r.IsDBNull(r.GetOrdinal("expires_at")) ? null : new DateTimeOffset(r.GetDateTime(r.GetOrdinal("expires_at")), TimeSpan.Zero),

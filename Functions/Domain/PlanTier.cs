@@ -28,4 +28,12 @@ public sealed class PlanTier
     /// <summary>Tenants on a dedicated server of this tier (normally 1).</summary>
     [Range(1, 10_000)]
     public int MaxInstances { get; set; } = 1;
+
+    /// <summary>How often a ready tenant of this tier is backed up on schedule (the daily cleanup); null: no scheduled backups.</summary>
+    [Range(typeof(TimeSpan), "01:00:00", "365.00:00:00")]
+    public TimeSpan? BackupEvery { get; set; }
+
+    /// <summary>How long a backup of a tenant of this tier is kept (its <c>expires_at</c>); null: <c>Backups:Retention</c>.</summary>
+    [Range(typeof(TimeSpan), "01:00:00", "3650.00:00:00")]
+    public TimeSpan? BackupRetention { get; set; }
 }

@@ -30,4 +30,6 @@ public static class PoolEventNames
     public const string TenantMoveCompleted = "tenant_move_completed";
     public const string TenantMoveFailed = "tenant_move_failed";
     public const string MovedCopyPurged = "moved_copy_purged";
+    public const string BackupExpired = "backup_expired";
+    public const string TenantUnreleased = "tenant_unreleased";
 }

@@ -1,6 +1,7 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Backups;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Provisioning;
 using TenantDb.Functions.Administration;
@@ -13,10 +14,11 @@ namespace TenantDb.Functions.Timers;
 /// Every few minutes (<c>Sweep__Schedule</c>, default every 5 minutes): a real health check of every pool in service,
 /// then undo allocations abandoned mid-way, then repair and refill the warm stock, then the headroom rule, so the next shared pool is provisioned before tenants
 /// have to wait for it. Login rotations whose grace ended are finished (DESIGN.md §9); last, a batch of pool admin
-/// passwords re-wrapped under the current secrets key.
+/// passwords re-wrapped under the current secrets key; then the scheduled backups that are due are started (a tier's
+/// <c>BackupEvery</c>).
 /// </summary>
 public sealed class HealthSweep(HealthService health, AbandonedAllocationRecovery recovery, WarmStockService stock, ProvisioningService provisioning,
-    PasswordRotation rotation, KeyRotationService keys)
+    PasswordRotation rotation, KeyRotationService keys, BackupSchedule backups)
 {
     [Function(nameof(HealthSweep))]
     public Task Run([TimerTrigger(SweepOptions.ScheduleExpression)] TimerInfo timer, [DurableClient] DurableTaskClient client, CancellationToken ct)
@@ -28,5 +30,6 @@ public sealed class HealthSweep(HealthService health, AbandonedAllocationRecover
             await rotation.SweepRotationsAsync(ct);
             await provisioning.EnsureHeadroomAsync(client, ct);
             await keys.RewrapStepAsync(ct);
+            await backups.StartDueAsync(client, ct);
         });
 }

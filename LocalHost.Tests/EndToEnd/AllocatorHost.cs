@@ -85,7 +85,8 @@ public sealed class AllocatorHost : IAsyncDisposable
         _environment["LocalHost__SystemKey"] = SystemKey;
         _environment["LocalHost__Port"] = Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _environment["LocalHost__HubName"] = "E2e" + Guid.NewGuid().ToString("N")[..12];
-        _environment["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
+        // The shared Azurite, or one of the run's own (TENANTDB_TEST_STORAGE, a connection string).
+        _environment["AzureWebJobsStorage"] = Environment.GetEnvironmentVariable("TENANTDB_TEST_STORAGE") is { Length: > 0 } storage ? storage : "UseDevelopmentStorage=true";
         // Tenant backups of this host in a container of its own, deleted with it.
         _environment["Backups__Container"] = "e2e-backups-" + Guid.NewGuid().ToString("N")[..12];
         _environment["Provisioning__Driver"] = "process";

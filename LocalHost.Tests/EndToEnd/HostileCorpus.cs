@@ -56,7 +56,10 @@ internal static class HostileCorpus
         new("RotateDatabaseCredentials", "POST", Api + "/credentials/{instance}/rotate", Level.Function),
         new("StartBackup", "POST", Api + "/allocations/{instance}/backups", Level.Function),
         new("ListBackups", "GET", Api + "/allocations/{instance}/backups", Level.Function, Mutates: false),
-        new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function),
+        new("RestoreBackup", "POST", Api + "/allocations/{instance}/backups/{backup}/restore", Level.Function, Body: true),
+        new("RestoreRelease", "POST", Api + "/allocations/{instance}/restore-release", Level.Function),
+        new("StartBackupAsAdmin", "POST", Api + "/admin/allocations/{instance}/backups", Level.Admin),
+        new("PurgeAllocation", "DELETE", Api + "/admin/allocations/{instance}", Level.Admin),
         new("ListPools", "GET", Api + "/admin/pools", Level.Admin, Mutates: false),
         new("GetPool", "GET", Api + "/admin/pools/{pool}", Level.Admin, Mutates: false),
         new("GetPoolEvents", "GET", Api + "/admin/pools/{pool}/events", Level.Admin, Mutates: false),
@@ -180,7 +183,7 @@ internal static class HostileCorpus
             }
         }
 
-        // 3. Injections in query parameters (the pool list reads five; the status route reads showInput; the rest none).
+        // 3. Injections in query parameters (the pool list reads five; the status route reads showInput; the purge reads purge; the rest none).
         foreach (var route in Routes)
         {
             var parameters = route.Name switch
@@ -188,6 +191,7 @@ internal static class HostileCorpus
                 "ListPools" => ["status", "server_type", "health_status", "page", "page_size"],
                 "DurableStatus" => ["showInput"],
                 "DurableTerminate" => ["reason", "instance_id"],
+                "PurgeAllocation" => ["purge", "instance_id"],
                 _ => new[] { "instance_id" },
             };
             var safe = route.Mutates || route.Name == "ProvisionPoolNow";
@@ -405,6 +409,7 @@ internal static class HostileCorpus
                 ["server_type"] = "shared",
                 ["close_public_databases"] = false,
             },
+            "RestoreBackup" => new Dictionary<string, object?> { ["target_instance_id"] = Guid.NewGuid().ToString() },
             _ => new Dictionary<string, object?> { ["value"] = "x" },
         };
 

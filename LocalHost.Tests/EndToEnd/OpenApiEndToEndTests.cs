@@ -23,6 +23,9 @@ public sealed class OpenApiEndToEndTests
     private const string Backups = "/database/allocations/{instance_id}/backups";
     private const string Restore = "/database/allocations/{instance_id}/backups/{backup_id}/restore";
     private const string Move = "/database/admin/allocations/{instance_id}/move";
+    private const string RestoreRelease = "/database/allocations/{instance_id}/restore-release";
+    private const string AdminBackups = "/database/admin/allocations/{instance_id}/backups";
+    private const string Purge = "/database/admin/allocations/{instance_id}";
 
     /// <summary>Sends requests, checks each answer against the document, and keeps what it found.</summary>
     private sealed class Checker(AllocatorHost host, OpenApiContract contract)
@@ -132,6 +135,13 @@ public sealed class OpenApiEndToEndTests
             TimeSpan.FromSeconds(120));
         Assert.Equal("restored", restoredRun.GetProperty("output").GetProperty("status").GetString());
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/not-a-uuid/restore", Fk, expect: [400]);
+        var (_, into, _) = await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk,
+            new { target_instance_id = Guid.NewGuid().ToString() }, expect: [202]);
+        var intoRun = await host.WaitForOrchestrationAsync(into.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
+            TimeSpan.FromSeconds(120));
+        Assert.Equal("restored", intoRun.GetProperty("output").GetProperty("status").GetString());
+        await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk,
+            new { target_instance_id = "x" }, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{Guid.NewGuid()}/restore", Fk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, Backups, "/database/allocations/not-a-uuid/backups", Fk, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", key: null, expect: [401]);
@@ -145,6 +155,24 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, Rotate, $"/database/credentials/{b}/rotate", Fk, expect: [409]);
         await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [409]);
+
+        // Issue 14: the operators' backup; b un-released (its final backup's run may still hold it: instance-busy), released
+        // again and purged now (503 while its new final backup still runs).
+        var (_, adminBackup, _) = await c.CallAsync(HttpMethod.Post, AdminBackups, $"/database/admin/allocations/{a}/backups", Mk, expect: [202]);
+        await host.WaitForOrchestrationAsync(adminBackup.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, TimeSpan.FromSeconds(120));
+        await c.CallAsync(HttpMethod.Post, AdminBackups, $"/database/admin/allocations/{b}/backups", Mk, expect: [409]);
+        await c.CallAsync(HttpMethod.Post, AdminBackups, $"/database/admin/allocations/{a}/backups", Fk, expect: [401]);
+        await c.CallAsync(HttpMethod.Post, RestoreRelease, $"/database/allocations/{a}/restore-release", Fk, expect: [409]);
+        await UntilAsync(c, HttpMethod.Post, RestoreRelease, $"/database/allocations/{b}/restore-release", Fk, 200, 409);
+        await c.CallAsync(HttpMethod.Delete, Purge, $"/database/admin/allocations/{b}?purge=now", Mk, expect: [409]);
+        await c.CallAsync(HttpMethod.Delete, Allocation, $"/database/allocations/{b}", Fk, expect: [200]);
+        await c.CallAsync(HttpMethod.Delete, Purge, $"/database/admin/allocations/{b}", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Delete, Purge, $"/database/admin/allocations/{b}?purge=now", Fk, expect: [401]);
+        await UntilAsync(c, HttpMethod.Delete, Purge, $"/database/admin/allocations/{b}?purge=now", Mk, 200, 503);
+        await c.CallAsync(HttpMethod.Delete, Purge, $"/database/admin/allocations/{b}?purge=now", Mk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, RestoreRelease, $"/database/allocations/{b}/restore-release", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, RestoreRelease, "/database/allocations/not-a-uuid/restore-release", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, RestoreRelease, $"/database/allocations/{a}/restore-release", key: null, expect: [401]);
 
         // Bad input and unknown instances: problems.
         var nobody = Guid.NewGuid();
@@ -280,6 +308,22 @@ public sealed class OpenApiEndToEndTests
 
         Console.WriteLine($"contract (inline passwords): answers validated {c.Validated}, failures {c.Failures.Count}");
         Assert.True(c.Failures.Count == 0, "answers that do not match openapi.yaml:\n" + string.Join('\n', c.Failures));
+    }
+
+    /// <summary>Calls until the answer is <paramref name="wanted"/> (each answer checked), while it is <paramref name="meanwhile"/>; bounded.</summary>
+    private static async Task UntilAsync(Checker c, HttpMethod method, string template, string path, string key, int wanted, int meanwhile)
+    {
+        for (var deadline = DateTimeOffset.UtcNow.AddSeconds(120); ;)
+        {
+            var (status, _, _) = await c.CallAsync(method, template, path, key, expect: [wanted, meanwhile]);
+            if (status == wanted)
+            {
+                return;
+            }
+
+            Assert.True(DateTimeOffset.UtcNow < deadline, $"{method} {path} still answered {status} after 120 s");
+            await Task.Delay(500);
+        }
     }
 
     /// <summary>The allocate body of an instance: the same customer every time (another one is a 409 conflict).</summary>

@@ -283,6 +283,8 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__Tiers__premium__Cpu', value: '2' }
         { name: 'Pools__Tiers__premium__Memory', value: '4g' }
         { name: 'Pools__Tiers__premium__MaxInstances', value: '1' }
+        { name: 'Pools__Tiers__premium__BackupEvery', value: '1.00:00:00' }
+        { name: 'Pools__Tiers__premium__BackupRetention', value: '35.00:00:00' }
         { name: 'Pools__Tiers__enterprise__Dedicated', value: 'true' }
         { name: 'Pools__Tiers__enterprise__ConnectionLimit', value: '200' }
         { name: 'Pools__Tiers__enterprise__Cpu', value: '4' }
@@ -333,6 +335,11 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Cleanup__EventRetention', value: '400.00:00:00' }
         { name: 'Backups__Container', value: 'tenantdb-backups' }
         { name: 'Backups__Retention', value: '30.00:00:00' }
+        { name: 'Backups__FinalOnRelease', value: 'true' }
+        { name: 'Backups__FinalStartTimeout', value: '00:00:05' }
+        { name: 'Backups__AbandonedAfter', value: '06:00:00' }
+        { name: 'Backups__ScheduleBatch', value: '50' }
+        { name: 'Backups__ExpiryBatch', value: '1000' }
         { name: 'Healthz__Timeout', value: '00:00:03' }
       ]
     }

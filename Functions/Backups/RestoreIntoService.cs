@@ -1,0 +1,178 @@
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Domain;
+using TenantDb.Functions.Pools;
+using TenantDb.Functions.Secrets;
+
+namespace TenantDb.Functions.Backups;
+
+/// <summary>What asking for a restore into a new instance came to.</summary>
+public abstract record RestoreIntoStart
+{
+    public sealed record Started(string OrchestrationId) : RestoreIntoStart;
+    public sealed record BackupNotFound : RestoreIntoStart;
+    public sealed record BackupNotUsable(string Status) : RestoreIntoStart;
+    public sealed record TargetExists : RestoreIntoStart;
+}
+
+/// <summary>
+/// Restore into a new instance (DESIGN.md §10): the target is allocated as usual (the backed-up tenant's customer and tier),
+/// and its database is filled from the archive and verified table by table before its row turns ready — a fill that fails
+/// compensates the allocation like any failed allocation, so nothing is left half-made. The target's password goes only
+/// through the handoff (its claim URL is in the output); the target's row records the backup it came from, with an event.
+/// The source is never touched.
+/// </summary>
+public sealed partial class RestoreIntoService(
+    TenantStore tenants, BackupStore backups, RestoreService restores, PgClientTools tools, TenantRestoreDdl pools, AllocationService allocations,
+    ICredentialDeposit handoff, IOptions<PoolsOptions> poolsOptions, TimeProvider time, ILogger<RestoreIntoService> logger)
+{
+    /// <summary>Checks the backup and the target, then starts the run.</summary>
+    public async Task<RestoreIntoStart> StartAsync(Guid sourceInstanceId, Guid backupId, Guid targetInstanceId, string baseUrl, DurableTaskClient client,
+        CancellationToken ct)
+    {
+        var backup = await backups.FindAsync(backupId, ct);
+        if (backup is null || backup.InstanceId != sourceInstanceId)
+        {
+            return new RestoreIntoStart.BackupNotFound();
+        }
+
+        if (backup.Status != BackupStatus.Completed)
+        {
+            return new RestoreIntoStart.BackupNotUsable(backup.Status);
+        }
+
+        if (await tenants.FindLiveAsync(targetInstanceId, ct) is not null)
+        {
+            return new RestoreIntoStart.TargetExists();
+        }
+
+        var runId = BackupRuns.RestoreInstanceIdFor(Guid.NewGuid());
+        await client.ScheduleNewOrchestrationInstanceAsync(BackupRuns.RestoreIntoOrchestrator,
+            new RestoreIntoRunInput(sourceInstanceId, backupId, targetInstanceId, baseUrl), new StartOrchestrationOptions(runId), ct);
+        return new RestoreIntoStart.Started(runId);
+    }
+
+    /// <summary>Runs the restore into the target (the activity). Never throws for a restore that cannot be done: its result says why.</summary>
+    public async Task<RestoreIntoResult> RunAsync(RestoreIntoRunInput input, DurableTaskClient client, CancellationToken ct)
+    {
+        var started = time.GetTimestamp();
+        var verified = (Tables: 0, Rows: 0L, LargeObjects: 0L);
+        RestoreIntoResult Result(string status, Allocation? placed, string? claimUrl, string? error) => new(input.SourceInstanceId, input.BackupId,
+            input.TargetInstanceId, status, placed?.Pool.Id, placed?.Tenant.DbName, claimUrl, verified.Tables, verified.Rows, verified.LargeObjects,
+            time.GetElapsedTime(started).TotalSeconds, error);
+        var work = Directory.CreateTempSubdirectory("tenantdb-restore-into-");
+        try
+        {
+            var backup = await backups.FindAsync(input.BackupId, ct);
+            if (backup is null || backup.InstanceId != input.SourceInstanceId || backup.Status != BackupStatus.Completed)
+            {
+                throw new BackupRefusedException("backup-not-usable", "The backup is not a completed backup of this instance.");
+            }
+
+            var source = await backups.FindTenantAsync(backup.TenantId, ct) ?? throw new InvalidOperationException("The backup's tenant row is gone.");
+            if (!poolsOptions.Value.TryGetTier(source.Tenant.PlanTier, out var tier))
+            {
+                throw new BackupRefusedException("tier-gone", $"The backed-up tenant's tier '{source.Tenant.PlanTier}' is no longer configured.");
+            }
+
+            var archive = Path.Combine(work.FullName, "backup.dump");
+            await restores.DownloadVerifiedAsync(backup, archive, ct);
+            var expected = RestoreService.ExpectedTables(backup, await tools.ListAsync(archive, ct));
+            var request = new ValidAllocationRequest(input.TargetInstanceId, source.Tenant.CustomerId, source.Tenant.PlanTier, tier);
+            var outcome = await allocations.AllocateAsync(request, ct, async (reservation, names, fillCt) =>
+                verified = await FillAsync(reservation, names, backup, archive, expected, fillCt));
+            if (outcome is not AllocationOutcome.Allocated { Password: { } password } placed)
+            {
+                throw new BackupRefusedException("target-not-allocated", outcome switch
+                {
+                    AllocationOutcome.Allocated => "The target instance already has a database.",
+                    AllocationOutcome.NoCapacity => "No pool has room for the target instance now; nothing was made. Retry later.",
+                    AllocationOutcome.Conflict conflict => $"The target instance cannot be allocated ({conflict.Type}): {conflict.Detail}",
+                    AllocationOutcome.InProgress => "The target instance is being allocated by another request.",
+                    AllocationOutcome.Failed failed => failed.Detail,
+                    _ => $"The target instance could not be allocated ({outcome.GetType().Name}).",
+                });
+            }
+
+            var reason = $"restored into a new instance from backup {input.BackupId} of instance {input.SourceInstanceId}: " +
+                         $"{verified.Tables} tables, {verified.Rows} rows, {verified.LargeObjects} large objects";
+            await backups.RecordRestoredIntoAsync(placed.Tenant.Id, input.BackupId, reason, AuditActor.Current, CancellationToken.None);
+            try
+            {
+                await handoff.DepositAsync(client, input.TargetInstanceId, password, placed.Tenant.HandoffFrom, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                // The target is made and ready: as for an allocation whose deposit is lost, the ready row's sealed first password
+                // lets the claim hand it over (a rotation gives a new one in the inline mode). Never "failed" for a target that exists.
+                LogDepositFailed(e, input.TargetInstanceId);
+            }
+            LogRestored(input.TargetInstanceId, input.BackupId, input.SourceInstanceId, verified.Tables, verified.Rows);
+            return Result(RestoreResult.Restored, new Allocation(placed.Pool, placed.Tenant), AllocationFlow.ClaimUrl(input.BaseUrl, input.TargetInstanceId), null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            var error = e is BackupRefusedException or InvalidOperationException or PostgresException or AllocationFailedException
+                ? (e.InnerException is { } inner && e is AllocationFailedException ? $"{e.Message} {inner.Message}" : e.Message)
+                : $"{e.GetType().Name}: {e.Message}";
+            LogFailed(e, input.TargetInstanceId, input.BackupId);
+            return Result(RestoreResult.Failed, null, null, PgClientTools.Trim(error));
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    // On the target's pool, its database just made and its row still creating: pg_restore as a short-lived login in the
+    // owner role (never the admin), then the counts against the backup's. Any exception compensates the allocation.
+    private async Task<(int Tables, long Rows, long LargeObjects)> FillAsync(Allocation reservation, TenantNames names, TenantBackup backup,
+        string archive, IReadOnlyList<TableRows> expected, CancellationToken ct)
+    {
+        var pool = reservation.Pool;
+        var (versionNum, _) = await pools.ServerVersionAsync(pool, ct);
+        await tools.EnsureCanServeAsync(versionNum, ct);
+        var restorePassword = PasswordGenerator.Generate(40);
+        await pools.CreateRestoreLoginAsync(pool, names, names.Database, ScramVerifier.Compute(restorePassword), ct);
+        try
+        {
+            await tools.RestoreAsync(new PgTarget(pool.Host, pool.Port, TenantRestoreDdl.RestoreLoginName(names), restorePassword, names.Database),
+                names.OwnerRole, archive, ct);
+        }
+        finally
+        {
+            await pools.DropRestoreLoginAsync(pool, names, CancellationToken.None, names.Database);
+        }
+
+        IReadOnlyList<TableRows> restored;
+        long largeObjects;
+        await using (var conn = await pools.OpenAsync(pool, names.Database, ct))
+        {
+            (restored, largeObjects) = await TenantRestoreDdl.CountAsync(conn, null, ct);
+        }
+
+        var differ = expected.Where(e => !restored.Any(e.SameAs)).Select(e => $"{e.Schema}.{e.Table}").ToList();
+        if (differ.Count > 0 || restored.Count != expected.Count || largeObjects != backup.LargeObjects)
+        {
+            throw new InvalidOperationException(
+                $"The restored copy does not match the backup: {differ.Count} tables differ in rows, {restored.Count} tables of {expected.Count}, " +
+                $"{largeObjects} large objects of {backup.LargeObjects}; the target was not made.");
+        }
+
+        return (restored.Count, restored.Sum(t => t.Rows), largeObjects);
+    }
+
+    [LoggerMessage(LogLevel.Information, "Instance {TargetInstanceId} made from backup {BackupId} of instance {SourceInstanceId}: {Tables} tables, {Rows} rows")]
+    private partial void LogRestored(Guid targetInstanceId, Guid backupId, Guid sourceInstanceId, int tables, long rows);
+
+    [LoggerMessage(LogLevel.Warning, "The password of restored instance {TargetInstanceId} could not be deposited now; its claim hands over the sealed copy")]
+    private partial void LogDepositFailed(Exception e, Guid targetInstanceId);
+
+    [LoggerMessage(LogLevel.Warning, "Restore of backup {BackupId} into new instance {TargetInstanceId} failed; nothing of the target is left")]
+    private partial void LogFailed(Exception e, Guid targetInstanceId, Guid backupId);
+}
