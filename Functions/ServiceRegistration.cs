@@ -62,6 +62,9 @@ public static class ServiceRegistration
         services.AddSingleton<TenantPurge>();
         services.AddSingleton<AbandonedAllocationRecovery>();
         services.AddSingleton<FailedAllocationCleanup>();
+        services.AddSingleton<TenantLimits>();
+        services.AddSingleton<TierChangeStore>();
+        services.AddSingleton<TierChangeService>();
         services.AddSingleton<CatalogMigrator>();
 
         services.AddSingleton<DockerEngine>();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Pools;
 using TenantDb.Functions.Settings;
 
 namespace TenantDb.Functions.Administration;
@@ -19,6 +20,9 @@ public static class AdministrationRegistration
         services.AddSingleton<PoolReadService>();
         services.AddSingleton<PoolLifecycleService>();
         services.AddSingleton<PoolRegistrationService>();
+        services.AddSingleton<AdoptionStore>();
+        services.AddSingleton<AdoptionDdl>();
+        services.AddSingleton<TenantAdoptionService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();
         services.AddSingleton<ActivityQueries>();

@@ -163,7 +163,7 @@ public sealed partial class AllocationService(
                 return new ReleaseOutcome.Released(live.Tenant, PurgeAfter(live.Tenant));
         }
 
-        await ddl.ReleaseAsync(live.Pool, NamesFor(instanceId), ct);
+        await ddl.ReleaseAsync(live.Pool, TenantNames.Of(live.Tenant, Options.DatabasePrefix), ct);
         var released = await tenants.MarkReleasedAsync(live.Tenant.Id, actor, ct)
             ?? (await tenants.FindLiveAsync(instanceId, ct))?.Tenant;
         LogReleased(instanceId, live.Pool.Name);

@@ -32,7 +32,7 @@ public sealed partial class TenantPurge(
         {
             try
             {
-                await ddl.DropAsync(pool, TenantNames.For(tenant.InstanceId, Options.DatabasePrefix), ct);
+                await ddl.DropAsync(pool, TenantNames.Of(tenant, Options.DatabasePrefix), ct);
                 await tenants.MarkDroppedAsync(tenant.Id, actor, ct);
                 purged++;
                 LogPurged(tenant.InstanceId, pool.Name);

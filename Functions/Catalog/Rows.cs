@@ -53,6 +53,10 @@ internal static class Rows
         ReadyAt = r.Value<DateTime>(prefix + "ready_at") is { } ready ? new DateTimeOffset(ready, TimeSpan.Zero) : null,
         ReleasedAt = r.Value<DateTime>(prefix + "released_at") is { } released ? new DateTimeOffset(released, TimeSpan.Zero) : null,
         StockName = r.Nullable<string>(prefix + "stock_name"),
+        OwnerRole = r.Nullable<string>(prefix + "owner_role"),
+        LoginRole = r.Nullable<string>(prefix + "login_role"),
+        AdoptedAt = r.Value<DateTime>(prefix + "adopted_at") is { } adopted ? new DateTimeOffset(adopted, TimeSpan.Zero) : null,
+        CallbackUrl = r.Nullable<string>(prefix + "callback_url"),
     };
 
     public static PoolEvent ToPoolEvent(this DbDataReader r) => new(

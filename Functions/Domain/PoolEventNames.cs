@@ -24,4 +24,7 @@ public static class PoolEventNames
     public const string BackupFailed = "backup_failed";
     public const string TenantRestored = "tenant_restored";
     public const string RestoreFailed = "restore_failed";
+    public const string TenantAdopted = "tenant_adopted";
+    public const string TierChanged = "tier_changed";
+    public const string CallbackFailed = "callback_failed";
 }

@@ -106,7 +106,7 @@ public sealed partial class HandoffService(
                         await ClearFirstPasswordCopyBestEffortAsync(tenant.Id);
                     }
 
-                    var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
+                    var names = TenantNames.Of(tenant, allocationOptions.Value.DatabasePrefix);
                     var login = result.Login ?? names.LoginRole;
                     if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, AuditActor.Current, ct))
                     {
@@ -122,6 +122,14 @@ public sealed partial class HandoffService(
                 case ClaimStatus.Expired:
                     LogRefused(instanceId, result.Status);
                     return new ClaimOutcome.Expired();
+            }
+
+            if (live.Tenant.AdoptedAt is not null)
+            {
+                // An adopted tenant (issue 14 item 7) never had a first password here: the platform already holds it. Only a
+                // rotation deposits one, and a claim that finds none has nothing to wait for.
+                LogRefused(instanceId, ClaimStatus.Unknown);
+                return new ClaimOutcome.Unknown();
             }
 
             if (!copyTried && !allocationOptions.Value.InlinePassword)

@@ -45,7 +45,7 @@ public sealed partial class PasswordRotation(
             return new PasswordChange.NotReady(live.Tenant.Status);
         }
 
-        var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
+        var names = TenantNames.Of(live.Tenant, allocationOptions.Value.DatabasePrefix);
         var password = PasswordGenerator.Generate(allocationOptions.Value.PasswordLength);
         var ciphertext = secrets.Protect(password, HandoffService.Purpose(instanceId));
         var start = await rotations.BeginAsync(instanceId, names.LoginRole, names.AlternateLoginRole, ciphertext, Options.RotationTimeout, ct);
@@ -100,7 +100,7 @@ public sealed partial class PasswordRotation(
         var done = 0;
         foreach (var due in await rotations.ListDueAsync(time.GetUtcNow() - Options.RotationGrace, BatchSize, ct))
         {
-            var names = TenantNames.For(due.InstanceId, allocationOptions.Value.DatabasePrefix);
+            var names = TenantNames.Of(due.InstanceId, due.DbName, due.OwnerRole, due.LoginRole, allocationOptions.Value.DatabasePrefix);
             try
             {
                 switch (due)

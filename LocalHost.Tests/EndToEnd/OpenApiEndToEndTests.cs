@@ -135,6 +135,14 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, Backups, "/database/allocations/not-a-uuid/backups", Fk, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", key: null, expect: [401]);
 
+        // A tier change (issue 14 item 4): shared to shared in place, the same tier again, refusals.
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "premium" }, expect: [409]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "gold" }, expect: [400]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{Guid.NewGuid()}", Fk, new { plan_tier = "starter" }, expect: [404]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "standard" }, expect: [200]);
+
         // A second tenant on the pool with room: 200 at once; released; looked up released; refused rotation and re-allocation.
         var b = Guid.NewGuid();
         await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(b), expect: [200]);
@@ -187,6 +195,12 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Get, "/database/admin/dashboard", "/database/admin/dashboard", null, expect: [200]);
         await c.CallAsync(HttpMethod.Post, "/database/admin/secrets/rewrap", "/database/admin/secrets/rewrap", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new { name = "Bad Name" }, expect: [400]);
+        // Adopting existing databases (issue 14 item 7): only from a registered pool; bad bodies and unknown pools are problems.
+        var legacy = new { databases = new[] { new { instance_id = Guid.NewGuid().ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard", db_name = "legacy_db", db_user = "legacy_user" } } };
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Mk, legacy, expect: [409]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/999999/adopt", Mk, legacy, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Mk, new { databases = Array.Empty<object>() }, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Fk, legacy, expect: [401]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new
         {
             name = "nothing-there",
