@@ -7,6 +7,7 @@ using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Backups;
+using TenantDb.Functions.Callbacks;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Pools;
@@ -79,6 +80,8 @@ public static class ServiceRegistration
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();
+        services.AddTenantCallbacks();
+        services.AddValidatedOptions<CallbackUrlOptions>(CallbackUrlOptions.Section);
         services.AddBackups();
         services.AddPoolAdministration();
         services.AddHostedService<CatalogMigrationService>();

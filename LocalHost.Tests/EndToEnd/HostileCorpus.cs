@@ -387,11 +387,20 @@ internal static class HostileCorpus
         const string Json = "application/json";
         var fields = route switch
         {
-            "AllocateDatabase" or "ProvisionDedicatedDatabase" => new Dictionary<string, object?>
+            "AllocateDatabase" => new Dictionary<string, object?>
             {
                 ["instance_id"] = Guid.NewGuid().ToString(),
                 ["customer_id"] = Guid.NewGuid().ToString(),
                 ["plan_tier"] = "standard",
+            },
+            // callback_url (optional, issue 14 item 6) probed here: a shared tier on this route is refused whatever the URL, so
+            // a probe that leaves it null or valid still makes nothing; the URL goes through the same validator as allocate's.
+            "ProvisionDedicatedDatabase" => new Dictionary<string, object?>
+            {
+                ["instance_id"] = Guid.NewGuid().ToString(),
+                ["customer_id"] = Guid.NewGuid().ToString(),
+                ["plan_tier"] = "standard",
+                ["callback_url"] = "https://instances.example.com/hooks/database",
             },
             "RegisterPool" => new Dictionary<string, object?>
             {
