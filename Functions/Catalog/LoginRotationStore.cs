@@ -109,11 +109,19 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// tenant's current one in flight, holding the row so nothing retires that login meanwhile. Null: superseded; else
     /// what <paramref name="setOnPool"/> answered.
     /// </summary>
-    public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
+    public Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct) =>
+        WhileSettingAsync(tenantId, rotationId, _ => setOnPool(), ct);
+
+    /// <summary>
+    /// <see cref="WhileSettingAsync(long, long, Func{Task{bool}}, CancellationToken)"/> that hands <paramref name="setOnPool"/> the
+    /// tenant's <c>plan_tier</c> as read under the lock: a login made now gets the limit of the tier a tier change (which takes the
+    /// same lock) left, not of the one read before.
+    /// </summary>
+    public async Task<bool?> WhileSettingAsync(long tenantId, long rotationId, Func<string, Task<bool>> setOnPool, CancellationToken ct)
     {
         bool? set = null;
         var current = await WhileLockedAsync(tenantId, $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}'", rotationId,
-            async _ => { set = await setOnPool(); return null; }, ct);
+            async row => { set = await setOnPool(row.PlanTier); return null; }, ct);
         return current ? set : null;
     }
 

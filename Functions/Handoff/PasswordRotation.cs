@@ -62,11 +62,11 @@ public sealed partial class PasswordRotation(
 
         var (rotationId, login) = (RotationStart.Begun)start;
         var tenantId = live.Tenant.Id;
-        var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
         try
         {
+            // The limit of the tier the row has under the lock (a tier change takes the same lock), for a login made now.
             var set = await rotations.WhileSettingAsync(tenantId, rotationId,
-                () => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), limit, ct), ct);
+                planTier => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), LimitOf(planTier), ct), ct);
             switch (set)
             {
                 case null:
@@ -147,6 +147,9 @@ public sealed partial class PasswordRotation(
 
         return true;
     }
+
+    private int LimitOf(string planTier) =>
+        poolsOptions.Value.TryGetTier(planTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
 
     /// <summary>Records that a rotation's password never reached its handoff; a catalog fault is logged (the sweep settles it).</summary>
     public async Task MarkUnconfirmedBestEffortAsync(long tenantId, long rotationId)
