@@ -18,7 +18,7 @@ namespace TenantDb.Functions.Tests.Admin;
 /// </summary>
 [Collection(PostgresCollection.Name)]
 [Trait("Category", Tier.Database)]
-public sealed class AdoptionTests(PostgresFixture fixture)
+public sealed class AdoptionTests(PostgresFixture fixture, Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly CancellationToken None = CancellationToken.None;
     private const string LegacyPassword = "legacyAppPassword0123456789abcdef";
@@ -266,6 +266,43 @@ public sealed class AdoptionTests(PostgresFixture fixture)
 
             Assert.Equal(0L, await app.CatalogScalarAsync<long>("SELECT count(*) FROM tenant_databases"));
             Assert.Equal(-1, await server.ScalarAsync<int>("SELECT rolconnlimit FROM pg_roles WHERE rolname = 'shop_app'"));
+        }
+        finally
+        {
+            await server.StopImmediatelyAsync();
+        }
+    }
+
+    [Fact]
+    [Trait("Issue", "14")]
+    public async Task Adopt_TheLargestRequest_AllReadyCountedAndClosedInOneGo()
+    {
+        await using var app = await TestApp.StartAsync(fixture);
+        var server = await fixture.StartServerAsync($"adopt-many-{Guid.NewGuid().ToString("N")[..8]}", null);
+        try
+        {
+            const int Count = TenantAdoptionService.MaxDatabases;
+            var statements = Enumerable.Range(0, Count).SelectMany(i => new[]
+            {
+                $"CREATE ROLE app_{i:D3} LOGIN PASSWORD 'appPassword0123456789abcdef{i:D3}'", $"CREATE DATABASE shop_{i:D3} OWNER app_{i:D3}",
+            }).ToArray();
+            await ExecuteAsync(server.ConnectionString(), statements);
+            var poolId = await RegisterAsync(app, server, maxInstances: Count);
+            var items = Enumerable.Range(0, Count).Select(i => Item(Guid.NewGuid(), "starter", $"shop_{i:D3}", $"app_{i:D3}")).ToArray();
+
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var (status, _, body) = await AdoptAsync(app, poolId, items);
+            watch.Stop();
+
+            Assert.True(status == 200, body.ToString());
+            Assert.Equal(Count, body.GetProperty("adopted").GetInt32());
+            Assert.Equal("full", await app.CatalogScalarAsync<string>("SELECT status || '' FROM db_servers WHERE id = @id", ("id", poolId)));
+            Assert.Equal(Count, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", poolId)));
+            Assert.Equal(0L, await server.ScalarAsync<long>(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop_%' AND has_database_privilege('public', oid, 'CONNECT')"));
+            Assert.Equal((long)Count, await server.ScalarAsync<long>("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'app_%' AND rolconnlimit = 20"));
+            Assert.Equal(1L, await CountAsync(Login(server.Port, "app_042", "appPassword0123456789abcdef042", "shop_042"), "pg_database WHERE datname = 'shop_042'"));
+            output.WriteLine($"adopt: {Count} databases in one request in {watch.Elapsed.TotalMilliseconds:0} ms ({watch.Elapsed.TotalMilliseconds / Count:0.0} ms each)");
         }
         finally
         {
