@@ -2,6 +2,7 @@ using System.Text.Json;
 using Npgsql;
 using TenantDb.Functions.Administration;
 using TenantDb.Functions.Api;
+using TenantDb.Functions.Backups;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Handoff;
@@ -270,6 +271,43 @@ public sealed class AdoptionTests(PostgresFixture fixture, Xunit.Abstractions.IT
         finally
         {
             await server.StopImmediatelyAsync();
+        }
+    }
+
+    [Fact]
+    [Trait("Issue", "14")]
+    public async Task Adopted_BackupDropTableRestoreInPlace_TableBackAndTheOldPasswordStillLogsIn()
+    {
+        var container = $"test-adopt-backups-{Guid.NewGuid():N}";
+        await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Backups:Container"] = container, ["Pools:WarmStock"] = "0",
+        });
+        var server = await LegacyServerAsync();
+        try
+        {
+            var poolId = await RegisterAsync(app, server);
+            var legacy = Guid.NewGuid();
+            Assert.Equal(200, (await AdoptAsync(app, poolId, Item(legacy, "standard", "legacy_one", "legacy_app"))).Status);
+            var started = Assert.IsType<BackupStart.Started>(await app.Get<BackupService>().RecordAsync(legacy, None));
+            var backup = await app.Get<BackupService>().RunAsync(started.Backup.Id, None);
+            Assert.Equal(BackupStatus.Completed, backup.Status);
+            var login = Login(server.Port, "legacy_app", LegacyPassword, "legacy_one");
+            await ExecuteAsync(login, "DROP TABLE orders");
+
+            var restored = await app.Get<RestoreService>().RunAsync(new RestoreRunInput(legacy, backup.BackupId), None);
+
+            Assert.True(restored.Status == RestoreResult.Restored, restored.Error);
+            Assert.Equal(3L, await CountAsync(login, "orders"));
+            await ExecuteAsync(login, "INSERT INTO orders VALUES (4, 'd')");
+            Assert.Equal("legacy_app", await server.ScalarAsync<string>("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = 'legacy_one'"));
+            Assert.False(await server.ScalarAsync<bool>("SELECT has_database_privilege('public', 'legacy_one', 'CONNECT')"));
+            Assert.Equal(2L, await CountAsync(Login(server.Port, "shop_app", ShopPassword, "shop"), "carts"));
+        }
+        finally
+        {
+            await server.StopImmediatelyAsync();
+            await new Azure.Storage.Blobs.BlobServiceClient("UseDevelopmentStorage=true").GetBlobContainerClient(container).DeleteIfExistsAsync();
         }
     }
 
