@@ -7,6 +7,7 @@ using Npgsql;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
 using TenantDb.Functions.Backups;
+using TenantDb.Functions.Callbacks;
 using TenantDb.Functions.Moves;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Handoff;
@@ -63,6 +64,9 @@ public static class ServiceRegistration
         services.AddSingleton<TenantPurge>();
         services.AddSingleton<AbandonedAllocationRecovery>();
         services.AddSingleton<FailedAllocationCleanup>();
+        services.AddSingleton<TenantLimits>();
+        services.AddSingleton<TierChangeStore>();
+        services.AddSingleton<TierChangeService>();
         services.AddSingleton<CatalogMigrator>();
 
         services.AddSingleton<DockerEngine>();
@@ -77,6 +81,8 @@ public static class ServiceRegistration
         services.AddSingleton<ProvisioningService>();
         services.AddSingleton<AllocationFlow>();
         services.AddHandoff();
+        services.AddTenantCallbacks();
+        services.AddValidatedOptions<CallbackUrlOptions>(CallbackUrlOptions.Section);
         services.AddBackups();
         services.AddMoves();
         services.AddPoolAdministration();

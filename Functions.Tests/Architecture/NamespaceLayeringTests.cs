@@ -16,7 +16,7 @@ public sealed class NamespaceLayeringTests
         ["Pools"],
         ["Drivers"],
         ["Provisioning", "Stock"],
-        ["Allocations"],
+        ["Allocations", "Callbacks"],
         ["Backups"],
         ["Moves"],
         ["Handoff"],

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Catalog;
+using TenantDb.Functions.Pools;
 using TenantDb.Functions.Settings;
 
 namespace TenantDb.Functions.Administration;
@@ -20,6 +21,9 @@ public static class AdministrationRegistration
         services.AddSingleton<PoolLifecycleService>();
         services.AddSingleton<EvacuationService>();
         services.AddSingleton<PoolRegistrationService>();
+        services.AddSingleton<AdoptionStore>();
+        services.AddSingleton<AdoptionDdl>();
+        services.AddSingleton<TenantAdoptionService>();
         services.AddSingleton<CleanupService>();
         services.AddSingleton<KeyRotationService>();
         services.AddSingleton<ActivityQueries>();

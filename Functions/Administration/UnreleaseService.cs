@@ -62,7 +62,7 @@ public sealed partial class UnreleaseService(
             return new UnreleaseOutcome.PastRetention(purgeAfter);
         }
 
-        var names = TenantNames.For(instanceId, Options.DatabasePrefix);
+        var names = TenantNames.Of(tenant, Options.DatabasePrefix);
         try
         {
             // Open first: the logins are still refused, so nobody enters before the new password is set.

@@ -35,6 +35,7 @@ public sealed partial class AllocationFlow(
     ICredentialDeposit handoff,
     IOptions<AllocationOptions> allocationOptions,
     IOptions<PoolsOptions> poolsOptions,
+    IOptions<CallbackUrlOptions> callbackOptions,
     ILogger<AllocationFlow> logger)
 {
     private AllocationOptions Options => allocationOptions.Value;
@@ -43,7 +44,7 @@ public sealed partial class AllocationFlow(
 
     public async Task<AllocateResult> AllocateAsync(AllocationRequest? request, DurableTaskClient client, string baseUrl, CancellationToken ct)
     {
-        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, callbackOptions.Value.AllowLoopbackCallbacks, out var valid, out var errors))
         {
             return new AllocateResult.Refused(new AllocationOutcome.Invalid(errors));
         }
@@ -82,7 +83,7 @@ public sealed partial class AllocationFlow(
     /// <summary>A dedicated server for one instance of a dedicated tier; idempotent like allocate.</summary>
     public async Task<AllocateResult> ProvisionDedicatedAsync(AllocationRequest? request, DurableTaskClient client, string baseUrl, CancellationToken ct)
     {
-        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, callbackOptions.Value.AllowLoopbackCallbacks, out var valid, out var errors))
         {
             return new AllocateResult.Refused(new AllocationOutcome.Invalid(errors));
         }
@@ -118,8 +119,8 @@ public sealed partial class AllocationFlow(
     /// <summary>One try of a waiting allocation (the <c>TryAllocate</c> activity).</summary>
     public async Task<AllocateAttempt> TryAllocateWaitingAsync(AllocateWhenReadyInput input, DurableTaskClient client, CancellationToken ct)
     {
-        var request = new AllocationRequest(input.InstanceId, input.CustomerId, input.PlanTier);
-        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        var request = new AllocationRequest(input.InstanceId, input.CustomerId, input.PlanTier, input.CallbackUrl);
+        if (!AllocationValidator.TryValidate(request, poolsOptions.Value, callbackOptions.Value.AllowLoopbackCallbacks, out var valid, out var errors))
         {
             return new AllocateAttempt(true, null, string.Join(" ", errors.Values.SelectMany(e => e)), "invalid");
         }
@@ -185,7 +186,7 @@ public sealed partial class AllocationFlow(
         if (!IsWaiting(existing))
         {
             var input = new AllocateWhenReadyInput(valid.InstanceId.ToString("D"), valid.CustomerId.ToString("D"), valid.PlanTier,
-                baseUrl, Options.WaitPollInterval, Options.WaitForCapacityTimeout);
+                baseUrl, Options.WaitPollInterval, Options.WaitForCapacityTimeout, valid.CallbackUrl);
             try
             {
                 await client.ScheduleNewOrchestrationInstanceAsync(WaitForCapacity.Orchestrator, input, new StartOrchestrationOptions(id), ct);

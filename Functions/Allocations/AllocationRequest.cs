@@ -8,12 +8,19 @@ namespace TenantDb.Functions.Allocations;
 public sealed record AllocationRequest(
     [property: JsonPropertyName("instance_id")] string? InstanceId,
     [property: JsonPropertyName("customer_id")] string? CustomerId,
-    [property: JsonPropertyName("plan_tier")] string? PlanTier);
+    [property: JsonPropertyName("plan_tier")] string? PlanTier,
+    [property: JsonPropertyName("callback_url")] string? CallbackUrl = null);
 
 public static class AllocationValidator
 {
     /// <summary>Checks the request; <paramref name="errors"/> names each bad field (the key is the JSON name).</summary>
-    public static bool TryValidate(AllocationRequest? request, PoolsOptions pools, out ValidAllocationRequest valid, out Dictionary<string, string[]> errors)
+    public static bool TryValidate(AllocationRequest? request, PoolsOptions pools, out ValidAllocationRequest valid, out Dictionary<string, string[]> errors) =>
+        TryValidate(request, pools, allowLoopbackCallbacks: false, out valid, out errors);
+
+    /// <inheritdoc cref="TryValidate(AllocationRequest?, PoolsOptions, out ValidAllocationRequest, out Dictionary{string, string[]})"/>
+    /// <param name="allowLoopbackCallbacks">Whether a <c>callback_url</c> may be http to a loopback host (<c>Api:AllowLoopbackCallbacks</c>).</param>
+    public static bool TryValidate(AllocationRequest? request, PoolsOptions pools, bool allowLoopbackCallbacks, out ValidAllocationRequest valid,
+        out Dictionary<string, string[]> errors)
     {
         errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         valid = null!;
@@ -30,12 +37,17 @@ public static class AllocationValidator
             errors["plan_tier"] = [$"plan_tier must be one of: {string.Join(", ", pools.Tiers.Keys.Order(StringComparer.Ordinal))}."];
         }
 
+        if (request.CallbackUrl is { } callback && CallbackUrls.Problem(callback, allowLoopbackCallbacks) is { } callbackProblem)
+        {
+            errors["callback_url"] = [callbackProblem];
+        }
+
         if (errors.Count > 0)
         {
             return false;
         }
 
-        valid = new ValidAllocationRequest(instance, customer, request.PlanTier!, tier);
+        valid = new ValidAllocationRequest(instance, customer, request.PlanTier!, tier, request.CallbackUrl);
         return true;
     }
 

@@ -23,6 +23,7 @@ public sealed partial class AllocationService(
     SecretProtector secrets,
     IOptions<AllocationOptions> allocationOptions,
     IOptions<PoolsOptions> poolsOptions,
+    IOptions<CallbackUrlOptions> callbackOptions,
     TimeProvider time,
     AllocatorTelemetry telemetry,
     ILogger<AllocationService> logger)
@@ -33,7 +34,7 @@ public sealed partial class AllocationService(
 
     public Task<AllocationOutcome> AllocateAsync(AllocationRequest? request, CancellationToken ct)
     {
-        if (AllocationValidator.TryValidate(request, poolsOptions.Value, out var valid, out var errors))
+        if (AllocationValidator.TryValidate(request, poolsOptions.Value, callbackOptions.Value.AllowLoopbackCallbacks, out var valid, out var errors))
         {
             return AllocateAsync(valid, ct);
         }
@@ -171,7 +172,7 @@ public sealed partial class AllocationService(
                     return new ReleaseOutcome.Released(live.Tenant, PurgeAfter(live.Tenant));
             }
 
-            await ddl.ReleaseAsync(live.Pool, NamesFor(instanceId), ct);
+            await ddl.ReleaseAsync(live.Pool, TenantNames.Of(live.Tenant, Options.DatabasePrefix), ct);
             if (await tenants.MarkReleasedAsync(live.Tenant.Id, live.Pool.Id, actor, ct) is { } released)
             {
                 LogReleased(instanceId, live.Pool.Name);

@@ -38,7 +38,7 @@ public sealed partial class FailedAllocationCleanup(
             {
                 if (!await tenants.SettleLeftoverOfLiveTenantAsync(tenant.Id, ct))
                 {
-                    await ddl.DropAsync(pool, TenantNames.For(tenant.InstanceId, Options.DatabasePrefix), ct);
+                    await ddl.DropAsync(pool, TenantNames.Of(tenant, Options.DatabasePrefix), ct);
                     if (tenant.StockName is { } stockName)
                     {
                         await stockDdl.DropAsync(pool, stockName, ct);

@@ -110,7 +110,7 @@ public sealed partial class TenantPurge(
                 return new PurgeNowOutcome.NoFinalBackup("the final backup is gone");
             }
 
-            await ddl.DropAsync(pool, TenantNames.For(tenant.InstanceId, Options.DatabasePrefix), ct);
+            await ddl.DropAsync(pool, TenantNames.Of(tenant, Options.DatabasePrefix), ct);
             await tenants.MarkDroppedAsync(tenant.Id, actor, ct);
             LogPurged(tenant.InstanceId, pool.Name);
             return new PurgeNowOutcome.Purged(final.BackupId);

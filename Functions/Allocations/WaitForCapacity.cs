@@ -26,7 +26,8 @@ public static class WaitForCapacity
 }
 
 /// <param name="BaseUrl">The app's public base URL (<c>Api:PublicBaseUrl</c>); the claim URL of the result is built from it.</param>
-public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout);
+public sealed record AllocateWhenReadyInput(string InstanceId, string CustomerId, string PlanTier, string BaseUrl, TimeSpan PollInterval, TimeSpan Timeout,
+    string? CallbackUrl = null);
 
 /// <summary>One try: <c>Done</c> with the allocation (or the error that ends the wait), or not yet.</summary>
 public sealed record AllocateAttempt(

@@ -61,7 +61,7 @@ public sealed class AdminFunctions(PoolReadService reads, PoolLifecycleService l
         [HttpTrigger(AuthorizationLevel.Admin, "delete", Route = Pools + "/{id}")] HttpRequest req, string id, CancellationToken ct) =>
         RouteIds.WithPoolAsync(id, async poolId => Respond(await lifecycle.RetireAsync(poolId, ct)));
 
-    private static IActionResult Respond<T>(AdminOutcome<T> outcome, int status = StatusCodes.Status200OK) where T : notnull => outcome switch
+    internal static IActionResult Respond<T>(AdminOutcome<T> outcome, int status = StatusCodes.Status200OK) where T : notnull => outcome switch
     {
         AdminOutcome<T>.Done done => ApiJson.Status(status, done.Value),
         AdminOutcome<T>.Invalid invalid => Problems.Validation(invalid.Errors),

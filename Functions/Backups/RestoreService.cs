@@ -93,7 +93,7 @@ public sealed partial class RestoreService(
                 throw new BackupRefusedException("backup-not-usable", "The backup is not a completed backup of this tenant database.");
             }
 
-            var names = TenantNames.For(input.InstanceId, allocation.Value.DatabasePrefix);
+            var names = TenantNames.Of(live.Tenant, allocation.Value.DatabasePrefix);
             if (names.Database != live.Tenant.DbName)
             {
                 throw new InvalidOperationException("The tenant's database name is not the one its instance id makes.");

@@ -5,7 +5,17 @@ namespace TenantDb.Functions.Catalog;
 
 /// <summary>A rotation as the catalog records it, with the tenant's pool.</summary>
 public sealed record LoginRotation(Pool Pool, long TenantId, Guid InstanceId, string PlanTier, string DbUser, long? RotationId,
-    string? RotationLogin, string? RotationState, string? RetiringLogin);
+    string? RotationLogin, string? RotationState, string? RetiringLogin)
+{
+    /// <summary>The tenant's database name (an adopted tenant's names come from its row, issue 14 item 7).</summary>
+    public string DbName { get; init; } = "";
+
+    /// <summary>An adopted tenant's owner role; null for a tenant the allocator made.</summary>
+    public string? OwnerRole { get; init; }
+
+    /// <summary>An adopted tenant's first login; null for a tenant the allocator made.</summary>
+    public string? LoginRole { get; init; }
+}
 
 /// <summary>What <see cref="LoginRotationStore.BeginAsync"/> came to.</summary>
 public abstract record RotationStart
@@ -30,7 +40,8 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
 {
     private const string Columns = """
         t.id AS t_id, t.instance_id AS t_instance_id, t.plan_tier AS t_plan_tier, t.db_user AS t_db_user, t.rotation_id AS t_rotation_id,
-        t.rotation_login AS t_rotation_login, t.rotation_state AS t_rotation_state, t.retiring_login AS t_retiring_login
+        t.rotation_login AS t_rotation_login, t.rotation_state AS t_rotation_state, t.retiring_login AS t_retiring_login,
+        t.db_name AS t_db_name, t.owner_role AS t_owner_role, t.login_role AS t_login_role
         """;
 
     /// <summary>
@@ -98,13 +109,15 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
     /// tenant's current one in flight, holding the row so nothing retires that login meanwhile. Null: superseded; else
     /// what <paramref name="setOnPool"/> answered.
     /// </summary>
-    public async Task<bool?> WhileSettingAsync(long tenantId, long poolId, long rotationId, Func<Task<bool>> setOnPool, CancellationToken ct)
+    public async Task<bool?> WhileSettingAsync(long tenantId, long poolId, long rotationId, Func<string, Task<bool>> setOnPool, CancellationToken ct)
     {
         bool? set = null;
         // Still on the pool the caller sets the password on: a move that switched the tenant meanwhile supersedes this rotation.
+        // setOnPool gets the tenant's plan_tier as read under the lock: a login made now gets the limit of the tier a tier change
+        // (which takes the same lock) left, not of the one read before.
         var current = await WhileLockedAsync(tenantId,
             $"t.rotation_id = @rotation_id AND t.rotation_state = 'setting' AND t.status = '{Words.Ready}' AND t.db_server_id = {poolId}", rotationId,
-            async _ => { set = await setOnPool(); return null; }, ct);
+            async row => { set = await setOnPool(row.PlanTier); return null; }, ct);
         return current ? set : null;
     }
 
@@ -229,7 +242,12 @@ public sealed class LoginRotationStore(NpgsqlDataSource catalog)
         r.IsDBNull(r.GetOrdinal("t_rotation_id")) ? null : r.GetInt64(r.GetOrdinal("t_rotation_id")),
         r.IsDBNull(r.GetOrdinal("t_rotation_login")) ? null : r.GetString(r.GetOrdinal("t_rotation_login")),
         r.IsDBNull(r.GetOrdinal("t_rotation_state")) ? null : r.GetString(r.GetOrdinal("t_rotation_state")),
-        r.IsDBNull(r.GetOrdinal("t_retiring_login")) ? null : r.GetString(r.GetOrdinal("t_retiring_login")));
+        r.IsDBNull(r.GetOrdinal("t_retiring_login")) ? null : r.GetString(r.GetOrdinal("t_retiring_login")))
+    {
+        DbName = r.GetString(r.GetOrdinal("t_db_name")),
+        OwnerRole = r.IsDBNull(r.GetOrdinal("t_owner_role")) ? null : r.GetString(r.GetOrdinal("t_owner_role")),
+        LoginRole = r.IsDBNull(r.GetOrdinal("t_login_role")) ? null : r.GetString(r.GetOrdinal("t_login_role")),
+    };
 
     private async Task<bool> UpdateAsync(string set, string when, long tenantId, long rotationId, CancellationToken ct)
     {

@@ -23,7 +23,7 @@ public abstract record MoveBegin
 }
 
 /// <summary>A kept source copy whose retention ended: the pool it is on and the tenant's names there.</summary>
-public sealed record SourceCopy(Guid MoveId, Guid InstanceId, Pool Pool);
+public sealed record SourceCopy(Guid MoveId, Guid InstanceId, Pool Pool, string DbName, string? OwnerRole, string? LoginRole);
 
 /// <summary>
 /// The catalog side of moves (DESIGN.md §10, <c>tenant_moves</c>): the target's slot reserved with the move's row, the switch of
@@ -221,8 +221,9 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
     public async Task<IReadOnlyList<SourceCopy>> ListSourceCopiesDueAsync(DateTimeOffset now, int limit, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
-            SELECT m.id AS move_id, m.instance_id AS move_instance_id, s.*
-            FROM tenant_moves m JOIN db_servers s ON s.id = m.source_pool_id
+            SELECT m.id AS move_id, m.instance_id AS move_instance_id, t.db_name AS move_db_name, t.owner_role AS move_owner_role,
+                   t.login_role AS move_login_role, s.*
+            FROM tenant_moves m JOIN db_servers s ON s.id = m.source_pool_id JOIN tenant_databases t ON t.id = m.tenant_id
             WHERE m.status = '{TenantMove.Moved}' AND m.source_purge_after < @now AND s.status <> '{Words.Deleted}'
               AND NOT EXISTS (SELECT 1 FROM tenant_databases t WHERE t.instance_id = m.instance_id AND t.db_server_id = m.source_pool_id
                               AND t.status IN {LiveStatuses.Sql})
@@ -234,7 +235,8 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            copies.Add(new SourceCopy(reader.GetGuid(reader.GetOrdinal("move_id")), reader.GetGuid(reader.GetOrdinal("move_instance_id")), reader.ToPool()));
+            copies.Add(new SourceCopy(reader.GetGuid(reader.GetOrdinal("move_id")), reader.GetGuid(reader.GetOrdinal("move_instance_id")), reader.ToPool(),
+                reader.GetString(reader.GetOrdinal("move_db_name")), NullableString(reader, "move_owner_role"), NullableString(reader, "move_login_role")));
         }
 
         return copies;
@@ -291,6 +293,9 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
 
         return instances;
     }
+
+    private static string? NullableString(NpgsqlDataReader reader, string column) =>
+        reader.IsDBNull(reader.GetOrdinal(column)) ? null : reader.GetString(reader.GetOrdinal(column));
 
     // The conditions are this class's own constants; the key travels as a parameter.
     private async Task<TenantMove?> FindAsync<TKey>(string condition, TKey key, CancellationToken ct) where TKey : notnull

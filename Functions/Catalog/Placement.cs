@@ -63,8 +63,9 @@ internal static class Placement
                 DELETE FROM warm_stock w USING stock s WHERE w.id = s.id
                 RETURNING w.name
             ), t AS (
-                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status, stock_name)
-                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, '{Words.Creating}', (SELECT name FROM claimed) FROM reserved
+                INSERT INTO tenant_databases (instance_id, customer_id, plan_tier, db_server_id, db_name, db_user, status, stock_name, callback_url)
+                SELECT @instance_id, @customer_id, @plan_tier, id, @db_name, @db_user, '{Words.Creating}', (SELECT name FROM claimed), @callback_url
+                FROM reserved
                 RETURNING *
             ), created_event AS (
                 INSERT INTO pool_events (db_server_id, instance_id, event, to_status, actor)
@@ -78,6 +79,7 @@ internal static class Placement
         await using var cmd = instanceLock?.Command(sql) ?? catalog.CreateCommand(sql);
         cmd.Parameters.AddWithValue("instance_id", request.InstanceId);
         cmd.Parameters.AddWithValue("customer_id", request.CustomerId);
+        cmd.Parameters.Add(new NpgsqlParameter<string?>("callback_url", NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = request.CallbackUrl });
         cmd.Parameters.AddWithValue("plan_tier", request.PlanTier);
         cmd.Parameters.AddWithValue("db_name", dbName);
         cmd.Parameters.AddWithValue("db_user", dbUser);

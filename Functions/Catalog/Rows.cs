@@ -54,6 +54,10 @@ internal static class Rows
         ReleasedAt = r.Value<DateTime>(prefix + "released_at") is { } released ? new DateTimeOffset(released, TimeSpan.Zero) : null,
         StockName = r.Nullable<string>(prefix + "stock_name"),
         Generation = r.GetInt32(r.GetOrdinal(prefix + "generation")),
+        OwnerRole = r.Nullable<string>(prefix + "owner_role"),
+        LoginRole = r.Nullable<string>(prefix + "login_role"),
+        AdoptedAt = r.Value<DateTime>(prefix + "adopted_at") is { } adopted ? new DateTimeOffset(adopted, TimeSpan.Zero) : null,
+        CallbackUrl = r.Nullable<string>(prefix + "callback_url"),
     };
 
     public static PoolEvent ToPoolEvent(this DbDataReader r) => new(

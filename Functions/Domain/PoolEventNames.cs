@@ -32,4 +32,7 @@ public static class PoolEventNames
     public const string MovedCopyPurged = "moved_copy_purged";
     public const string BackupExpired = "backup_expired";
     public const string TenantUnreleased = "tenant_unreleased";
+    public const string TenantAdopted = "tenant_adopted";
+    public const string TierChanged = "tier_changed";
+    public const string CallbackFailed = "callback_failed";
 }

@@ -24,4 +24,16 @@ public sealed record TenantDatabase
 
     /// <summary>The warm stock the database was made from (DESIGN.md §9), or null when it was created for the tenant.</summary>
     public string? StockName { get; init; }
+
+    /// <summary>The role owning an adopted database (issue 14 item 7); null for a tenant the allocator made (names from its instance id).</summary>
+    public string? OwnerRole { get; init; }
+
+    /// <summary>The first login of an adopted tenant (its second is this name + <c>_b</c>); null for a tenant the allocator made.</summary>
+    public string? LoginRole { get; init; }
+
+    /// <summary>When an existing database became this tenant; null for a tenant the allocator made. An adopted tenant has no first password to hand off.</summary>
+    public DateTimeOffset? AdoptedAt { get; init; }
+
+    /// <summary>Where the allocator POSTs a signed notice after a move or a restore (https, or loopback in development).</summary>
+    public string? CallbackUrl { get; init; }
 }

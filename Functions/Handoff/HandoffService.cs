@@ -125,7 +125,7 @@ public sealed partial class HandoffService(
                         await ClearFirstPasswordCopyBestEffortAsync(tenant.Id);
                     }
 
-                    var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
+                    var names = TenantNames.Of(tenant, allocationOptions.Value.DatabasePrefix);
                     var login = result.Login ?? names.LoginRole;
                     if (result.RotationId is { } rotationId && !await rotation.CommitAsync(pool, tenant.Id, names, rotationId, login, AuditActor.Current, ct))
                     {

@@ -45,7 +45,7 @@ public sealed partial class PasswordRotation(
             return new PasswordChange.NotReady(live.Tenant.Status);
         }
 
-        var names = TenantNames.For(instanceId, allocationOptions.Value.DatabasePrefix);
+        var names = TenantNames.Of(live.Tenant, allocationOptions.Value.DatabasePrefix);
         var password = PasswordGenerator.Generate(allocationOptions.Value.PasswordLength);
         var ciphertext = secrets.Protect(password, HandoffService.Purpose(instanceId));
         var start = await rotations.BeginAsync(instanceId, names.LoginRole, names.AlternateLoginRole, ciphertext, Options.RotationTimeout, ct);
@@ -62,11 +62,11 @@ public sealed partial class PasswordRotation(
 
         var (rotationId, login) = (RotationStart.Begun)start;
         var tenantId = live.Tenant.Id;
-        var limit = poolsOptions.Value.TryGetTier(live.Tenant.PlanTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
         try
         {
+            // The limit of the tier the row has under the lock (a tier change takes the same lock), for a login made now.
             var set = await rotations.WhileSettingAsync(tenantId, live.Pool.Id, rotationId,
-                () => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), limit, ct), ct);
+                planTier => ddl.SetLoginPasswordAsync(live.Pool, names, login, ScramVerifier.Compute(password), LimitOf(planTier), ct), ct);
             switch (set)
             {
                 case null:
@@ -102,7 +102,7 @@ public sealed partial class PasswordRotation(
         var done = 0;
         foreach (var due in await rotations.ListDueAsync(time.GetUtcNow() - Options.RotationGrace, BatchSize, ct))
         {
-            var names = TenantNames.For(due.InstanceId, allocationOptions.Value.DatabasePrefix);
+            var names = TenantNames.Of(due.InstanceId, due.DbName, due.OwnerRole, due.LoginRole, allocationOptions.Value.DatabasePrefix);
             try
             {
                 switch (due)
@@ -149,6 +149,9 @@ public sealed partial class PasswordRotation(
 
         return true;
     }
+
+    private int LimitOf(string planTier) =>
+        poolsOptions.Value.TryGetTier(planTier, out var tier) ? tier.ConnectionLimit : new PlanTier().ConnectionLimit;
 
     /// <summary>Records that a rotation's password never reached its handoff; a catalog fault is logged (the sweep settles it).</summary>
     public async Task MarkUnconfirmedBestEffortAsync(long tenantId, long rotationId)

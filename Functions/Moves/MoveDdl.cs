@@ -68,6 +68,13 @@ public sealed class MoveDdl(PoolConnections connections)
         {
             var role = Identifier.Quote(login.Name);
             var password = login.Verifier is { } verifier ? $" PASSWORD '{EnsureVerifier(verifier)}'" : "";
+            if (login.Name == names.OwnerRole)
+            {
+                // An adopted tenant whose owner is its first login: the owner role carries that login's password and limit.
+                sql.Add($"ALTER ROLE {owner} CONNECTION LIMIT {login.ConnectionLimit}{password};");
+                continue;
+            }
+
             sql.Add($"CREATE ROLE {role} NOLOGIN INHERIT CONNECTION LIMIT {login.ConnectionLimit}{password} IN ROLE {owner};");
             sql.Add($"ALTER ROLE {role} SET role = {owner};");
         }

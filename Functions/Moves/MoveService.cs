@@ -151,13 +151,8 @@ public sealed partial class MoveService(
             : throw new MoveRefusedException("allocation-not-ready", $"The tenant database is {live.Tenant.Status.ToSql()}; only a ready or released one moves.");
     }
 
-    private TenantNames NamesOf(Allocation live)
-    {
-        var names = TenantNames.For(live.Tenant.InstanceId, allocation.Value.DatabasePrefix);
-        return names.Database == live.Tenant.DbName
-            ? names
-            : throw new MoveRefusedException("allocation-not-movable", "The tenant's database name is not the one its instance id makes.");
-    }
+    // The names the row records (an adopted tenant keeps its own).
+    private TenantNames NamesOf(Allocation live) => TenantNames.Of(live.Tenant, allocation.Value.DatabasePrefix);
 
     private async Task<Copied> CopyAndSwitchAsync(Allocation live, TenantMove move, Pool target, TenantNames names, CancellationToken ct)
     {

@@ -21,7 +21,7 @@ public sealed partial class MovedCopyPurge(MoveStore moves, MoveDdl ddl, ITenant
         var (purged, failed) = (0, 0);
         foreach (var copy in await moves.ListSourceCopiesDueAsync(time.GetUtcNow(), BatchSize, ct))
         {
-            var names = TenantNames.For(copy.InstanceId, allocation.Value.DatabasePrefix);
+            var names = TenantNames.Of(copy.InstanceId, copy.DbName, copy.OwnerRole, copy.LoginRole, allocation.Value.DatabasePrefix);
             try
             {
                 if (await ddl.IsMovedCopyAsync(copy.Pool, names, copy.MoveId, ct))

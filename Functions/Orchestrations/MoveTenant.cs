@@ -1,5 +1,6 @@
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
+using TenantDb.Functions.Callbacks;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Moves;
 
@@ -10,7 +11,7 @@ namespace TenantDb.Functions.Orchestrations;
 /// later run can tell how to go on (the catalog lost at the switch) is finished or rolled back by a recovery activity,
 /// retried on durable timers.
 /// </summary>
-public sealed class MoveTenant(MoveService moves)
+public sealed class MoveTenant(MoveService moves, TenantCallbacks callbacks)
 {
     private static readonly string Actor = Actors.Orchestration(nameof(MoveTenant));
     private static readonly TimeSpan RecoveryDelay = TimeSpan.FromSeconds(30);
@@ -29,9 +30,29 @@ public sealed class MoveTenant(MoveService moves)
             result = await CallAsync(context, nameof(RecoverMove), input);
         }
 
+        if (result.Status == MoveResult.Moved)
+        {
+            try
+            {
+                await context.CallActivityAsync(nameof(NotifyMoved), result);
+            }
+            catch (TaskFailedException)
+            {
+                // The catalog could not be read for the callback: the move stands; the activity logged why.
+            }
+        }
+
         context.SetCustomStatus(result.Status);
         return result;
     }
+
+    /// <summary>The event a callback of a move carries (<c>event</c>); the body's db_host and db_port are the new ones.</summary>
+    public const string MovedEvent = "moved";
+
+    [Function(nameof(NotifyMoved))]
+    public Task NotifyMoved([ActivityTrigger] MoveResult result, CancellationToken ct) =>
+        AuditActor.RunAsync(Actor, () => callbacks.NotifyAsync(result.InstanceId, MovedEvent,
+            new { generation = result.Generation, db_server_id = result.TargetPoolId, downtime_ms = result.DowntimeMs }, ct));
 
     private static async Task<MoveResult> CallAsync(TaskOrchestrationContext context, string activity, MoveRunInput input)
     {

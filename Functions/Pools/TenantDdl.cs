@@ -117,7 +117,7 @@ public sealed class TenantDdl(PoolConnections connections) : ITenantDdl
     public async Task DropAsync(Pool pool, TenantNames names, CancellationToken ct)
     {
         var db = Identifier.Quote(names.Database);
-        string[] roles = [names.LoginRole, names.AlternateLoginRole, names.OwnerRole];
+        var roles = names.Roles.ToArray();
         await using var conn = await connections.For(pool).OpenConnectionAsync(ct);
         // A tenant can mark its own database a template, which DROP DATABASE refuses (42809): undo it first.
         await using (var template = new NpgsqlCommand("SELECT datistemplate FROM pg_database WHERE datname = @db", conn))

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using TenantDb.Functions.Domain;
 
 namespace TenantDb.Functions.Pools;
 
@@ -22,6 +23,34 @@ public sealed record TenantNames(string Database, string LoginRole, string Owner
 
     /// <summary>The login a rotation uses when <paramref name="current"/> is in use.</summary>
     public string IdleLogin(string current) => current == LoginRole ? AlternateLoginRole : LoginRole;
+
+    /// <summary>
+    /// The names of a tenant as its catalog row records them: an adopted database keeps its own database, owner and login names
+    /// (issue 14 item 7); any other tenant's names come from its instance id (<see cref="For"/>).
+    /// </summary>
+    public static TenantNames Of(TenantDatabase tenant, string prefix) => Of(tenant.InstanceId, tenant.DbName, tenant.OwnerRole, tenant.LoginRole, prefix);
+
+    /// <inheritdoc cref="Of(TenantDatabase, string)"/>
+    public static TenantNames Of(Guid instanceId, string dbName, string? ownerRole, string? loginRole, string prefix) =>
+        ownerRole is not null && loginRole is not null ? Adopted(dbName, loginRole, ownerRole) : For(instanceId, prefix);
+
+    /// <summary>
+    /// An adopted tenant's names, checked like ours: its owner may be its first login itself (a database its login owns), and
+    /// its second login (login + <c>_b</c>) must be a safe identifier too.
+    /// </summary>
+    public static TenantNames Adopted(string database, string loginRole, string ownerRole)
+    {
+        var names = new TenantNames(database, loginRole, ownerRole);
+        if (!Identifier.IsSafe(database) || !Identifier.IsSafe(ownerRole) || !Identifier.IsSafe(names.AlternateLoginRole))
+        {
+            throw new ArgumentException("An adopted tenant's names must be safe PostgreSQL identifiers.", nameof(database));
+        }
+
+        return names;
+    }
+
+    /// <summary>The tenant's distinct roles (an adopted tenant's owner may be its first login).</summary>
+    public IReadOnlyList<string> Roles => new[] { LoginRole, AlternateLoginRole, OwnerRole }.Distinct(StringComparer.Ordinal).ToArray();
 
     public static TenantNames For(Guid instanceId, string prefix)
     {

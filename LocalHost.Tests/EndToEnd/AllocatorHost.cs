@@ -98,6 +98,8 @@ public sealed class AllocatorHost : IAsyncDisposable
         _environment["Pools__MinFreeSlots"] = "0";
         _environment["Sweep__Schedule"] = "0 */5 * * * *";
         _environment["Sweep__CleanupSchedule"] = "0 0 3 * * *";
+        // Tenant callbacks (issue 14 item 6) may go to a test's listener on loopback; a test that checks them sets Callbacks__Key.
+        _environment["Api__AllowLoopbackCallbacks"] = "true";
         foreach (var (key, value) in settings)
         {
             _environment[key] = value;

@@ -51,6 +51,7 @@ internal static class HostileCorpus
         new("ProvisionDedicatedDatabase", "POST", Api + "/provision-dedicated", Level.Function, Body: true),
         new("GetAllocation", "GET", Api + "/allocations/{instance}", Level.Function, Mutates: false),
         new("ReleaseAllocation", "DELETE", Api + "/allocations/{instance}", Level.Function),
+        new("ChangeAllocationTier", "PATCH", Api + "/allocations/{instance}", Level.Function, Body: true),
         new("GetAllocationEvents", "GET", Api + "/allocations/{instance}/events", Level.Function, Mutates: false),
         new("ClaimDatabaseCredentials", "POST", Api + "/credentials/{instance}/claim", Level.Function),
         new("RotateDatabaseCredentials", "POST", Api + "/credentials/{instance}/rotate", Level.Function),
@@ -67,6 +68,7 @@ internal static class HostileCorpus
         new("GetActivity", "GET", Api + "/admin/activity", Level.Admin, Mutates: false),
         new("CheckPoolHealth", "POST", Api + "/admin/pools/{pool}/health-check", Level.Admin),
         new("RegisterPool", "POST", Api + "/admin/pools/register", Level.Admin, Body: true),
+        new("AdoptDatabases", "POST", Api + "/admin/pools/{pool}/adopt", Level.Admin, Body: true),
         new("DrainPool", "POST", Api + "/admin/pools/{pool}/drain", Level.Admin),
         new("ActivatePool", "POST", Api + "/admin/pools/{pool}/activate", Level.Admin),
         new("RetirePool", "DELETE", Api + "/admin/pools/{pool}", Level.Admin),
@@ -391,11 +393,20 @@ internal static class HostileCorpus
         const string Json = "application/json";
         var fields = route switch
         {
-            "AllocateDatabase" or "ProvisionDedicatedDatabase" => new Dictionary<string, object?>
+            "AllocateDatabase" => new Dictionary<string, object?>
             {
                 ["instance_id"] = Guid.NewGuid().ToString(),
                 ["customer_id"] = Guid.NewGuid().ToString(),
                 ["plan_tier"] = "standard",
+            },
+            // callback_url (optional, issue 14 item 6) probed here: a shared tier on this route is refused whatever the URL, so
+            // a probe that leaves it null or valid still makes nothing; the URL goes through the same validator as allocate's.
+            "ProvisionDedicatedDatabase" => new Dictionary<string, object?>
+            {
+                ["instance_id"] = Guid.NewGuid().ToString(),
+                ["customer_id"] = Guid.NewGuid().ToString(),
+                ["plan_tier"] = "standard",
+                ["callback_url"] = "https://instances.example.com/hooks/database",
             },
             "RegisterPool" => new Dictionary<string, object?>
             {
@@ -410,6 +421,18 @@ internal static class HostileCorpus
                 ["close_public_databases"] = false,
             },
             "RestoreBackup" => new Dictionary<string, object?> { ["target_instance_id"] = Guid.NewGuid().ToString() },
+            "ChangeAllocationTier" => new Dictionary<string, object?> { ["plan_tier"] = "standard" },
+            "AdoptDatabases" => new Dictionary<string, object?>
+            {
+                ["databases"] = new[]
+                {
+                    new Dictionary<string, object?>
+                    {
+                        ["instance_id"] = Guid.NewGuid().ToString(), ["customer_id"] = Guid.NewGuid().ToString(), ["plan_tier"] = "standard",
+                        ["db_name"] = "legacy_db", ["db_user"] = "legacy_user",
+                    },
+                },
+            },
             _ => new Dictionary<string, object?> { ["value"] = "x" },
         };
 

@@ -66,7 +66,29 @@ public sealed class OpenApiEndToEndTests
     public async Task Contract_ServedWithoutKey_AndEveryAnswerOfTheFlowValidatesAgainstItsRouteAndStatus()
     {
         // Two servers at most: the shared pool and the dedicated one below (the spare pool is retired before the dedicated is made).
-        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Provisioning__MaxServers"] = "2" });
+        // Callbacks (issue 14 item 6) signed with a key of this test, to a listener of this test on loopback.
+        var callbackKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        using var hooks = new System.Net.HttpListener();
+        var hookPort = Functions.Drivers.LocalPostgres.FreeLoopbackPort();
+        hooks.Prefixes.Add($"http://127.0.0.1:{hookPort}/");
+        hooks.Start();
+        var hooked = Task.Run(async () =>
+        {
+            var context = await hooks.GetContextAsync();
+            using var received = new MemoryStream();
+            await context.Request.InputStream.CopyToAsync(received);
+            var signature = context.Request.Headers["X-TenantDb-Signature"];
+            context.Response.StatusCode = 204;
+            context.Response.Close();
+            return (Body: received.ToArray(), Signature: signature);
+        });
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string>
+        {
+            ["Provisioning__MaxServers"] = "2",
+            ["Api__AllowLoopbackCallbacks"] = "true",
+            ["Callbacks__Key"] = Convert.ToBase64String(callbackKey),
+            ["Callbacks__Backoff"] = "00:00:00.200",
+        });
 
         // (c) The document, anonymous, parses, and is the one embedded in the app.
         using (var response = await host.Client.GetAsync(new Uri(host.BaseAddress, "/api/openapi.yaml")))
@@ -89,7 +111,8 @@ public sealed class OpenApiEndToEndTests
 
         // Allocate with no pool: 202 and its run; meanwhile the look-up and a repeat answer 202 (or 200 once it is done).
         var a = Guid.NewGuid();
-        var (_, accepted, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [202]);
+        var hookUrl = $"http://127.0.0.1:{hookPort}/hooks/database";
+        var (_, accepted, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, RequestWithCallback(a, hookUrl), expect: [202]);
         await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200, 202]);
         await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200, 202]);
         // The look-up while the run waits (its step moves on as it retries), every answer checked, until it is placed.
@@ -114,7 +137,8 @@ public sealed class OpenApiEndToEndTests
 
         var (_, allocated, _) = await c.CallAsync(HttpMethod.Post, Allocate, Allocate, Fk, Request(a), expect: [200]);
         var poolId = allocated.GetProperty("db_server_id").GetInt64();
-        await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200]);
+        var (_, looked, _) = await c.CallAsync(HttpMethod.Get, Allocation, $"/database/allocations/{a}", Fk, expect: [200]);
+        Assert.Equal(hookUrl, looked.GetProperty("callback_url").GetString());
         await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [200],
             tweak: r => r.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString()));
         await c.CallAsync(HttpMethod.Post, Claim, $"/database/credentials/{a}/claim", Fk, expect: [410]);
@@ -134,6 +158,15 @@ public sealed class OpenApiEndToEndTests
         var restoredRun = await host.WaitForOrchestrationAsync(restore.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!,
             TimeSpan.FromSeconds(120));
         Assert.Equal("restored", restoredRun.GetProperty("output").GetProperty("status").GetString());
+        // The restore told the allocation's callback URL, signed over the exact body bytes.
+        var hook = await hooked.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("sha256=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(callbackKey, hook.Body)), hook.Signature);
+        using (var notice = JsonDocument.Parse(hook.Body))
+        {
+            Assert.Equal("restored", notice.RootElement.GetProperty("event").GetString());
+            Assert.Equal(a, notice.RootElement.GetProperty("instance_id").GetGuid());
+            Assert.Equal(backupId, notice.RootElement.GetProperty("backup_id").GetString());
+        }
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/not-a-uuid/restore", Fk, expect: [400]);
         var (_, into, _) = await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{backupId}/restore", Fk,
             new { target_instance_id = Guid.NewGuid().ToString() }, expect: [202]);
@@ -145,6 +178,14 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Post, Restore, $"/database/allocations/{a}/backups/{Guid.NewGuid()}/restore", Fk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, Backups, "/database/allocations/not-a-uuid/backups", Fk, expect: [400]);
         await c.CallAsync(HttpMethod.Post, Backups, $"/database/allocations/{a}/backups", key: null, expect: [401]);
+
+        // A tier change (issue 14 item 4): shared to shared in place, the same tier again, refusals.
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "premium" }, expect: [409]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "gold" }, expect: [400]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{Guid.NewGuid()}", Fk, new { plan_tier = "starter" }, expect: [404]);
+        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "standard" }, expect: [200]);
 
         // A second tenant on the pool with room: 200 at once; released; looked up released; refused rotation and re-allocation.
         var b = Guid.NewGuid();
@@ -216,6 +257,12 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Get, "/database/admin/dashboard", "/database/admin/dashboard", null, expect: [200]);
         await c.CallAsync(HttpMethod.Post, "/database/admin/secrets/rewrap", "/database/admin/secrets/rewrap", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new { name = "Bad Name" }, expect: [400]);
+        // Adopting existing databases (issue 14 item 7): only from a registered pool; bad bodies and unknown pools are problems.
+        var legacy = new { databases = new[] { new { instance_id = Guid.NewGuid().ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard", db_name = "legacy_db", db_user = "legacy_user" } } };
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Mk, legacy, expect: [409]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/999999/adopt", Mk, legacy, expect: [404]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Mk, new { databases = Array.Empty<object>() }, expect: [400]);
+        await c.CallAsync(HttpMethod.Post, $"{PoolById}/adopt", $"{Pools}/{poolId}/adopt", Fk, legacy, expect: [401]);
         await c.CallAsync(HttpMethod.Post, $"{Pools}/register", $"{Pools}/register", Mk, new
         {
             name = "nothing-there",
@@ -329,4 +376,8 @@ public sealed class OpenApiEndToEndTests
     /// <summary>The allocate body of an instance: the same customer every time (another one is a 409 conflict).</summary>
     private static object Request(Guid instance, string tier = "standard") =>
         new { instance_id = instance.ToString(), customer_id = new Guid(instance.ToByteArray().Reverse().ToArray()).ToString(), plan_tier = tier };
+
+    /// <summary>The allocate body with a <c>callback_url</c> (issue 14 item 6).</summary>
+    private static object RequestWithCallback(Guid instance, string callbackUrl) =>
+        new { instance_id = instance.ToString(), customer_id = new Guid(instance.ToByteArray().Reverse().ToArray()).ToString(), plan_tier = "standard", callback_url = callbackUrl };
 }

@@ -32,6 +32,10 @@ param minimumInstances int = 1
 @secure()
 param secretsKey string
 
+@description('Base64 of 32 random bytes: the key that signs tenant callbacks (Callbacks:Key, HMAC-SHA256). Stored in Key Vault only. Empty: no callbacks are sent.')
+@secure()
+param callbacksKey string
+
 @description('Administrator login of the catalog server.')
 param catalogAdminLogin string = 'tenantdb'
 
@@ -182,6 +186,12 @@ resource secretsKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   properties: { value: secretsKey }
 }
 
+resource callbacksKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'callbacks-key'
+  properties: { value: callbacksKey }
+}
+
 resource catalogConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   parent: vault
   name: 'catalog-connection'
@@ -223,7 +233,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: { '${identity.id}': {} }
   }
-  dependsOn: [storageRoles, vaultRole, secretsKeySecret, catalogConnectionSecret]
+  dependsOn: [storageRoles, vaultRole, secretsKeySecret, callbacksKeySecret, catalogConnectionSecret]
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
@@ -252,6 +262,12 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Secrets__RewrapBatchSize', value: '100' }
         // -- Api --
         { name: 'Api__PublicBaseUrl', value: publicBaseUrl }
+        { name: 'Api__AllowLoopbackCallbacks', value: 'false' }
+        // -- Callbacks (the signing key: a Key Vault reference) --
+        { name: 'Callbacks__Key', value: '@Microsoft.KeyVault(SecretUri=${callbacksKeySecret.properties.secretUri})' }
+        { name: 'Callbacks__Timeout', value: '00:00:05' }
+        { name: 'Callbacks__Attempts', value: '3' }
+        { name: 'Callbacks__Backoff', value: '00:00:01' }
         // -- Allocation --
         { name: 'Allocation__Strategy', value: 'FillFirst' }
         { name: 'Allocation__DatabasePrefix', value: 'odoo_' }

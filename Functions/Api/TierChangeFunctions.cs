@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using TenantDb.Functions.Allocations;
+using TenantDb.Functions.Domain;
+
+namespace TenantDb.Functions.Api;
+
+/// <summary>The instance-service's tier change (issue 14 item 4): <c>PATCH database/allocations/{instance_id}</c> with a new <c>plan_tier</c>.</summary>
+public sealed class TierChangeFunctions(TierChangeService tiers)
+{
+    [Function(nameof(ChangeAllocationTier))]
+    public Task<IActionResult> ChangeAllocationTier(
+        [HttpTrigger(AuthorizationLevel.Function, "patch", Route = "database/allocations/{instance_id}")] HttpRequest req,
+        string instance_id, CancellationToken ct)
+        => RouteIds.WithInstanceAsync(instance_id, async instanceId =>
+        {
+            var (body, problem) = await ApiJson.ReadAsync<TierChangeRequest>(req, ct);
+            if (problem is not null)
+            {
+                return problem;
+            }
+
+            return await tiers.ChangeAsync(instanceId, body, AuditActor.Current, ct) switch
+            {
+                TierChangeOutcome.Done done => ApiJson.Ok(AllocationView.Of(done.Placement.Pool, done.Placement.Tenant)),
+                TierChangeOutcome.Invalid invalid => Problems.Validation(invalid.Errors),
+                TierChangeOutcome.NotReady notReady => Problems.Conflict("allocation-not-ready",
+                    $"The database is {notReady.Status.ToSql()}; only a ready database changes tier."),
+                TierChangeOutcome.NeedsMove move => Problems.Conflict("tier-change-needs-move", move.Detail),
+                TierChangeOutcome.Busy => Problems.Conflict("allocation-busy", "The allocation changed meanwhile; read it and try again."),
+                _ => Problems.NotFound("allocation-not-found", "This instance has no database."),
+            };
+        });
+}
