@@ -275,6 +275,19 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>The instance's own dedicated server when it is in service with a free slot, else null.</summary>
+    public async Task<Pool?> FindDedicatedTargetAsync(Guid instanceId, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT * FROM db_servers
+            WHERE {Placement.Target(dedicated: true)} AND {Placement.InService} AND current_instances < max_instances
+            ORDER BY id LIMIT 1
+            """);
+        cmd.Parameters.AddWithValue("instance_id", instanceId);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? reader.ToPool() : null;
+    }
+
     /// <summary>The instances with a ready or released database on the pool and no move in flight: what an evacuation moves.</summary>
     public async Task<IReadOnlyList<Guid>> ListMovableAsync(long poolId, CancellationToken ct)
     {

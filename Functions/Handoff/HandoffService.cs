@@ -143,6 +143,14 @@ public sealed partial class HandoffService(
                     return new ClaimOutcome.Expired();
             }
 
+            if (live.Tenant.AdoptedAt is not null)
+            {
+                // An adopted tenant (issue 14 item 7) never had a first password here: the platform already holds it. Only a
+                // rotation deposits one, and a claim that finds none has nothing to wait for.
+                LogRefused(instanceId, ClaimStatus.Unknown);
+                return new ClaimOutcome.Unknown();
+            }
+
             var now = time.GetUtcNow();
             if (now - madeAt >= Options.Ttl || now - madeAt >= Options.DepositGrace || allocationOptions.Value.InlinePassword)
             {

@@ -10,6 +10,10 @@ public static class MoveRuns
 {
     public const string MoveOrchestrator = "MoveTenant";
     public const string EvacuateOrchestrator = "EvacuatePool";
+    public const string TierOrchestrator = "ChangeTierByMove";
+
+    /// <summary>One run per tier change request.</summary>
+    public static string TierInstanceIdFor(Guid moveId) => $"tier-{moveId:D}";
 
     /// <summary>One run per move: its id is derived from the move id.</summary>
     public static string MoveInstanceIdFor(Guid moveId) => $"move-{moveId:D}";
@@ -19,7 +23,25 @@ public static class MoveRuns
 }
 
 /// <summary>One move: of <paramref name="InstanceId"/>'s database, to <paramref name="TargetPoolId"/> (null: the pool with the most room).</summary>
-public sealed record MoveRunInput(Guid MoveId, Guid InstanceId, long? TargetPoolId, string Reason);
+/// <param name="AsTier">The tier whose pools may take it (a tier change's new tier); null: the tenant's own.</param>
+public sealed record MoveRunInput(Guid MoveId, Guid InstanceId, long? TargetPoolId, string Reason, string? AsTier = null);
+
+/// <summary>A tier change that needs another server: the tenant moved to a pool of <paramref name="ToTier"/>'s kind, then the tier changed.</summary>
+public sealed record TierMoveInput(Guid MoveId, Guid InstanceId, string ToTier, TimeSpan PollInterval, TimeSpan Timeout);
+
+/// <summary>One try of a tier change by a move, and its outcome: <c>changed</c>, <c>failed</c>, or <c>waiting</c> (for its dedicated server).</summary>
+public sealed record TierMoveStep(
+    [property: JsonPropertyName("status")] string Status,
+    [property: JsonPropertyName("instance_id")] Guid InstanceId,
+    [property: JsonPropertyName("plan_tier")] string ToTier,
+    [property: JsonPropertyName("step")] string? Step,
+    [property: JsonPropertyName("move")] MoveResult? Move,
+    [property: JsonPropertyName("error")] string? Error)
+{
+    public const string Changed = "changed";
+    public const string Failed = "failed";
+    public const string Waiting = "waiting";
+}
 
 /// <summary>What a move run came to (its orchestration's output): <c>moved</c>, or <c>failed</c> with the tenant on its source.</summary>
 public sealed record MoveResult(

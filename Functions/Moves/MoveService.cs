@@ -72,7 +72,7 @@ public sealed partial class MoveService(
                 throw new MoveRefusedException("already-on-target", "The tenant's database is already on the target pool.");
             }
 
-            var dedicated = poolsOptions.Value.Tiers.TryGetValue(live.Tenant.PlanTier, out var tier) && tier.Dedicated;
+            var dedicated = poolsOptions.Value.Tiers.TryGetValue(input.AsTier ?? live.Tenant.PlanTier, out var tier) && tier.Dedicated;
             var (move, target) = await moves.BeginAsync(input.MoveId, live.Tenant, input.TargetPoolId, dedicated, input.Reason, AuditActor.Current, ct) switch
             {
                 MoveBegin.Begun begun => (begun.Move, begun.Target),

@@ -13,6 +13,7 @@ public static class MovesRegistration
         services.AddSingleton<MoveService>();
         services.AddSingleton<MoveRequests>();
         services.AddSingleton<MovedCopyPurge>();
+        services.AddSingleton<TierMoves>();
         return services;
     }
 }

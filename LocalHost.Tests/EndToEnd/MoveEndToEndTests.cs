@@ -112,6 +112,29 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task TierChangeToDedicated_OverHttp_TenantMovedToItsOwnServerWithItsDataAndPassword()
+    {
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__WarmStock"] = "0" });
+        await host.ProvisionSharedPoolsAsync(1);
+        var instance = Guid.NewGuid();
+        var credentials = await AllocateClaimedAsync(host, instance);
+        await ScalarAsync(TenantInvariants.ConnectionString(credentials), "CREATE TABLE orders (id int); INSERT INTO orders VALUES (7); SELECT 1");
+        var shared = await PoolOfAsync(host, instance);
+
+        var changed = await RunAsync(host, HttpMethod.Patch, $"/api/database/allocations/{instance}", AllocatorHost.FunctionKey, new { plan_tier = "premium" });
+
+        output.WriteLine($"tier change by a move: {changed}");
+        Assert.True(changed.GetProperty("status").GetString() == "changed", changed.ToString());
+        var there = await LookUpAsync(host, instance);
+        Assert.Equal("premium", there.GetProperty("plan_tier").GetString());
+        Assert.Equal("dedicated", there.GetProperty("server_type").GetString());
+        Assert.Equal(2, there.GetProperty("generation").GetInt32());
+        Assert.NotEqual(shared, there.GetProperty("db_server_id").GetInt64());
+        Assert.Equal(7L, await ScalarAsync(At(credentials, there.GetProperty("db_port").GetInt32()), "SELECT id FROM orders"));
+        Assert.Equal(0L, await host.ScalarAsync($"SELECT current_instances FROM db_servers WHERE id = {shared}"));
+    }
+
+    [Fact]
     public async Task Evacuate_PoolOfTenTenants_AllMovedWithTheirDataThePoolRetires()
     {
         await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string>

@@ -182,7 +182,6 @@ public sealed class OpenApiEndToEndTests
         // A tier change (issue 14 item 4): shared to shared in place, the same tier again, refusals.
         await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
         await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "professional" }, expect: [200]);
-        await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "premium" }, expect: [409]);
         await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "gold" }, expect: [400]);
         await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{Guid.NewGuid()}", Fk, new { plan_tier = "starter" }, expect: [404]);
         await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "standard" }, expect: [200]);
@@ -326,6 +325,11 @@ public sealed class OpenApiEndToEndTests
         var (_, refused, refusedHeaders) = await c.CallAsync(HttpMethod.Post, "/database/admin/provision-pool", "/database/admin/provision-pool", Mk, expect: [503]);
         Assert.Equal("urn:tenantdb:problem:server-limit-reached", refused.GetProperty("type").GetString());
         Assert.Equal(refused.GetProperty("retry_after").GetInt32(), (int)refusedHeaders.RetryAfter!.Delta!.Value.TotalSeconds);
+
+        // A change to a dedicated tier: 202 and its run (at the server limit it waits for room; the host ends with it).
+        var (_, tierRun, tierHeaders) = await c.CallAsync(HttpMethod.Patch, Allocation, $"/database/allocations/{a}", Fk, new { plan_tier = "premium" }, expect: [202]);
+        Assert.NotNull(tierHeaders.Location);
+        Assert.Equal("changing", tierRun.GetProperty("status").GetString());
 
         var documented = contract.Operations.Select(o => $"{o.Method} {o.Path}").ToHashSet();
         Console.WriteLine($"contract: operations exercised {c.Operations.Count}/{documented.Count}, answers validated {c.Validated}, failures {c.Failures.Count}");
