@@ -127,11 +127,6 @@ public sealed class BackupFunctions(BackupService backups, RestoreService restor
                 };
         });
 
-    // As allocate's 202: the orchestration's status URLs (the host's system key, never the caller's), Location and Retry-After.
-    private JsonResult Accepted(HttpRequest req, DurableTaskClient client, string orchestrationId, object body)
-    {
-        req.HttpContext.Response.Headers.RetryAfter = RetryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        req.HttpContext.Response.Headers.Location = StatusUrls.For(client, orchestrationId).StatusQueryGetUri;
-        return ApiJson.Status(StatusCodes.Status202Accepted, body);
-    }
+    private JsonResult Accepted(HttpRequest req, DurableTaskClient client, string orchestrationId, object body) =>
+        StatusUrls.Accepted(req, client, orchestrationId, RetryAfter, body);
 }
