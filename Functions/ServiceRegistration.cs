@@ -19,6 +19,7 @@ using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Settings;
 using TenantDb.Functions.Stock;
 using TenantDb.Functions.Telemetry;
+using TenantDb.Functions.Usage;
 
 namespace TenantDb.Functions;
 
@@ -59,6 +60,7 @@ public static class ServiceRegistration
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();
         services.AddWarmStock();
+        services.AddUsage();
         services.AddSingleton<AllocationCompensation>();
         services.AddSingleton<AllocationService>();
         services.AddSingleton<TenantPurge>();

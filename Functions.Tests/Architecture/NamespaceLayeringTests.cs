@@ -15,7 +15,7 @@ public sealed class NamespaceLayeringTests
         ["Catalog"],
         ["Pools"],
         ["Drivers"],
-        ["Provisioning", "Stock"],
+        ["Provisioning", "Stock", "Usage"],
         ["Allocations", "Callbacks"],
         ["Backups"],
         ["Moves"],

@@ -9,19 +9,20 @@ using TenantDb.Functions.Drivers;
 using TenantDb.Functions.Handoff;
 using TenantDb.Functions.Moves;
 using TenantDb.Functions.Provisioning;
+using TenantDb.Functions.Usage;
 
 namespace TenantDb.Functions.Administration;
 
 /// <summary>What one cleanup did. <see cref="Errors"/> counts the steps that failed and will be retried next time.</summary>
 public sealed record CleanupSummary(int StalePoolsRemoved, int StalePoolsKept, int OrphanServersStopped, int OrphanServersRemoved, int TenantsPurged,
     int FailedAllocationsCleaned, int Errors, int DedicatedReclaimed = 0, int EventsPurged = 0, int FirstPasswordsExpired = 0,
-    int BackupsExpired = 0, int MovedCopiesPurged = 0);
+    int BackupsExpired = 0, int MovedCopiesPurged = 0, int UsageHoursPruned = 0);
 
 /// <summary>
 /// The daily cleanup: abandoned pools (stuck provisioning, long in error) deprovisioned; servers a driver owns that no
 /// catalog pool knows removed; released tenant databases past retention purged; leftovers of failed allocations
 /// dropped; events of the status history past retention purged; first-password copies past the handoff TTL cleared; expired backups
-/// deleted; source copies kept by moves past their retention dropped; old orchestration history purged. Never touches a pool that hosts a live tenant database.
+/// deleted; source copies kept by moves past their retention dropped; the usage rollup past its retention deleted; old orchestration history purged. Never touches a pool that hosts a live tenant database.
 /// </summary>
 public sealed partial class CleanupService(
     PoolStore pools,
@@ -35,6 +36,7 @@ public sealed partial class CleanupService(
     AuditTrailService auditTrail,
     FirstPasswordStore firstPasswords,
     MovedCopyPurge movedCopies,
+    UsageCollector usage,
     BackupSchedule backups,
     IOptions<HandoffOptions> handoff,
     IOptions<SweepOptions> options,
@@ -62,9 +64,10 @@ public sealed partial class CleanupService(
         // Backups past their expires_at (the tier's BackupRetention): blob deleted, row kept as expired.
         var expired = await backups.ExpireAsync(AuditActor.Current, ct);
         var copies = await movedCopies.PurgeDueAsync(AuditActor.Current, ct);
+        var usageHours = await usage.PruneHistoryAsync(ct);
         var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
             poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors + expired.Failed + copies.Failed, reclaimed, eventsPurged,
-            firstPasswordsExpired, expired.Done, copies.Purged);
+            firstPasswordsExpired, expired.Done, copies.Purged, usageHours);
         LogCleaned(summary.StalePoolsRemoved, summary.StalePoolsKept, summary.OrphanServersStopped, summary.OrphanServersRemoved, summary.TenantsPurged,
             summary.FailedAllocationsCleaned, summary.Errors);
         return summary;

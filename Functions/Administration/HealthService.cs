@@ -4,6 +4,7 @@ using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Pools;
 using TenantDb.Functions.Telemetry;
+using TenantDb.Functions.Usage;
 
 namespace TenantDb.Functions.Administration;
 
@@ -19,7 +20,8 @@ public sealed record PoolHealthReport(
     string? PostgresVersion,
     int ConsecutiveFailures,
     string? Error,
-    CapacityDrift? Drift);
+    CapacityDrift? Drift,
+    UsageCollected? Usage = null);
 
 /// <summary>What one sweep did.</summary>
 public sealed record SweepSummary(int Checked, int Healthy, int Unhealthy, int DriftFixed, int Errors);
@@ -35,6 +37,7 @@ public sealed partial class HealthService(
     IOptions<PoolsOptions> poolsOptions,
     IOptions<SweepOptions> sweepOptions,
     PoolSnapshot snapshot,
+    UsageCollector usage,
     ILogger<HealthService> logger)
 {
 
@@ -127,9 +130,11 @@ public sealed partial class HealthService(
             LogDrift(pool.Name, drift.Recorded, drift.Corrected);
         }
 
+        // Usage rides on the check (DESIGN.md §11): one more query to a server that just answered.
+        var used = probe.Ok ? await usage.CollectAsync(pool, ct) : null;
         snapshot.Update(pool.Id, pool.Name, drift?.Corrected ?? after.CurrentInstances, after.MaxInstances, after.HealthStatus.ToSql());
         return new PoolHealthReport(pool.Id, pool.Name, probe.Ok, after.HealthStatus, before, probe.Ok ? probe.ElapsedMs : null,
-            after.DatabaseCount, after.PostgresVersion, after.ConsecutiveHealthFailures, probe.Error, drift);
+            after.DatabaseCount, after.PostgresVersion, after.ConsecutiveHealthFailures, probe.Error, drift, used);
     }
 
     private async Task<ProbeResult> ProbeAsync(Pool pool, CancellationToken ct)

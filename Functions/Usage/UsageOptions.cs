@@ -1,0 +1,10 @@
+namespace TenantDb.Functions.Usage;
+
+/// <summary>Usage collection (section <c>Usage</c>).</summary>
+public sealed class UsageOptions
+{
+    public const string Section = "Usage";
+
+    /// <summary>How long the hourly rollup is kept; the daily cleanup deletes older hours.</summary>
+    public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(30);
+}
