@@ -188,6 +188,28 @@ public sealed class AllocationTests(PostgresFixture fixture)
     }
 
     [Fact]
+    public async Task Allocate_AnotherWorkerHoldsTheInstanceBeforeItsRowExists_WaitsForItInsteadOfFailing()
+    {
+        // Another request of the same instance holds the instance's lock but has no row yet: it is between a pool that failed
+        // it and its next placement, or waiting for a pool's lock. Seen under load in CI: the duplicate answered 503 after
+        // five quick tries (half a second) while the first was still at work. A duplicate waits up to DuplicateWait instead.
+        await using var app = await TestApp.StartAsync(fixture);
+        await app.AddPoolAsync(fixture.Pools[1], 10);
+        var request = Request();
+        var instance = Guid.Parse(request.InstanceId!);
+
+        var other = await app.Get<TenantStore>().OpenInstanceLockAsync(instance, CancellationToken.None);
+        Assert.True(await other.TryAcquireAsync(CancellationToken.None));
+        var allocating = app.Allocation.AllocateAsync(request, CancellationToken.None);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(allocating.IsCompleted, "the duplicate gave up while the other worker still held the instance");
+        await other.DisposeAsync();
+
+        var allocated = Assert.IsType<AllocationOutcome.Allocated>(await allocating);
+        Assert.Equal(TenantDatabaseStatus.Ready, allocated.Tenant.Status);
+    }
+
+    [Fact]
     public async Task Allocate_FullPool_IsSkipped()
     {
         await using var app = await TestApp.StartAsync(fixture);

@@ -74,6 +74,9 @@ public sealed partial class AllocationService(
         var names = NamesFor(request.InstanceId);
         string? lastFailure = null;
         var raced = 0;
+        // Another worker on this instance with no row yet (between placements, or waiting for a pool's lock) is waited for as
+        // a duplicate is: up to DuplicateWait, never a fixed number of quick tries that a loaded server outlasts.
+        var raceDeadline = time.GetUtcNow() + Options.DuplicateWait;
         // Pools that failed this allocation are not tried again by it (one failure does not take a pool out of placement).
         var failedPools = new List<long>();
         for (var attempt = 1; attempt <= Options.MaxPlacementAttempts; attempt++)
@@ -108,8 +111,9 @@ public sealed partial class AllocationService(
                 return new AllocationOutcome.NoCapacity(request.Tier.Dedicated);
             }
 
-            // The other row or worker went away meanwhile (compensated or recovered): try again, a bounded number of times.
-            if (++raced < MaxRaces)
+            // The other row or worker went away meanwhile (compensated or recovered), or the other worker has no row yet: try
+            // again, until DuplicateWait has passed (and at least a few times).
+            if (++raced < MaxRaces || time.GetUtcNow() < raceDeadline)
             {
                 attempt--;
                 await Task.Delay(DuplicatePollInterval, time, ct);

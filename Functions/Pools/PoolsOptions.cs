@@ -53,9 +53,13 @@ public sealed class PoolsOptions
     [Range(1, 100)]
     public int UnhealthyAfterFailures { get; set; } = 3;
 
-    /// <summary>Timeout of one connection attempt to a pool server, in seconds.</summary>
+    /// <summary>
+    /// Timeout of one connection to a pool server, in seconds: opening it, or waiting for one of the
+    /// <see cref="MaxAdminConnections"/> when all are busy (Npgsql bounds both by this). A refused connection fails at once;
+    /// Npgsql's own default, because under a burst of allocations a shorter wait turned queueing into 503s.
+    /// </summary>
     [Range(1, 120)]
-    public int ConnectTimeoutSeconds { get; set; } = 5;
+    public int ConnectTimeoutSeconds { get; set; } = 15;
 
     /// <summary>Largest connection pool the allocator keeps to one pool server.</summary>
     [Range(1, 200)]

@@ -273,7 +273,7 @@ public sealed class AllocatorHost : IAsyncDisposable
         return Needles().Aggregate(tail, (text, secret) => text.Replace(secret, "[secret]", StringComparison.Ordinal));
     }
 
-    /// <summary>The log's warnings and errors (with the lines that follow each, where a stack trace is), passwords masked.</summary>
+    /// <summary>The app's own warnings and errors (with the lines that follow each, where a stack trace is), passwords masked.</summary>
     public string Warnings(int max = 40)
     {
         if (!File.Exists(LogFile))
@@ -284,8 +284,9 @@ public sealed class AllocatorHost : IAsyncDisposable
         using var reader = new StreamReader(File.Open(LogFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
         var lines = reader.ReadToEnd().Split('\n');
         var picked = lines.Select((line, i) => (line, i))
-            .Where(l => l.line.Contains(" warn: ", StringComparison.Ordinal) || l.line.Contains(" fail: ", StringComparison.Ordinal))
-            .SelectMany(l => lines.Skip(l.i).Take(4)).Take(max * 4);
+            .Where(l => l.line.Contains(" warn: TenantDb.", StringComparison.Ordinal) || l.line.Contains(" fail: ", StringComparison.Ordinal))
+            .Take(max)
+            .SelectMany(l => lines.Skip(l.i).Take(1).Concat(lines.Skip(l.i + 1).Take(3).TakeWhile(next => !next.StartsWith(l.line[..2], StringComparison.Ordinal))));
         return Needles().Aggregate(string.Join('\n', picked), (text, secret) => text.Replace(secret, "[secret]", StringComparison.Ordinal));
     }
 

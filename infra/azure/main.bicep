@@ -289,7 +289,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__WarmStockInterval', value: '00:00:30' }
         { name: 'Pools__EvacuateParallelism', value: '4' }
         { name: 'Pools__UnhealthyAfterFailures', value: '3' }
-        { name: 'Pools__ConnectTimeoutSeconds', value: '5' }
+        { name: 'Pools__ConnectTimeoutSeconds', value: '15' }
         { name: 'Pools__MaxAdminConnections', value: '10' }
         { name: 'Pools__Tiers__starter__ConnectionLimit', value: '20' }
         { name: 'Pools__Tiers__standard__ConnectionLimit', value: '40' }
