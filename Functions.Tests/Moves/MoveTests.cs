@@ -112,6 +112,36 @@ public sealed class MoveTests(PostgresFixture fixture, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task MovedCopyPurge_SourceCopyPastItsRetention_IsDroppedWithItsRolesAndTheTenantOnTheTargetIsUntouched()
+    {
+        var (app, source, target, tenant) = await StartAsync();
+        await using var _ = app;
+        await WriteDataAsync(tenant);
+        var password = tenant.Password!.Reveal();
+        var instance = tenant.Tenant.InstanceId;
+        var names = tenant.Tenant.DbName;
+        Assert.Equal(MoveResult.Moved, (await app.Get<MoveService>().RunAsync(new MoveRunInput(Guid.NewGuid(), instance, target.Id, "test"), None)).Status);
+        var purge = app.Get<MovedCopyPurge>();
+
+        // Within its retention the source copy stays.
+        Assert.Equal((0, 0), await purge.PurgeDueAsync("test", None));
+        Assert.Equal(1L, await fixture.Pools[0].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{names}'"));
+
+        await app.RewriteHistoryAsync("UPDATE tenant_moves SET source_purge_after = now() - interval '1 minute' WHERE instance_id = @i", ("i", instance));
+        Assert.Equal((1, 0), await purge.PurgeDueAsync("test", None));
+
+        Assert.Equal(0L, await fixture.Pools[0].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname = '{names}'"));
+        Assert.Equal(0L, await fixture.Pools[0].ScalarAsync<long>($"SELECT count(*) FROM pg_roles WHERE rolname LIKE '{tenant.Tenant.DbUser}%'"));
+        Assert.Equal("source_purged", await app.CatalogScalarAsync<string>("SELECT status FROM tenant_moves WHERE instance_id = @i", ("i", instance)));
+        // Done once: the next cleanup finds nothing due.
+        Assert.Equal((0, 0), await purge.PurgeDueAsync("test", None));
+        await using var moved = TenantConnection(target, tenant.Tenant, password);
+        await moved.OpenAsync();
+        Assert.Equal(5000L, await ScalarAsync<long>(moved, "SELECT count(*) FROM orders"));
+        Assert.Equal(TenantDatabaseStatus.Ready, (await app.Allocation.FindAsync(instance, None))!.Tenant.Status);
+    }
+
+    [Fact]
     public async Task Move_FailingMidRestore_TenantBackOnItsSourceWritableNothingLeftOnTheTarget()
     {
         var (app, source, target, tenant) = await StartAsync();
