@@ -1,3 +1,4 @@
+using TenantDb.Functions.Moves;
 using Microsoft.Extensions.DependencyInjection;
 using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Api;
@@ -93,6 +94,45 @@ public sealed class ServerLimitTests(PostgresFixture fixture)
             await app.Get<PoolConnections>().DisposeAsync();
             await driver.DeleteAsync(RefOf(spec, endpoint), None);
             await driver.DeleteAsync(RefOf(waitingSpec, waitingEndpoint), None);
+        }
+    }
+    [Fact]
+    public async Task Cleanup_DedicatedServerItsTenantMovedOffOnceTheCopyIsPurged_IsReclaimed()
+    {
+        // Found in the issue 14 review: a tenant moved off its dedicated server (a tier change to a shared tier) left the server
+        // running forever, since no tenant row points at it any more (neither live nor dropped).
+        await using var app = await TestApp.StartAsync(fixture, IsolatedDrivers());
+        var driver = app.Get<PoolProvisioners>().For("process");
+        var (spec, endpoint) = await CreateProcessServerAsync(app, "moved-off");
+        var instance = Guid.NewGuid();
+        var pool = await app.AddPoolAsync(spec.Name, endpoint.Host, endpoint.Port, spec.AdminUser, spec.AdminPassword, "process", 1,
+            type: ServerType.Dedicated, dedicatedTo: instance, resourceId: endpoint.ResourceId);
+        var shared = await app.AddPoolAsync(fixture.Pools[1], 10);
+        try
+        {
+            Assert.IsType<AllocationOutcome.Allocated>(
+                await app.Allocation.AllocateAsync(new AllocationRequest(instance.ToString(), Guid.NewGuid().ToString(), "premium"), None));
+            var moved = await app.Get<MoveService>().RunAsync(new MoveRunInput(Guid.NewGuid(), instance, shared.Id, "test", AsTier: "standard"), None);
+            Assert.Equal(MoveResult.Moved, moved.Status);
+
+            // While the source copy is kept the server stays.
+            Assert.Equal(0, (await app.Get<CleanupService>().RunAsync(None)).DedicatedReclaimed);
+            Assert.Equal(PoolStatus.Active, (await app.Get<PoolStore>().GetAsync(pool.Id, None))!.Status);
+
+            await app.RewriteHistoryAsync("UPDATE tenant_moves SET source_purge_after = now() - interval '1 minute' WHERE instance_id = @i", ("i", instance));
+            var summary = await app.Get<CleanupService>().RunAsync(None);
+
+            Assert.Equal(1, summary.MovedCopiesPurged);
+            Assert.Equal(1, summary.DedicatedReclaimed);
+            Assert.Equal(0, summary.Errors);
+            Assert.Equal(PoolStatus.Deleted, (await app.Get<PoolStore>().GetAsync(pool.Id, None))!.Status);
+            Assert.Equal(ServerPresence.Missing, (await driver.InspectAsync(RefOf(spec, endpoint), None)).Presence);
+            Assert.Equal(shared.Id, (await app.Allocation.FindAsync(instance, None))!.Pool.Id);
+        }
+        finally
+        {
+            await app.Get<PoolConnections>().DisposeAsync();
+            await driver.DeleteAsync(RefOf(spec, endpoint), None);
         }
     }
 }

@@ -57,13 +57,14 @@ public sealed partial class CleanupService(
         var (orphansStopped, orphansRemoved, orphanErrors) = await RemoveOrphanServersAsync(ct);
         var purged = await purge.PurgeExpiredAsync(AuditActor.Current, ct);
         var cleaned = await leftovers.CleanFailedAsync(ct);
+        // Before the dedicated servers: a server whose tenant moved off is reclaimed once the copy kept there is gone.
+        var copies = await movedCopies.PurgeDueAsync(AuditActor.Current, ct);
         var (reclaimed, reclaimErrors) = await ReclaimDedicatedAsync(ct);
         var eventsPurged = await auditTrail.PurgeExpiredAsync(ct);
         // The first-password copies of handoffs past their TTL: no claim can take them any more.
         var firstPasswordsExpired = await firstPasswords.ClearExpiredAsync(time.GetUtcNow() - handoff.Value.Ttl, ct);
         // Backups past their expires_at (the tier's BackupRetention): blob deleted, row kept as expired.
         var expired = await backups.ExpireAsync(AuditActor.Current, ct);
-        var copies = await movedCopies.PurgeDueAsync(AuditActor.Current, ct);
         var usageHours = await usage.PruneHistoryAsync(ct);
         var summary = new CleanupSummary(removed, kept, orphansStopped, orphansRemoved, purged.Purged, cleaned.Cleaned,
             poolErrors + orphanErrors + purged.Failed + cleaned.Failed + reclaimErrors + expired.Failed + copies.Failed, reclaimed, eventsPurged,

@@ -131,8 +131,9 @@ public sealed class PoolQueries(NpgsqlDataSource catalog)
     }
 
     /// <summary>
-    /// Dedicated servers whose tenants are all purged: no live tenant row, and at least one dropped one (so a new dedicated
-    /// server still waiting for its first tenant is never among them). Retiring one re-checks under the pool's lock.
+    /// Dedicated servers whose tenants are all gone: no live tenant row and no move in flight or keeping a copy there, and at
+    /// least one tenant dropped there or moved off with its copy purged (so a new dedicated server still waiting for its first
+    /// tenant is never among them). Retiring one re-checks under the pool's lock.
     /// </summary>
     public async Task<IReadOnlyList<Pool>> ListReclaimableDedicatedAsync(CancellationToken ct)
     {
@@ -140,7 +141,10 @@ public sealed class PoolQueries(NpgsqlDataSource catalog)
             SELECT * FROM db_servers s
             WHERE s.server_type = '{Words.Dedicated}' AND s.status IN ('{Words.Active}', '{Words.Full}', '{Words.Draining}', '{Words.Error}')
               AND NOT EXISTS (SELECT 1 FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status IN {LiveStatuses.Sql})
-              AND EXISTS (SELECT 1 FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status = '{Words.Dropped}')
+              AND NOT EXISTS (SELECT 1 FROM tenant_moves m WHERE s.id IN (m.source_pool_id, m.target_pool_id)
+                              AND m.status IN ('moving', 'switched', 'moved'))
+              AND (EXISTS (SELECT 1 FROM tenant_databases t WHERE t.db_server_id = s.id AND t.status = '{Words.Dropped}')
+                   OR EXISTS (SELECT 1 FROM tenant_moves m WHERE m.source_pool_id = s.id AND m.status = 'source_purged'))
             ORDER BY s.id
             """);
         return await PoolStore.ReadPoolsAsync(cmd, ct);
