@@ -152,7 +152,7 @@ public sealed class KeyRotationTests(PostgresFixture fixture)
             ["Secrets:RewrapBatchSize"] = "2",
         });
         var sweep = new HealthSweep(rotated.Get<HealthService>(), rotated.Recovery, rotated.Get<TenantDb.Functions.Stock.WarmStockService>(), rotated.Get<TenantDb.Functions.Provisioning.ProvisioningService>(),
-            rotated.Get<TenantDb.Functions.Handoff.PasswordRotation>(), rotated.Get<KeyRotationService>(), rotated.Get<TenantDb.Functions.Backups.BackupSchedule>());
+            rotated.Get<TenantDb.Functions.Handoff.PasswordRotation>(), rotated.Get<KeyRotationService>(), rotated.Get<TenantDb.Functions.Backups.BackupSchedule>(), rotated.Get<TenantDb.Functions.Moves.StuckMoveRecovery>());
         await using var engine = await InMemoryEngine.StartAsync(_ => { });
 
         await sweep.Run(new TimerInfo(), engine.Client, None);

@@ -3,6 +3,7 @@ using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Moves;
+using TenantDb.Functions.Secrets;
 using TenantDb.Functions.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -139,6 +140,57 @@ public sealed class MoveTests(PostgresFixture fixture, ITestOutputHelper output)
         await moved.OpenAsync();
         Assert.Equal(5000L, await ScalarAsync<long>(moved, "SELECT count(*) FROM orders"));
         Assert.Equal(TenantDatabaseStatus.Ready, (await app.Allocation.FindAsync(instance, None))!.Tenant.Status);
+    }
+
+    [Fact]
+    public async Task StuckMoveRecovery_MoveWhoseWorkerDiedMidCopy_IsRolledBackByTheSweepAndTheTenantIsWritableOnItsSource()
+    {
+        // A run that dies mid-copy and never comes back (terminated, or its history purged): nothing but the sweep would end it,
+        // and the tenant would stay frozen with a slot held on the target.
+        var (app, source, target, tenant) = await StartAsync();
+        await using var _ = app;
+        var password = tenant.Password!.Reveal();
+        await using (var conn = TenantConnection(tenant.Pool, tenant.Tenant, password))
+        {
+            await conn.OpenAsync();
+            await ExecAsync(conn, "CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 3000) g");
+        }
+
+        // The state a move's worker leaves when its host dies mid-copy, made by the move's own steps: the target slot reserved
+        // and the row moving, the roles and scratch database on the target, the source's logins frozen.
+        var instance = tenant.Tenant.InstanceId;
+        var names = app.Allocation.NamesFor(instance);
+        var begun = Assert.IsType<MoveBegin.Begun>(await app.Get<MoveStore>().BeginAsync(Guid.NewGuid(), tenant.Tenant, target.Id, false, "test", "test", None));
+        await app.Get<MoveDdl>().CreateRolesAsync(target, names, await app.Get<MoveDdl>().ReadLoginsAsync(source, names, None), None);
+        var restoreDdl = app.Get<TenantDb.Functions.Backups.TenantRestoreDdl>();
+        await restoreDdl.CreateScratchAsync(target, names, ScramVerifier.Compute(PasswordGenerator.Generate(40)), None);
+        Assert.NotEmpty(await restoreDdl.FreezeAsync(source, names, None));
+        await using (var frozen = TenantConnection(source, tenant.Tenant, password))
+        {
+            await Assert.ThrowsAsync<PostgresException>(() => frozen.OpenAsync());
+        }
+
+        Assert.Equal(1, (await app.Get<PoolStore>().GetAsync(target.Id, None))!.CurrentInstances);
+        var recovery = app.Get<StuckMoveRecovery>();
+        // Young moves are their own run's to recover.
+        Assert.Equal((0, 0), await recovery.RecoverAsync(None));
+
+        await app.RewriteHistoryAsync("UPDATE tenant_moves SET started_at = now() - interval '1 hour' WHERE instance_id = @i", ("i", instance));
+        Assert.Equal((0, 1), await recovery.RecoverAsync(None));
+
+        Assert.Equal("failed", await app.CatalogScalarAsync<string>("SELECT status FROM tenant_moves WHERE instance_id = @i", ("i", instance)));
+        await using (var back = TenantConnection(source, tenant.Tenant, password))
+        {
+            await back.OpenAsync();
+            await ExecAsync(back, "INSERT INTO orders VALUES (3001, 'after the rollback')");
+            Assert.Equal(3001L, await ScalarAsync<long>(back, "SELECT count(*) FROM orders"));
+        }
+
+        Assert.Equal(source.Id, (await app.Allocation.FindAsync(instance, None))!.Pool.Id);
+        Assert.Equal(1, (await app.Get<PoolStore>().GetAsync(source.Id, None))!.CurrentInstances);
+        Assert.Equal(0, (await app.Get<PoolStore>().GetAsync(target.Id, None))!.CurrentInstances);
+        Assert.Equal(0L, await fixture.Pools[1].ScalarAsync<long>($"SELECT count(*) FROM pg_database WHERE datname LIKE '{tenant.Tenant.DbName}%'"));
+        Assert.Equal((0, 0), await recovery.RecoverAsync(None));
     }
 
     [Fact]

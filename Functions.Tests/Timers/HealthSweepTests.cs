@@ -32,7 +32,7 @@ public sealed class HealthSweepTests(PostgresFixture fixture)
             var pool = await app.AddPoolAsync(server, 5);
             var other = await app.AddPoolAsync(fixture.Pools[1], 5, priority: 200);
             var health = app.Get<HealthService>();
-            var sweep = new HealthSweep(health, app.Recovery, app.Get<TenantDb.Functions.Stock.WarmStockService>(), app.Get<TenantDb.Functions.Provisioning.ProvisioningService>(), app.Get<TenantDb.Functions.Handoff.PasswordRotation>(), app.Get<KeyRotationService>(), app.Get<TenantDb.Functions.Backups.BackupSchedule>());
+            var sweep = new HealthSweep(health, app.Recovery, app.Get<TenantDb.Functions.Stock.WarmStockService>(), app.Get<TenantDb.Functions.Provisioning.ProvisioningService>(), app.Get<TenantDb.Functions.Handoff.PasswordRotation>(), app.Get<KeyRotationService>(), app.Get<TenantDb.Functions.Backups.BackupSchedule>(), app.Get<TenantDb.Functions.Moves.StuckMoveRecovery>());
             await using var engine = await InMemoryEngine.StartAsync(_ => { });
 
             await sweep.Run(new TimerInfo(), engine.Client, None);

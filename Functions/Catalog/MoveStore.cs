@@ -288,6 +288,27 @@ public sealed class MoveStore(NpgsqlDataSource catalog)
         return await reader.ReadAsync(ct) ? reader.ToPool() : null;
     }
 
+    /// <summary>Moves in flight (<c>moving</c> or <c>switched</c>) started before <paramref name="startedBefore"/>, oldest first.</summary>
+    public async Task<IReadOnlyList<TenantMove>> ListInFlightAsync(DateTimeOffset startedBefore, int limit, CancellationToken ct)
+    {
+        await using var cmd = catalog.CreateCommand($"""
+            SELECT id, tenant_id, instance_id, source_pool_id, target_pool_id, status, coalesce(frozen_logins, ARRAY[]::text[]), coalesce(source_open, true)
+            FROM tenant_moves WHERE status IN ('{TenantMove.Moving}', '{TenantMove.Switched}') AND started_at < @before
+            ORDER BY started_at LIMIT @limit
+            """);
+        cmd.Parameters.AddWithValue("before", startedBefore);
+        cmd.Parameters.AddWithValue("limit", limit);
+        var found = new List<TenantMove>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            found.Add(new TenantMove(reader.GetGuid(0), reader.GetInt64(1), reader.GetGuid(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetString(5),
+                reader.GetFieldValue<string[]>(6), reader.GetBoolean(7)));
+        }
+
+        return found;
+    }
+
     /// <summary>The instances with a ready or released database on the pool and no move in flight: what an evacuation moves.</summary>
     public async Task<IReadOnlyList<Guid>> ListMovableAsync(long poolId, CancellationToken ct)
     {
