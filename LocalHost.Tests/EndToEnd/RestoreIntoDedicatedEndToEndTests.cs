@@ -10,7 +10,7 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 /// Issue 14 item 2, restore into a new instance of a DEDICATED tier, over real HTTP: LocalHost, the Durable runs on Azurite, the
 /// dumps in a blob container, process-driver servers. The target gets its own dedicated server (provisioned by the run, as the
 /// allocate route's 202 path would), then is filled like a shared target; a restore that fails leaves no target and retires
-/// the dedicated server it made.
+/// the dedicated server it made. The same wait serves a shared tier whose pools are all full: the run provisions the next pool.
 /// </summary>
 [Trait("Category", Tier.EndToEnd)]
 public sealed class RestoreIntoDedicatedEndToEndTests(ITestOutputHelper output)
@@ -112,19 +112,50 @@ public sealed class RestoreIntoDedicatedEndToEndTests(ITestOutputHelper output)
         ProofReport.Write("proof restore-dedicated: failed_left_nothing=true");
     }
 
-    private async Task<(Guid Instance, JsonElement Credentials)> AllocatePremiumWithRowsAsync(AllocatorHost host, Guid customer)
+    [Fact]
+    public async Task RestoreIntoNewInstance_SharedTierWithNoRoom_WaitsForTheNextSharedPool_ThenRestored()
+    {
+        // One tenant per shared pool: the source fills the only one, so the target has no room until the run provisions the next.
+        await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__Shared__MaxInstances"] = "1", ["Pools__WarmStock"] = "0" });
+        var (source, sourceCredentials) = await AllocateWithRowsAsync(host, Guid.NewGuid(), "standard");
+        var sourceServer = await host.ScalarAsync($"SELECT db_server_id FROM tenant_databases WHERE instance_id = '{source}' AND status = 'ready'");
+        Assert.Equal(0L, await host.ScalarAsync("SELECT coalesce(sum(max_instances - current_instances), 0) FROM db_servers WHERE server_type = 'shared' AND status IN ('active', 'full')"));
+        var backupId = await BackUpAsync(host, source);
+        var target = Guid.NewGuid();
+
+        var run = await RestoreIntoAsync(host, source, backupId, target);
+
+        var result = run.GetProperty("output");
+        output.WriteLine($"restore into a shared target with no room: {result}");
+        Assert.True(result.GetProperty("status").GetString() == "restored", result.ToString());
+        var targetServer = result.GetProperty("db_server_id").GetInt64();
+        Assert.NotEqual(sourceServer, targetServer);
+        Assert.Equal(1L, await host.ScalarAsync($"SELECT count(*) FROM db_servers WHERE id = {targetServer} AND server_type = 'shared' AND current_instances = 1"));
+        var targetCredentials = await ClaimAsync(host, result.GetProperty("claim_url").GetString()!);
+        Assert.Equal((long)Rows, await ScalarAsync(targetCredentials, "SELECT count(*) FROM orders"));
+        Assert.Equal((long)Rows, await ScalarAsync(sourceCredentials, "SELECT count(*) FROM orders"));
+        var report = await TenantInvariants.CheckAsync(host, new Dictionary<Guid, JsonElement> { [source] = sourceCredentials, [target] = targetCredentials });
+        Assert.True(report.Held, string.Join("\n", report.Problems));
+        ProofReport.Write("proof restore-dedicated: shared_waited_for_pool=true");
+    }
+
+    private Task<(Guid Instance, JsonElement Credentials)> AllocatePremiumWithRowsAsync(AllocatorHost host, Guid customer) =>
+        AllocateWithRowsAsync(host, customer, "premium");
+
+    private async Task<(Guid Instance, JsonElement Credentials)> AllocateWithRowsAsync(AllocatorHost host, Guid customer, string tier)
     {
         var instance = Guid.NewGuid();
         var (status, accepted) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate",
-            body: new { instance_id = instance.ToString(), customer_id = customer.ToString(), plan_tier = "premium" });
-        Assert.True(status == 202, $"allocate premium answered {status}: {accepted}");
+            body: new { instance_id = instance.ToString(), customer_id = customer.ToString(), plan_tier = tier });
+        Assert.True(status == 202, $"allocate {tier} answered {status}: {accepted}");
         var placed = await host.WaitForOrchestrationAsync(accepted.GetProperty("orchestration").GetProperty("status_query_get_uri").GetString()!, RunTimeout);
         var claimUrl = placed.GetProperty("output").GetProperty("allocation").GetProperty("credentials").GetProperty("claim_url").GetString()!;
         var credentials = await ClaimAsync(host, claimUrl);
         Assert.Equal((long)Rows, await ScalarAsync(credentials,
             $"CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'n' || g FROM generate_series(1, {Rows}) g; SELECT count(*) FROM orders"));
         Assert.Equal(1L, await host.ScalarAsync(
-            $"SELECT count(*) FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id WHERE t.instance_id = '{instance}' AND s.server_type = 'dedicated' AND s.dedicated_to_instance_id = '{instance}'"));
+            $"SELECT count(*) FROM tenant_databases t JOIN db_servers s ON s.id = t.db_server_id WHERE t.instance_id = '{instance}' AND " +
+            (tier == "premium" ? $"s.server_type = 'dedicated' AND s.dedicated_to_instance_id = '{instance}'" : "s.server_type = 'shared'")));
         return (instance, credentials);
     }
 
