@@ -92,9 +92,21 @@ public sealed partial class RestoreIntoService(
 
             var request = new ValidAllocationRequest(input.TargetInstanceId, source.Tenant.CustomerId, source.Tenant.PlanTier, tier);
             // No archive is fetched while the target has no server with room: the try starts or joins its provisioning instead.
-            if (input.PollInterval is not null && !await HasRoomAsync(request, ct))
+            // A catalog fault here is no reason to give up the wait (nothing of the target exists yet): the next try looks again.
+            if (input.PollInterval is not null)
             {
-                return await WaitForServerAsync(request, client, ct);
+                try
+                {
+                    if (!await HasRoomAsync(request, ct))
+                    {
+                        return await WaitForServerAsync(request, client, ct);
+                    }
+                }
+                catch (Exception e) when (PoolFailures.IsTransient(e) && !ct.IsCancellationRequested)
+                {
+                    LogWaitFault(e, input.TargetInstanceId);
+                    return new RestoreIntoTry(null, "retrying", null);
+                }
             }
 
             var archive = Path.Combine(work.FullName, "backup.dump");
@@ -263,6 +275,9 @@ public sealed partial class RestoreIntoService(
 
     [LoggerMessage(LogLevel.Warning, "Restore of backup {BackupId} into new instance {TargetInstanceId} failed; nothing of the target is left")]
     private partial void LogFailed(Exception e, Guid targetInstanceId, Guid backupId);
+
+    [LoggerMessage(LogLevel.Warning, "Restore into new instance {TargetInstanceId}: looking for its server failed; the next try looks again")]
+    private partial void LogWaitFault(Exception e, Guid targetInstanceId);
 
     [LoggerMessage(LogLevel.Information, "Retired dedicated server {Pool}, made for instance {TargetInstanceId} whose restore failed")]
     private partial void LogServerRetired(string pool, Guid targetInstanceId);

@@ -39,7 +39,8 @@ public sealed class RestoreIntoInstance(RestoreIntoService restores)
                 break;
             }
 
-            madePoolId ??= step.MadePoolId;
+            // The latest server made for the target: one whose provisioning failed is already removed (its pool in error).
+            madePoolId = step.MadePoolId ?? madePoolId;
             if (step.Result is { } done)
             {
                 result = done;
