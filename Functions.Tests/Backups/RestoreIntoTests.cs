@@ -57,8 +57,8 @@ public sealed class RestoreIntoTests(PostgresFixture fixture, Xunit.Abstractions
                 """, ("id", started.Backup.Id));
             var target = Guid.NewGuid();
 
-            var result = await app.Get<RestoreIntoService>().RunAsync(
-                new RestoreIntoRunInput(source.Tenant.InstanceId, started.Backup.Id, target, "http://127.0.0.1:7071"), engine.Client, None);
+            var result = (await app.Get<RestoreIntoService>().TryAsync(
+                new RestoreIntoRunInput(source.Tenant.InstanceId, started.Backup.Id, target, "http://127.0.0.1:7071"), engine.Client, None)).Result!;
 
             Assert.Equal(RestoreResult.Failed, result.Status);
             Assert.Contains("does not match the backup", result.Error, StringComparison.Ordinal);
@@ -133,8 +133,8 @@ public sealed class RestoreIntoTests(PostgresFixture fixture, Xunit.Abstractions
 
             var target = Guid.NewGuid();
             watch.Restart();
-            var result = await app.Get<RestoreIntoService>().RunAsync(
-                new RestoreIntoRunInput(source.Tenant.InstanceId, final.BackupId!.Value, target, "http://127.0.0.1:7071"), engine.Client, None);
+            var result = (await app.Get<RestoreIntoService>().TryAsync(
+                new RestoreIntoRunInput(source.Tenant.InstanceId, final.BackupId!.Value, target, "http://127.0.0.1:7071"), engine.Client, None)).Result!;
             var intoSeconds = watch.Elapsed.TotalSeconds;
 
             Assert.True(result.Status == RestoreResult.Restored, result.Error);

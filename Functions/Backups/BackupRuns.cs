@@ -59,7 +59,23 @@ public sealed record BackupView(
 }
 
 /// <summary>A restore into a new instance: the backup of <see cref="SourceInstanceId"/>, into <see cref="TargetInstanceId"/>.</summary>
-public sealed record RestoreIntoRunInput(Guid SourceInstanceId, Guid BackupId, Guid TargetInstanceId, string BaseUrl);
+/// <param name="PollInterval">
+/// How often the run tries again while the target's server is being made (its dedicated server, or a shared pool when none
+/// has room); null (a run started before waiting existed) fails at once when no server has room.
+/// </param>
+/// <param name="Timeout">How long the run waits for that server before it fails with nothing of the target made.</param>
+public sealed record RestoreIntoRunInput(Guid SourceInstanceId, Guid BackupId, Guid TargetInstanceId, string BaseUrl, TimeSpan? PollInterval = null,
+    TimeSpan? Timeout = null);
+
+/// <summary>
+/// One try of a restore into a new instance (its <c>TryRestoreInto</c> activity): the run's <see cref="Result"/>, or the
+/// <see cref="Step"/> it waits at (a server being provisioned for the target); <see cref="MadePoolId"/> is the dedicated server
+/// this try reserved for the target, retired again when the restore fails.
+/// </summary>
+public sealed record RestoreIntoTry(RestoreIntoResult? Result, string? Step, long? MadePoolId);
+
+/// <summary>After a failed restore into <see cref="TargetInstanceId"/>: the dedicated server the run made for it.</summary>
+public sealed record RestoreIntoRetireInput(long PoolId, Guid TargetInstanceId);
 
 /// <summary>
 /// What a restore into a new instance came to (its orchestration's output): <c>restored</c> with the target's claim URL (the
