@@ -51,7 +51,7 @@ public sealed class AdoptionTests(PostgresFixture fixture, Xunit.Abstractions.IT
 
     private static string Login(int port, string user, string password, string database) => new NpgsqlConnectionStringBuilder
     {
-        Host = "127.0.0.1", Port = port, Username = user, Password = password, Database = database, Pooling = false, Timeout = 5,
+        Host = "127.0.0.1", Port = port, Username = user, Password = password, Database = database, Pooling = false, Timeout = 15,
     }.ConnectionString;
 
     private static async Task ExecuteAsync(string connectionString, params string[] statements)

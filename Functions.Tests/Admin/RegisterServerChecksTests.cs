@@ -44,7 +44,7 @@ public sealed class RegisterServerChecksTests(PostgresFixture fixture)
         {
             await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
             {
-                Host = "127.0.0.1", Port = port, Username = user, Password = password, Database = database, Pooling = false, Timeout = 5,
+                Host = "127.0.0.1", Port = port, Username = user, Password = password, Database = database, Pooling = false, Timeout = 15,
             }.ConnectionString);
             await conn.OpenAsync();
             return null;

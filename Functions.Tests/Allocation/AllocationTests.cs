@@ -22,7 +22,7 @@ public sealed class AllocationTests(PostgresFixture fixture)
     }
 
     private static string TenantConnection(Pool pool, string database, string user, string password) =>
-        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 5 }.ConnectionString;
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 15 }.ConnectionString;
 
     [Fact]
     public async Task Allocate_NewInstance_CredentialsLogInOverTcpAndCanCreateTables()

@@ -22,7 +22,7 @@ public sealed class IsolationProofTests(PostgresFixture fixture, ITestOutputHelp
         new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = a.Pool.Port, Database = database ?? a.Tenant.DbName, Username = a.Tenant.DbUser,
-            Password = a.Password!.Reveal(), Pooling = false, Timeout = 5,
+            Password = a.Password!.Reveal(), Pooling = false, Timeout = 15,
         }.ConnectionString;
 
     private static async Task<object?> RunAsync(string connectionString, string sql)

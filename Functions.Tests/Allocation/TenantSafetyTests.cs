@@ -22,7 +22,7 @@ public sealed class TenantSafetyTests(PostgresFixture fixture)
     private static AllocationRequest Request(Guid instance, string tier = "standard") => new(instance.ToString(), Guid.NewGuid().ToString(), tier);
 
     private static string Login(Pool pool, string database, string user, string password) =>
-        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 5 }.ConnectionString;
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 15 }.ConnectionString;
 
     private static async Task<object?> RunAsync(string connectionString, string sql)
     {

@@ -67,7 +67,7 @@ public sealed class FinalBackupTests(PostgresFixture fixture)
         await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = pool.Port, Database = allocated.Tenant.DbName, Username = allocated.Tenant.DbUser,
-            Password = allocated.Password!.Reveal(), Pooling = false, Timeout = 5,
+            Password = allocated.Password!.Reveal(), Pooling = false, Timeout = 15,
         }.ConnectionString);
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand($"CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, {rows})", conn);

@@ -40,7 +40,7 @@ public sealed class RestoreIntoTests(PostgresFixture fixture, Xunit.Abstractions
             NpgsqlConnection SourceConnection() => new(new NpgsqlConnectionStringBuilder
             {
                 Host = "127.0.0.1", Port = pool.Port, Database = source.Tenant.DbName, Username = source.Tenant.DbUser,
-                Password = source.Password!.Reveal(), Pooling = false, Timeout = 5,
+                Password = source.Password!.Reveal(), Pooling = false, Timeout = 15,
             }.ConnectionString);
             await using (var conn = SourceConnection())
             {
@@ -108,7 +108,7 @@ public sealed class RestoreIntoTests(PostgresFixture fixture, Xunit.Abstractions
             await using (var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
             {
                 Host = "127.0.0.1", Port = pool.Port, Database = source.Tenant.DbName, Username = source.Tenant.DbUser,
-                Password = source.Password!.Reveal(), Pooling = false, Timeout = 5, CommandTimeout = 600,
+                Password = source.Password!.Reveal(), Pooling = false, Timeout = 15, CommandTimeout = 600,
             }.ConnectionString))
             {
                 await conn.OpenAsync();

@@ -40,7 +40,7 @@ public sealed class FirstPasswordCopyTests(PostgresFixture fixture)
         await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = allocated.Pool.Port, Database = allocated.Tenant.DbName, Username = allocated.Tenant.DbUser,
-            Password = secrets.Unprotect(copy, HandoffService.Purpose(instance)), Pooling = false, Timeout = 5,
+            Password = secrets.Unprotect(copy, HandoffService.Purpose(instance)), Pooling = false, Timeout = 15,
         }.ConnectionString);
         await conn.OpenAsync();
     }

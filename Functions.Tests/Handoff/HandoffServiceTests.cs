@@ -18,7 +18,7 @@ public sealed class HandoffServiceTests(PostgresFixture fixture)
     private static AllocationRequest Request(Guid instance) => new(instance.ToString(), Guid.NewGuid().ToString(), "standard");
 
     private static string TenantConnection(Pool pool, TenantDatabase tenant, string password) =>
-        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = tenant.DbUser, Password = password, Pooling = false, Timeout = 5 }.ConnectionString;
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = tenant.DbUser, Password = password, Pooling = false, Timeout = 15 }.ConnectionString;
 
     private static async Task<AllocationOutcome.Allocated> AllocateAsync(TestApp app, Guid instance) =>
         Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(Request(instance), CancellationToken.None));

@@ -28,7 +28,7 @@ public sealed class LoginRotationTests(PostgresFixture fixture)
     {
         await using var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
-            Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = login, Password = password, Pooling = false, Timeout = 5,
+            Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = login, Password = password, Pooling = false, Timeout = 15,
         }.ConnectionString);
         try
         {

@@ -14,7 +14,7 @@ public sealed class TestServer(string name, string dataDir, int port, string pas
     public string LogFile => Path.Combine(DataDir, LocalPostgres.LogFileName);
 
     public string ConnectionString(string database = "postgres") =>
-        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = Port, Username = Superuser, Password = Password, Database = database, Pooling = false, Timeout = 5 }.ConnectionString;
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = Port, Username = Superuser, Password = Password, Database = database, Pooling = false, Timeout = 15 }.ConnectionString;
 
     public async Task<T?> ScalarAsync<T>(string sql, CancellationToken ct = default)
     {

@@ -24,7 +24,7 @@ public sealed class MoveTests(PostgresFixture fixture, ITestOutputHelper output)
     private static NpgsqlConnection TenantConnection(Pool pool, TenantDatabase tenant, string password) =>
         new(new NpgsqlConnectionStringBuilder
         {
-            Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = tenant.DbUser, Password = password, Pooling = false, Timeout = 5,
+            Host = "127.0.0.1", Port = pool.Port, Database = tenant.DbName, Username = tenant.DbUser, Password = password, Pooling = false, Timeout = 15,
         }.ConnectionString);
 
     private static async Task ExecAsync(NpgsqlConnection conn, string sql)

@@ -39,7 +39,7 @@ public sealed class WarmStockTests(PostgresFixture fixture)
         Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(request, None));
 
     private static NpgsqlConnection TenantConnection(Pool pool, string database, string user, string password) =>
-        new(new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 5 }.ConnectionString);
+        new(new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 15 }.ConnectionString);
 
     private static async Task<long> StockRowsAsync(TestApp app, long poolId, string status = "ready") =>
         await app.CatalogScalarAsync<long>("SELECT count(*) FROM warm_stock WHERE db_server_id = @p AND status = @s", ("p", poolId), ("s", status));

@@ -24,7 +24,7 @@ public sealed class UsageCollectionTests(PostgresFixture fixture)
         await using var session = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = pool.Port, Database = big.Tenant.DbName, Username = big.Tenant.DbUser,
-            Password = big.Password!.Reveal(), Pooling = false, Timeout = 5,
+            Password = big.Password!.Reveal(), Pooling = false, Timeout = 15,
         }.ConnectionString);
         await session.OpenAsync();
         await using (var fill = new NpgsqlCommand("CREATE TABLE blobs AS SELECT g AS id, repeat(md5(g::text), 32) AS body FROM generate_series(1, 8000) g", session))
