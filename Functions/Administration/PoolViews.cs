@@ -49,7 +49,7 @@ public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Avai
 
 /// <summary>
 /// The platform in numbers (retired pools left out): capacity = slots of all pools, used = slots taken, available = free
-/// slots in placement (active, healthy or unknown), tenants = live tenant databases.
+/// slots in placement (active, healthy or unknown, load score below 1), tenants = live tenant databases.
 /// </summary>
 public sealed record PoolStats(
     int TotalPools, int TotalTenants, int TotalCapacity, int UsedCapacity, int AvailableCapacity, double UtilizationPercent,

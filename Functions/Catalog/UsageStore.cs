@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using TenantDb.Functions.Pools;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -15,9 +17,10 @@ public sealed record PoolUsageSample(IReadOnlyList<DatabaseUsage> Databases, int
 
 /// <summary>
 /// Usage figures in the catalog (DESIGN.md §11): one probe of a pool recorded in one statement (the pool's totals, each
-/// live tenant's latest figures matched by database name, the hourly rollup), and the rollup's retention.
+/// live tenant's latest figures matched by database name, the hourly rollup), and the rollup's retention. A shared pool's
+/// figures are recorded with its storage budget (<see cref="SharedPoolOptions.StorageBudgetGb"/>): its load score follows both.
 /// </summary>
-public sealed class UsageStore(NpgsqlDataSource catalog)
+public sealed class UsageStore(NpgsqlDataSource catalog, IOptions<PoolsOptions> pools)
 {
     /// <summary>Records a pool's sample; returns how many tenants of the pool it gave figures to. Nothing for a pool that is gone.</summary>
     public async Task<int> RecordAsync(long poolId, PoolUsageSample sample, CancellationToken ct)
@@ -26,7 +29,8 @@ public sealed class UsageStore(NpgsqlDataSource catalog)
             WITH sample AS (
                 SELECT * FROM unnest(@names::text[], @sizes::bigint[], @connections::int[]) AS s(db_name, size_bytes, connections)
             ), pool AS (
-                UPDATE db_servers SET stored_bytes = @stored, open_connections = @open, max_connections = @max, usage_at = @at
+                UPDATE db_servers SET stored_bytes = @stored, open_connections = @open, max_connections = @max, usage_at = @at,
+                    storage_budget_bytes = CASE WHEN server_type = '{Words.Shared}' THEN @budget END
                 WHERE id = @pool RETURNING id
             ), tenants AS (
                 INSERT INTO tenant_usage AS u (tenant_id, db_server_id, size_bytes, connections, collected_at)
@@ -61,6 +65,7 @@ public sealed class UsageStore(NpgsqlDataSource catalog)
         p.AddWithValue("open", sample.OpenConnections);
         p.AddWithValue("max", sample.MaxConnections);
         p.AddWithValue("at", sample.At);
+        p.AddWithValue("budget", pools.Value.Shared.StorageBudgetBytes);
         return (int)(await cmd.ExecuteScalarAsync(ct))!;
     }
 

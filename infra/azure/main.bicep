@@ -284,6 +284,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__Shared__Cpu', value: '2' }
         { name: 'Pools__Shared__Memory', value: '4g' }
         { name: 'Pools__Shared__MaxInstances', value: '50' }
+        { name: 'Pools__Shared__StorageBudgetGb', value: '100' }
         { name: 'Pools__MinFreeSlots', value: '5' }
         { name: 'Pools__WarmStock', value: '2' }
         { name: 'Pools__WarmStockInterval', value: '00:00:30' }
