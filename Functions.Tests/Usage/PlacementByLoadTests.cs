@@ -1,7 +1,6 @@
 using System.Globalization;
 using Npgsql;
 using TenantDb.Functions.Administration;
-using TenantDb.Functions.Allocations;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Tests.Infrastructure;
 
@@ -32,27 +31,27 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             var loaded = await app.AddPoolAsync(fixture.Pools[1], 100, priority: 100);
             var other = await app.AddPoolAsync(fixture.Pools[2], 100, priority: 100);
             // One tenant each (spread takes the emptier pool, then the other: equal counts), 40 MB into the first pool's.
-            var first = await AllocateAsync(app, made);
-            var second = await AllocateAsync(app, made);
+            var first = await UsageData.AllocateAsync(app, made);
+            var second = await UsageData.AllocateAsync(app, made);
             Assert.Equal(new[] { loaded.Id, other.Id }.Order(), new[] { first.Pool.Id, second.Pool.Id }.Order());
             var big = first.Pool.Id == loaded.Id ? first : second;
-            await FillAsync(fixture.Pools[1], big, 40 * Mb);
+            await UsageData.FillAsync(fixture.Pools[1], big, 40 * Mb);
 
-            await CheckAsync(app, loaded.Id, other.Id);
+            await UsageData.CheckAsync(app, loaded.Id, other.Id);
             var (loadedScore, otherScore) = (await ScoreAsync(app, loaded.Id), await ScoreAsync(app, other.Id));
             Assert.True(loadedScore > otherScore + 0.05, $"measured scores: {loadedScore:F3} (40 MB tenant) vs {otherScore:F3}");
 
             // Three more: the count alone (2 of 100 each) ties, the stored bytes send every one to the other pool.
             for (var i = 0; i < 3; i++)
             {
-                Assert.Equal(other.Id, (await AllocateAsync(app, made)).Pool.Id);
+                Assert.Equal(other.Id, (await UsageData.AllocateAsync(app, made)).Pool.Id);
             }
 
             Assert.Equal(1, await app.CatalogScalarAsync<int>("SELECT current_instances FROM db_servers WHERE id = @id", ("id", loaded.Id)));
         }
         finally
         {
-            await DropAsync(made);
+            await UsageData.DropAsync(made);
         }
     }
 
@@ -77,17 +76,17 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             // The loaded pool is preferred (a lower priority) and would have the higher score: fill-first takes it while it has room.
             var loaded = await app.AddPoolAsync(fixture.Pools[1], 10, priority: 50);
             var other = await app.AddPoolAsync(fixture.Pools[2], 10, priority: 100);
-            var first = await AllocateAsync(app, made);
+            var first = await UsageData.AllocateAsync(app, made);
             Assert.Equal(loaded.Id, first.Pool.Id);
-            await FillAsync(fixture.Pools[1], first, fill);
-            await CheckAsync(app, loaded.Id, other.Id);
+            await UsageData.FillAsync(fixture.Pools[1], first, fill);
+            await UsageData.CheckAsync(app, loaded.Id, other.Id);
             Assert.True(await ScoreAsync(app, loaded.Id) >= 1, $"loaded pool's score {await ScoreAsync(app, loaded.Id):F3}");
             Assert.True(await ScoreAsync(app, other.Id) < 1, $"other pool's score {await ScoreAsync(app, other.Id):F3}");
 
             // Past its budget the loaded pool takes nothing, although it has 9 free slots and the higher score.
             for (var i = 0; i < 3; i++)
             {
-                Assert.Equal(other.Id, (await AllocateAsync(app, made)).Pool.Id);
+                Assert.Equal(other.Id, (await UsageData.AllocateAsync(app, made)).Pool.Id);
             }
 
             // Headroom counts only the other pool's free slots; the statistics' available capacity agrees.
@@ -96,38 +95,20 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             Assert.Equal(10 - 3, (await app.Get<PoolReadService>().StatsAsync(None)).AvailableCapacity);
 
             // The data shrinks, the next check measures it: the pool is back in placement and, preferred, takes the next tenant.
-            await using (var conn = await TenantConnectionAsync(fixture.Pools[1], first))
+            await using (var conn = await UsageData.TenantConnectionAsync(fixture.Pools[1], first))
             await using (var drop = new NpgsqlCommand("DROP TABLE blobs", conn))
             {
                 await drop.ExecuteNonQueryAsync();
             }
 
-            await CheckAsync(app, loaded.Id, other.Id);
+            await UsageData.CheckAsync(app, loaded.Id, other.Id);
             Assert.True(await ScoreAsync(app, loaded.Id) < 1);
             Assert.Equal(10 - 3 + 9, (await app.Get<ProvisioningStore>().SharedHeadroomAsync(None)).FreeSlots);
-            Assert.Equal(loaded.Id, (await AllocateAsync(app, made)).Pool.Id);
+            Assert.Equal(loaded.Id, (await UsageData.AllocateAsync(app, made)).Pool.Id);
         }
         finally
         {
-            await DropAsync(made);
-        }
-    }
-
-    private static async Task<AllocationOutcome.Allocated> AllocateAsync(TestApp app, List<(TestServer, string)> made)
-    {
-        var placed = Assert.IsType<AllocationOutcome.Allocated>(
-            await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard"), None));
-        made.Add((placed.Pool.Port == app.Fixture.Pools[1].Port ? app.Fixture.Pools[1] : app.Fixture.Pools[2], placed.Tenant.DbName));
-        return placed;
-    }
-
-    /// <summary>The real health check of each pool, which collects its usage.</summary>
-    private static async Task CheckAsync(TestApp app, params long[] pools)
-    {
-        foreach (var pool in pools)
-        {
-            var report = Assert.IsType<AdminOutcome<PoolHealthReport>.Done>(await app.Get<HealthService>().CheckAsync(pool, None)).Value;
-            Assert.NotNull(report.Usage);
+            await UsageData.DropAsync(made);
         }
     }
 
@@ -136,37 +117,4 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
 
     private static async Task<long> StoredAsync(TestServer server) =>
         await server.ScalarAsync<long>("SELECT coalesce(sum(pg_database_size(oid)), 0)::bigint FROM pg_database WHERE NOT datistemplate");
-
-    private static async Task<NpgsqlConnection> TenantConnectionAsync(TestServer server, AllocationOutcome.Allocated tenant)
-    {
-        var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
-        {
-            Host = "127.0.0.1", Port = server.Port, Database = tenant.Tenant.DbName, Username = tenant.Tenant.DbUser,
-            Password = tenant.Password!.Reveal(), Pooling = false, Timeout = 5,
-        }.ConnectionString);
-        await conn.OpenAsync();
-        return conn;
-    }
-
-    /// <summary>Writes about <paramref name="bytes"/> into the tenant's database as the tenant (1 KB rows).</summary>
-    private static async Task FillAsync(TestServer server, AllocationOutcome.Allocated tenant, long bytes)
-    {
-        await using var conn = await TenantConnectionAsync(server, tenant);
-        await using var fill = new NpgsqlCommand(
-            "CREATE TABLE blobs AS SELECT g AS id, repeat(md5(g::text), 32) AS body FROM generate_series(1, @rows) g", conn);
-        fill.Parameters.AddWithValue("rows", (int)(bytes / 1024));
-        await fill.ExecuteNonQueryAsync();
-    }
-
-    /// <summary>The tenant databases this test made go again, so the shared servers' sizes stay as other tests expect.</summary>
-    private static async Task DropAsync(List<(TestServer Server, string Database)> made)
-    {
-        foreach (var (server, database) in made)
-        {
-            await using var conn = new NpgsqlConnection(server.ConnectionString());
-            await conn.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", conn);
-            await drop.ExecuteNonQueryAsync();
-        }
-    }
 }

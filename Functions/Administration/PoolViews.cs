@@ -38,8 +38,12 @@ public sealed record PoolEventView(long Id, string Event, string? FromStatus, st
     public static PoolEventView From(PoolEvent e) => new(e.Id, e.Event, e.FromStatus, e.ToStatus, e.Reason, e.Actor, e.InstanceId, e.At);
 }
 
-/// <summary>One pool with its tenant rows counted by status (live = creating + ready + released) and its latest events.</summary>
-public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents);
+/// <summary>
+/// One pool with its tenant rows counted by status (live = creating + ready + released), its latest events, its load score
+/// (per dimension and overall) and its largest tenants by stored bytes.
+/// </summary>
+public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents,
+    PoolLoadView? Load = null, IReadOnlyList<TenantUsageView>? TopTenants = null);
 
 public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Available, double UtilizationPercent)
 {
