@@ -28,14 +28,18 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             {
                 ["Pools:WarmStock"] = "0", ["Allocation:Strategy"] = "Spread", ["Pools:Shared:StorageBudgetGb"] = "0.5",
             });
-            var loaded = await app.AddPoolAsync(fixture.Pools[1], 100, priority: 100);
-            var other = await app.AddPoolAsync(fixture.Pools[2], 100, priority: 100);
-            // One tenant each (spread takes the emptier pool, then the other: equal counts), 40 MB into the first pool's.
+            // The loaded pool on the server that stores more already (earlier tests leave databases behind), so 40 MB more
+            // set it apart whatever they left.
+            var (heavy, light) = await StoredAsync(fixture.Pools[1]) >= await StoredAsync(fixture.Pools[2])
+                ? (fixture.Pools[1], fixture.Pools[2]) : (fixture.Pools[2], fixture.Pools[1]);
+            var loaded = await app.AddPoolAsync(heavy, 100, priority: 100);
+            var other = await app.AddPoolAsync(light, 100, priority: 100);
+            // One tenant each (spread takes the emptier pool, then the other: equal counts), 40 MB into the loaded pool's.
             var first = await UsageData.AllocateAsync(app, made);
             var second = await UsageData.AllocateAsync(app, made);
             Assert.Equal(new[] { loaded.Id, other.Id }.Order(), new[] { first.Pool.Id, second.Pool.Id }.Order());
             var big = first.Pool.Id == loaded.Id ? first : second;
-            await UsageData.FillAsync(fixture.Pools[1], big, 40 * Mb);
+            await UsageData.FillAsync(heavy, big, 40 * Mb);
 
             await UsageData.CheckAsync(app, loaded.Id, other.Id);
             var (loadedScore, otherScore) = (await ScoreAsync(app, loaded.Id), await ScoreAsync(app, other.Id));
@@ -61,12 +65,12 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
         var made = new List<(TestServer Server, string Database)>();
         try
         {
-            // A tiny budget between what the emptier server will store and what the loaded one will: its base (every database
-            // on it now, whatever earlier tests left) plus four empty tenants plus a margin.
+            // A tiny budget above what either server stores now (every database on it, whatever earlier tests left) plus four
+            // empty tenants and a margin; the loaded pool's tenant is then filled past it.
             var empty = await fixture.Pools[2].ScalarAsync<long>("SELECT pg_database_size('template1')");
             var baseOther = await StoredAsync(fixture.Pools[2]);
             var baseLoaded = await StoredAsync(fixture.Pools[1]);
-            var budget = baseOther + 4 * empty + 16 * Mb;
+            var budget = Math.Max(baseOther, baseLoaded) + 4 * empty + 16 * Mb;
             var fill = Math.Max(24 * Mb, budget - baseLoaded - empty + 16 * Mb);
             await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?>
             {

@@ -1,7 +1,5 @@
-using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
-using TenantDb.Functions.Pools;
 
 namespace TenantDb.Functions.Catalog;
 
@@ -17,13 +15,15 @@ public sealed record PoolUsageSample(IReadOnlyList<DatabaseUsage> Databases, int
 
 /// <summary>
 /// Usage figures in the catalog (DESIGN.md §11): one probe of a pool recorded in one statement (the pool's totals, each
-/// live tenant's latest figures matched by database name, the hourly rollup), and the rollup's retention. A shared pool's
-/// figures are recorded with its storage budget (<see cref="SharedPoolOptions.StorageBudgetGb"/>): its load score follows both.
+/// live tenant's latest figures matched by database name, the hourly rollup), and the rollup's retention.
 /// </summary>
-public sealed class UsageStore(NpgsqlDataSource catalog, IOptions<PoolsOptions> pools)
+public sealed class UsageStore(NpgsqlDataSource catalog)
 {
-    /// <summary>Records a pool's sample; returns how many tenants of the pool it gave figures to. Nothing for a pool that is gone.</summary>
-    public async Task<int> RecordAsync(long poolId, PoolUsageSample sample, CancellationToken ct)
+    /// <summary>
+    /// Records a pool's sample; returns how many tenants of the pool it gave figures to. Nothing for a pool that is gone. A shared
+    /// pool's figures are recorded with its <paramref name="storageBudgetBytes"/>: its load score (migration 0013) follows both.
+    /// </summary>
+    public async Task<int> RecordAsync(long poolId, PoolUsageSample sample, long storageBudgetBytes, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH sample AS (
@@ -65,7 +65,7 @@ public sealed class UsageStore(NpgsqlDataSource catalog, IOptions<PoolsOptions> 
         p.AddWithValue("open", sample.OpenConnections);
         p.AddWithValue("max", sample.MaxConnections);
         p.AddWithValue("at", sample.At);
-        p.AddWithValue("budget", pools.Value.Shared.StorageBudgetBytes);
+        p.AddWithValue("budget", storageBudgetBytes);
         return (int)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
