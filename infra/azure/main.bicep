@@ -350,6 +350,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Sweep__HistoryRetention', value: '7.00:00:00' }
         { name: 'Cleanup__OrphanGrace', value: '7.00:00:00' }
         { name: 'Cleanup__EventRetention', value: '400.00:00:00' }
+        { name: 'Usage__HistoryRetention', value: '30.00:00:00' }
         { name: 'Backups__Container', value: 'tenantdb-backups' }
         { name: 'Backups__Retention', value: '30.00:00:00' }
         { name: 'Backups__FinalOnRelease', value: 'true' }
