@@ -18,6 +18,8 @@ public static class AdministrationRegistration
         services.AddSingleton<CatalogServer>();
         services.AddSingleton<RegisteredServerAudit>();
         services.AddSingleton<PoolReadService>();
+        services.AddSingleton<LoadQueries>();
+        services.AddSingleton<LoadService>();
         services.AddSingleton<PoolLifecycleService>();
         services.AddSingleton<EvacuationService>();
         services.AddSingleton<PoolRegistrationService>();

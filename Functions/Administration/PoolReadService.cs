@@ -4,9 +4,10 @@ using TenantDb.Functions.Domain;
 namespace TenantDb.Functions.Administration;
 
 /// <summary>Operators' read side of the pools: a filtered page, one pool in detail, the platform in numbers.</summary>
-public sealed class PoolReadService(PoolStore pools, PoolQueries queries, WarmStockStore stock)
+public sealed class PoolReadService(PoolStore pools, PoolQueries queries, WarmStockStore stock, LoadQueries load)
 {
     public const int RecentEventCount = 20;
+    public const int TopTenantCount = 5;
 
     /// <summary>Parses the raw query values: unknown words and bad numbers are errors, empty values mean "not given".</summary>
     public async Task<AdminOutcome<PoolPage>> ListAsync(string? status, string? serverType, string? healthStatus, string? page, string? pageSize,
@@ -36,7 +37,10 @@ public sealed class PoolReadService(PoolStore pools, PoolQueries queries, WarmSt
         var byStatus = Enum.GetValues<TenantDatabaseStatus>().ToDictionary(s => s.ToSql(), s => counts.GetValueOrDefault(s));
         var live = LiveStatuses.All.Sum(s => counts.GetValueOrDefault(s));
         var stocked = await stock.CountReadyAsync(ct);
-        return new AdminOutcome<PoolDetail>.Done(new PoolDetail(PoolView.From(pool, stocked.GetValueOrDefault(id)), live, byStatus, events.Select(PoolEventView.From).ToList()));
+        var figures = await load.PoolFiguresAsync(id, ct);
+        var top = await load.LargestTenantsAsync(id, TopTenantCount, ct);
+        return new AdminOutcome<PoolDetail>.Done(new PoolDetail(PoolView.From(pool, stocked.GetValueOrDefault(id)), live, byStatus, events.Select(PoolEventView.From).ToList(),
+            figures is null ? null : PoolLoadView.From(figures), top.Select(TenantUsageView.From).ToList()));
     }
 
     public async Task<PoolStats> StatsAsync(CancellationToken ct)

@@ -38,8 +38,12 @@ public sealed record PoolEventView(long Id, string Event, string? FromStatus, st
     public static PoolEventView From(PoolEvent e) => new(e.Id, e.Event, e.FromStatus, e.ToStatus, e.Reason, e.Actor, e.InstanceId, e.At);
 }
 
-/// <summary>One pool with its tenant rows counted by status (live = creating + ready + released) and its latest events.</summary>
-public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents);
+/// <summary>
+/// One pool with its tenant rows counted by status (live = creating + ready + released), its latest events, its load score
+/// (per dimension and overall) and its largest tenants by stored bytes.
+/// </summary>
+public sealed record PoolDetail(PoolView Pool, int LiveTenants, IReadOnlyDictionary<string, int> TenantCounts, IReadOnlyList<PoolEventView> RecentEvents,
+    PoolLoadView? Load = null, IReadOnlyList<TenantUsageView>? TopTenants = null);
 
 public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Available, double UtilizationPercent)
 {
@@ -49,7 +53,7 @@ public sealed record ServerTypeStats(int Pools, int Capacity, int Used, int Avai
 
 /// <summary>
 /// The platform in numbers (retired pools left out): capacity = slots of all pools, used = slots taken, available = free
-/// slots in placement (active, healthy or unknown), tenants = live tenant databases.
+/// slots in placement (active, healthy or unknown, load score below 1), tenants = live tenant databases.
 /// </summary>
 public sealed record PoolStats(
     int TotalPools, int TotalTenants, int TotalCapacity, int UsedCapacity, int AvailableCapacity, double UtilizationPercent,

@@ -12,19 +12,26 @@ internal static class Placement
     /// <summary>A pool in placement: active, and healthy or not yet probed.</summary>
     public static readonly string InService = $"status = '{Words.Active}' AND health_status IN ('{Words.Healthy}', '{Words.Unknown}')";
 
+    /// <summary>
+    /// A pool with room: a free slot, and a load score (migration 0013: the largest of its tenant, storage and connection
+    /// shares) below 1, so a pool is full on whichever dimension fills first.
+    /// </summary>
+    public const string HasRoom = "current_instances < max_instances AND load_score < 1";
+
     /// <summary>The pools a tenant may go to: its own dedicated server, or the shared pools.</summary>
     public static string Target(bool dedicated) => dedicated
         ? "server_type = 'dedicated' AND dedicated_to_instance_id = @instance_id"
         : "server_type = 'shared'";
 
     /// <summary>
-    /// The strategy as an ORDER BY over the eligible pools: lower priority first, then fullest or least used. Each is the key of a
-    /// partial index (migration 0006) whose predicate is <see cref="Target"/> (shared) and <see cref="InService"/>: change them together.
+    /// The strategy as an ORDER BY over the eligible pools: lower priority first, then the highest load score below full
+    /// (fill-first) or the lowest (spread). Each is the key of a partial index (migration 0013) whose predicate is
+    /// <see cref="Target"/> (shared), <see cref="InService"/> and <see cref="HasRoom"/>: change them together.
     /// </summary>
     public static string OrderBy(PlacementStrategy strategy) => strategy switch
     {
-        PlacementStrategy.Spread => "priority, current_instances::float8 / NULLIF(max_instances, 0), id",
-        _ => "priority, current_instances DESC, id",
+        PlacementStrategy.Spread => "priority, load_score, id",
+        _ => "priority, load_score DESC, id",
     };
 
     /// <summary>
@@ -42,7 +49,7 @@ internal static class Placement
             ), candidate AS (
                 SELECT id FROM db_servers
                 WHERE {locked} AND {Target(dedicated)} AND {InService}
-                  AND current_instances < max_instances AND NOT (id = ANY(@avoid))
+                  AND {HasRoom} AND NOT (id = ANY(@avoid))
                 ORDER BY {OrderBy(strategy)}
                 LIMIT 1
                 FOR UPDATE {(skipLocked ? "SKIP LOCKED" : "")}
@@ -114,7 +121,7 @@ internal static class Placement
             EXPLAIN ({(analyze ? "ANALYZE, BUFFERS, " : "")}COSTS false)
             SELECT id FROM db_servers
             WHERE {Target(dedicated: false)} AND {InService}
-              AND current_instances < max_instances AND NOT (id = ANY(@avoid))
+              AND {HasRoom} AND NOT (id = ANY(@avoid))
             ORDER BY {OrderBy(strategy)}
             LIMIT 1
             FOR UPDATE SKIP LOCKED

@@ -68,7 +68,7 @@ public sealed class PoolQueries(NpgsqlDataSource catalog)
         await using var batch = catalog.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
             SELECT status, server_type, health_status, count(*)::int, sum(max_instances)::int, sum(current_instances)::int,
-                sum(CASE WHEN status = '{Words.Active}' AND health_status IN ('{Words.Healthy}', '{Words.Unknown}')
+                sum(CASE WHEN {Placement.InService} AND {Placement.HasRoom}
                     THEN max_instances - current_instances ELSE 0 END)::int
             FROM db_servers WHERE status <> '{Words.Deleted}'
             GROUP BY status, server_type, health_status

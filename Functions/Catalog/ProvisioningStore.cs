@@ -56,7 +56,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
             : $"""
               SELECT id, name, provisioning_instance_id FROM db_servers WHERE server_type = '{Words.Shared}'
                 AND ((status IN ('{Words.Provisioning}', '{Words.Initializing}') AND provisioning_instance_id IS NOT NULL)
-                  OR (@join_room AND {Placement.InService} AND current_instances < max_instances))
+                  OR (@join_room AND {Placement.InService} AND {Placement.HasRoom}))
               ORDER BY id LIMIT 1
               """,
             conn, tx))
@@ -263,7 +263,7 @@ public sealed class ProvisioningStore(NpgsqlDataSource catalog)
     {
         await using var cmd = catalog.CreateCommand($"""
             SELECT
-                coalesce(sum(max_instances - current_instances) FILTER (WHERE status = '{Words.Active}' AND health_status IN ('{Words.Healthy}', '{Words.Unknown}')), 0)::int,
+                coalesce(sum(max_instances - current_instances) FILTER (WHERE {Placement.InService} AND {Placement.HasRoom}), 0)::int,
                 count(*) FILTER (WHERE status IN ('{Words.Provisioning}', '{Words.Initializing}')) > 0
             FROM db_servers WHERE server_type = '{Words.Shared}'
             """);

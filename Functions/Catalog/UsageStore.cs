@@ -19,14 +19,18 @@ public sealed record PoolUsageSample(IReadOnlyList<DatabaseUsage> Databases, int
 /// </summary>
 public sealed class UsageStore(NpgsqlDataSource catalog)
 {
-    /// <summary>Records a pool's sample; returns how many tenants of the pool it gave figures to. Nothing for a pool that is gone.</summary>
-    public async Task<int> RecordAsync(long poolId, PoolUsageSample sample, CancellationToken ct)
+    /// <summary>
+    /// Records a pool's sample; returns how many tenants of the pool it gave figures to. Nothing for a pool that is gone. A shared
+    /// pool's figures are recorded with its <paramref name="storageBudgetBytes"/>: its load score (migration 0013) follows both.
+    /// </summary>
+    public async Task<int> RecordAsync(long poolId, PoolUsageSample sample, long storageBudgetBytes, CancellationToken ct)
     {
         await using var cmd = catalog.CreateCommand($"""
             WITH sample AS (
                 SELECT * FROM unnest(@names::text[], @sizes::bigint[], @connections::int[]) AS s(db_name, size_bytes, connections)
             ), pool AS (
-                UPDATE db_servers SET stored_bytes = @stored, open_connections = @open, max_connections = @max, usage_at = @at
+                UPDATE db_servers SET stored_bytes = @stored, open_connections = @open, max_connections = @max, usage_at = @at,
+                    storage_budget_bytes = CASE WHEN server_type = '{Words.Shared}' THEN @budget END
                 WHERE id = @pool RETURNING id
             ), tenants AS (
                 INSERT INTO tenant_usage AS u (tenant_id, db_server_id, size_bytes, connections, collected_at)
@@ -61,6 +65,7 @@ public sealed class UsageStore(NpgsqlDataSource catalog)
         p.AddWithValue("open", sample.OpenConnections);
         p.AddWithValue("max", sample.MaxConnections);
         p.AddWithValue("at", sample.At);
+        p.AddWithValue("budget", storageBudgetBytes);
         return (int)(await cmd.ExecuteScalarAsync(ct))!;
     }
 

@@ -15,6 +15,16 @@ public sealed class SharedPoolOptions
 
     [Range(1, 10_000)]
     public int MaxInstances { get; set; } = 50;
+
+    /// <summary>
+    /// Bytes a shared pool may store, in GB (2^30 bytes), before placement counts it full (its load score, DESIGN.md §11); the
+    /// health check's usage collection records it on each shared pool with the pool's figures.
+    /// </summary>
+    [Range(typeof(decimal), "0.001", "1000000", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
+    public decimal StorageBudgetGb { get; set; } = 100;
+
+    /// <summary><see cref="StorageBudgetGb"/> in bytes.</summary>
+    public long StorageBudgetBytes => (long)(StorageBudgetGb * (1L << 30));
 }
 
 public sealed class PoolsOptions

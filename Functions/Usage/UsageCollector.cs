@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
+using TenantDb.Functions.Pools;
 
 namespace TenantDb.Functions.Usage;
 
@@ -13,8 +14,8 @@ public sealed record UsageCollected(long PoolId, int Databases, int TenantsMeasu
 /// Usage collection (DESIGN.md §11): a pool's figures read in one round trip and recorded in one catalog statement, as
 /// part of its health check. A pool that cannot be read keeps its last figures (their time says how old they are).
 /// </summary>
-public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, IOptions<UsageOptions> options, TimeProvider time,
-    ILogger<UsageCollector> logger)
+public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, IOptions<UsageOptions> options, IOptions<PoolsOptions> pools,
+    TimeProvider time, ILogger<UsageCollector> logger)
 {
     /// <summary>Reads and records the pool's usage; null (logged) when its server could not be read.</summary>
     public async Task<UsageCollected?> CollectAsync(Pool pool, CancellationToken ct)
@@ -30,7 +31,7 @@ public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, I
             return null;
         }
 
-        var measured = await store.RecordAsync(pool.Id, sample, ct);
+        var measured = await store.RecordAsync(pool.Id, sample, pools.Value.Shared.StorageBudgetBytes, ct);
         LogCollected(pool.Name, sample.Databases.Count, measured, sample.StoredBytes, sample.OpenConnections, sample.MaxConnections);
         return new UsageCollected(pool.Id, sample.Databases.Count, measured, sample.StoredBytes, sample.OpenConnections, sample.MaxConnections);
     }

@@ -66,6 +66,8 @@ internal static class HostileCorpus
         new("GetPoolEvents", "GET", Api + "/admin/pools/{pool}/events", Level.Admin, Mutates: false),
         new("GetStats", "GET", Api + "/admin/stats", Level.Admin, Mutates: false),
         new("GetActivity", "GET", Api + "/admin/activity", Level.Admin, Mutates: false),
+        new("ListTenants", "GET", Api + "/admin/tenants", Level.Admin, Mutates: false),
+        new("SuggestRebalance", "GET", Api + "/admin/rebalance", Level.Admin, Mutates: false),
         new("CheckPoolHealth", "POST", Api + "/admin/pools/{pool}/health-check", Level.Admin),
         new("RegisterPool", "POST", Api + "/admin/pools/register", Level.Admin, Body: true),
         new("AdoptDatabases", "POST", Api + "/admin/pools/{pool}/adopt", Level.Admin, Body: true),
@@ -185,12 +187,14 @@ internal static class HostileCorpus
             }
         }
 
-        // 3. Injections in query parameters (the pool list reads five; the status route reads showInput; the purge reads purge; the rest none).
+        // 3. Injections in query parameters (the pool list reads five, the tenant list eight, the rebalance target_score; the status route reads showInput; the purge reads purge; the rest none).
         foreach (var route in Routes)
         {
             var parameters = route.Name switch
             {
                 "ListPools" => ["status", "server_type", "health_status", "page", "page_size"],
+                "ListTenants" => ["pool", "status", "tier", "customer", "over_quota", "sort", "page", "page_size"],
+                "SuggestRebalance" => ["target_score"],
                 "DurableStatus" => ["showInput"],
                 "DurableTerminate" => ["reason", "instance_id"],
                 "PurgeAllocation" => ["purge", "instance_id"],
@@ -199,7 +203,7 @@ internal static class HostileCorpus
             var safe = route.Mutates || route.Name == "ProvisionPoolNow";
             foreach (var parameter in parameters)
             {
-                foreach (var injection in route.Name == "ListPools" ? Injections : Injections.Take(6))
+                foreach (var injection in route.Name is "ListPools" or "ListTenants" ? Injections : Injections.Take(6))
                 {
                     var query = $"?{parameter}={Uri.EscapeDataString(injection)}&{parameter}=2";
                     probes.Add(new Probe(route.Name, "query-injection:" + parameter, route.Method,

@@ -20,6 +20,8 @@ public sealed class OpenApiEndToEndTests
     private const string Rotate = "/database/credentials/{instance_id}/rotate";
     private const string Pools = "/database/admin/pools";
     private const string PoolById = "/database/admin/pools/{id}";
+    private const string Tenants = "/database/admin/tenants";
+    private const string Rebalance = "/database/admin/rebalance";
     private const string Backups = "/database/allocations/{instance_id}/backups";
     private const string Restore = "/database/allocations/{instance_id}/backups/{backup_id}/restore";
     private const string Move = "/database/admin/allocations/{instance_id}/move";
@@ -251,6 +253,19 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/{poolId}/events?before=x", Mk, expect: [400]);
         await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/999999/events", Mk, expect: [404]);
         await c.CallAsync(HttpMethod.Get, $"{PoolById}/events", $"{Pools}/{poolId}/events", Fk, expect: [401]);
+        // Load (issue 15): after the health check above collected usage, the pool's load and largest tenants, the tenant list
+        // (filters, sort, paging, refusals) and the rebalance suggestion (read-only).
+        var (_, detailed, _) = await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/{poolId}", Mk, expect: [200]);
+        Assert.True(detailed.GetProperty("load").GetProperty("stored_bytes").GetInt64() > 0, "the health check recorded the pool's stored bytes");
+        var (_, listed, _) = await c.CallAsync(HttpMethod.Get, Tenants, $"{Tenants}?sort=size&page_size=10", Mk, expect: [200]);
+        Assert.True(listed.GetProperty("tenants")[0].GetProperty("size_bytes").GetInt64() > 0, "the largest tenant has its measured size");
+        await c.CallAsync(HttpMethod.Get, Tenants, $"{Tenants}?pool={poolId}&status=ready&tier=standard&customer={Guid.NewGuid()}&over_quota=false&sort=connections&page=1", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Tenants, $"{Tenants}?sort=name&page_size=501&customer=x&over_quota=maybe", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, Tenants, Tenants, Fk, expect: [401]);
+        await c.CallAsync(HttpMethod.Get, Rebalance, $"{Rebalance}?target_score=0.7", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Rebalance, $"{Rebalance}?target_score=0.01", Mk, expect: [200]);
+        await c.CallAsync(HttpMethod.Get, Rebalance, $"{Rebalance}?target_score=2", Mk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, Rebalance, Rebalance, Fk, expect: [401]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/activity", "/database/admin/activity", Fk, expect: [401]);
         await c.CallAsync(HttpMethod.Get, "/database/admin/dashboard", "/database/admin/dashboard", null, expect: [200]);

@@ -284,6 +284,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__Shared__Cpu', value: '2' }
         { name: 'Pools__Shared__Memory', value: '4g' }
         { name: 'Pools__Shared__MaxInstances', value: '50' }
+        { name: 'Pools__Shared__StorageBudgetGb', value: '100' }
         { name: 'Pools__MinFreeSlots', value: '5' }
         { name: 'Pools__WarmStock', value: '2' }
         { name: 'Pools__WarmStockInterval', value: '00:00:30' }
@@ -349,6 +350,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Sweep__HistoryRetention', value: '7.00:00:00' }
         { name: 'Cleanup__OrphanGrace', value: '7.00:00:00' }
         { name: 'Cleanup__EventRetention', value: '400.00:00:00' }
+        { name: 'Usage__HistoryRetention', value: '30.00:00:00' }
         { name: 'Backups__Container', value: 'tenantdb-backups' }
         { name: 'Backups__Retention', value: '30.00:00:00' }
         { name: 'Backups__FinalOnRelease', value: 'true' }
