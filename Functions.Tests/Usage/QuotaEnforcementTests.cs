@@ -42,6 +42,8 @@ public sealed class QuotaEnforcementTests(PostgresFixture fixture)
         await ExecuteAsync(session, """
             CREATE TABLE blobs (id int, body text);
             CREATE TABLE open_to_all (id int);
+            CREATE SEQUENCE ids;
+            GRANT USAGE ON SEQUENCE ids TO PUBLIC;
             GRANT INSERT ON open_to_all TO PUBLIC;
             CREATE FUNCTION sneak() RETURNS void LANGUAGE sql SECURITY DEFINER AS 'INSERT INTO blobs VALUES (-1, ''definer'')';
             RESET ROLE;
@@ -71,34 +73,46 @@ public sealed class QuotaEnforcementTests(PostgresFixture fixture)
             // Reads work.
             Assert.Equal(5500L, await ScalarAsync<long>(reader, "SELECT count(*) FROM blobs"));
 
-            // Writes are refused, whatever the session turns off or tries first.
-            string[] attempts =
+            // An ordinary client's write meets the read-only default (a clear message).
+            var plain = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(reader, "INSERT INTO blobs VALUES (0, 'x')"));
+            Assert.Equal(PostgresErrorCodes.ReadOnlySqlTransaction, plain.SqlState);
+
+            // With the default turned off (its own command, so the next transaction starts read-write) or a read-write transaction,
+            // every way to write, to become the owner or to undo the state is refused for lack of privilege.
+            const string Off = "SET default_transaction_read_only = off";
+            string[][] attempts =
             [
-                "INSERT INTO blobs VALUES (0, 'x')",
-                "SET default_transaction_read_only = off; INSERT INTO blobs VALUES (0, 'x')",
-                "BEGIN; SET TRANSACTION READ WRITE; INSERT INTO blobs VALUES (0, 'x'); COMMIT",
-                $"SET ROLE {Identifier.Quote(names.OwnerRole)}",
-                $"ALTER DATABASE {Identifier.Quote(names.Database)} RESET default_transaction_read_only",
-                $"ALTER DATABASE {Identifier.Quote(names.Database)} SET default_transaction_read_only = off",
-                $"GRANT {Identifier.Quote(names.OwnerRole)} TO {Identifier.Quote(names.LoginRole)}",
-                "SET default_transaction_read_only = off; UPDATE blobs SET body = 'y'",
-                "SET default_transaction_read_only = off; DELETE FROM blobs",
-                "SET default_transaction_read_only = off; TRUNCATE blobs",
-                "SET default_transaction_read_only = off; CREATE TABLE more (id int)",
-                "SET default_transaction_read_only = off; CREATE TEMP TABLE scratch (id int)",
-                "SET default_transaction_read_only = off; SELECT sneak()",
-                "SET default_transaction_read_only = off; INSERT INTO mine VALUES (1)",
-                "SET default_transaction_read_only = off; INSERT INTO open_to_all VALUES (1)",
-                "SET default_transaction_read_only = off; SELECT lo_from_bytea(0, '\\x00')",
-                "SET default_transaction_read_only = off; SELECT lo_create(0)",
-                "SET default_transaction_read_only = off; CREATE SCHEMA mine2",
+                [Off, "INSERT INTO blobs VALUES (0, 'x')"],
+                ["BEGIN", "SET TRANSACTION READ WRITE", "INSERT INTO blobs VALUES (0, 'x')"],
+                [$"SET ROLE {Identifier.Quote(names.OwnerRole)}"],
+                [Off, $"ALTER DATABASE {Identifier.Quote(names.Database)} RESET default_transaction_read_only"],
+                [Off, $"ALTER DATABASE {Identifier.Quote(names.Database)} SET default_transaction_read_only = off"],
+                [Off, $"GRANT {Identifier.Quote(names.OwnerRole)} TO {Identifier.Quote(names.LoginRole)}"],
+                [Off, "UPDATE blobs SET body = 'y'"],
+                [Off, "DELETE FROM blobs"],
+                [Off, "TRUNCATE blobs"],
+                [Off, "CREATE TABLE more (id int)"],
+                [Off, "CREATE TEMP TABLE scratch (id int)"],
+                [Off, "CREATE SCHEMA mine2"],
+                [Off, "SELECT sneak()"],
+                [Off, "INSERT INTO mine VALUES (1)"],
+                [Off, "INSERT INTO open_to_all VALUES (1)"],
+                [Off, "SELECT lo_from_bytea(0, '\\x00')"],
+                [Off, "SELECT lo_create(0)"],
+                [Off, "SELECT nextval('ids')"],
+                [Off, "ALTER TABLE blobs ADD COLUMN extra int"],
             ];
-            foreach (var sql in attempts)
+            foreach (var attempt in attempts)
             {
-                var refused = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(reader, sql));
-                Assert.True(refused.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ReadOnlySqlTransaction,
-                    $"{sql}: {refused.SqlState} {refused.MessageText}");
-                await ExecuteAsync(reader, "ROLLBACK; RESET ALL");
+                foreach (var step in attempt[..^1])
+                {
+                    await ExecuteAsync(reader, step);
+                }
+
+                var refused = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(reader, attempt[^1]));
+                Assert.True(refused.SqlState == PostgresErrorCodes.InsufficientPrivilege, $"{string.Join("; ", attempt)}: {refused.SqlState} {refused.MessageText}");
+                await ExecuteAsync(reader, "ROLLBACK");
+                await ExecuteAsync(reader, "RESET ALL");
             }
 
             Assert.Equal(5500L, await ScalarAsync<long>(reader, "SELECT count(*) FROM blobs"));
