@@ -28,6 +28,12 @@ namespace TenantDb.Functions.Pools;
 /// </summary>
 public sealed class QuotaDdl(PoolConnections connections)
 {
+    /// <summary>
+    /// False for an adopted tenant whose login itself owns the database (no owner role apart from it): its privileges cannot be
+    /// taken from it, so it cannot be made read-only this way.
+    /// </summary>
+    public static bool CanMakeReadOnly(TenantNames names) => !names.LoginRoles.Contains(names.OwnerRole);
+
     private const string LargeObjectConstructors = "lo_creat(integer), lo_create(oid), lo_from_bytea(oid, bytea)";
 
     /// <summary>

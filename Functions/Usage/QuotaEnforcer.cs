@@ -73,6 +73,13 @@ public sealed partial class QuotaEnforcer(QuotaStore store, QuotaDdl ddl, Tenant
         // A tier no longer configured has no limit: nothing to hold the tenant to.
         var tier = options.TryGetTier(tenant.PlanTier, out var configured) ? configured : new PlanTier();
         var desired = QuotaStates.For(row.SizeBytes, tier, options.QuotaWarnAt) ?? row.QuotaState;
+        var names = naming.Of(tenant);
+        if (desired == QuotaStates.ReadOnly && !QuotaDdl.CanMakeReadOnly(names))
+        {
+            // An adopted database its login owns: flagged, not enforced (the operator moves its objects to an owner role first).
+            desired = QuotaStates.Warning;
+        }
+
         var reason = Reason(row.SizeBytes, tenant.PlanTier, tier, options.QuotaWarnAt);
         var actor = AuditActor.Current;
         var changed = false;
@@ -83,7 +90,7 @@ public sealed partial class QuotaEnforcer(QuotaStore store, QuotaDdl ddl, Tenant
                 changed = await store.ChangeAsync(tenant.Id, row.QuotaState, QuotaStates.ReadOnly, PoolEventNames.QuotaReadOnly, reason, actor, ct);
             }
 
-            var ended = await ddl.MakeReadOnlyAsync(pool, naming.Of(tenant), ct);
+            var ended = await ddl.MakeReadOnlyAsync(pool, names, ct);
             if (changed)
             {
                 LogReadOnly(tenant.InstanceId, pool.Name, reason, ended);
@@ -91,7 +98,7 @@ public sealed partial class QuotaEnforcer(QuotaStore store, QuotaDdl ddl, Tenant
         }
         else if (row.QuotaState == QuotaStates.ReadOnly)
         {
-            await ddl.MakeWritableAsync(pool, naming.Of(tenant), ct);
+            await ddl.MakeWritableAsync(pool, names, ct);
             changed = await store.ChangeAsync(tenant.Id, QuotaStates.ReadOnly, desired, PoolEventNames.QuotaLifted, reason, actor, ct);
             LogLifted(tenant.InstanceId, pool.Name, reason);
         }
