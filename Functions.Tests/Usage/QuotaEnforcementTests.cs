@@ -151,6 +151,39 @@ public sealed class QuotaEnforcementTests(PostgresFixture fixture)
         Assert.Equal(1L, await EventsAsync(app, tenant, PoolEventNames.QuotaLifted));
     }
 
+    [Fact]
+    public async Task HealthCheck_ReadOnlyTenantGivenItsSecondLogin_NextCheckMakesThatLoginReadOnlyToo()
+    {
+        // A 1 MiB limit: the empty database (~7.5 MiB) is past it at its first check.
+        var settings = Settings();
+        settings["Pools:Tiers:starter:MaxSizeMb"] = "1";
+        await using var app = await TestApp.StartAsync(fixture, settings);
+        var pool = await app.AddPoolAsync(fixture.Pools[1], 10);
+        var allocated = Assert.IsType<AllocationOutcome.Allocated>(
+            await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "starter"), None));
+        var names = app.Get<TenantNaming>().Of(allocated.Tenant);
+        await using (var owner = await OpenAsTenantAsync(pool, allocated))
+        {
+            await ExecuteAsync(owner, "CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)");
+        }
+
+        var health = app.Get<HealthService>();
+        Assert.Equal(1, (await CheckAsync(health, pool)).TenantsReadOnly);
+
+        // A rotation makes the second login as the first was made (in the owner role): writable until the pool's next check.
+        var password = TenantDb.Functions.Secrets.PasswordGenerator.Generate(40);
+        Assert.True(await app.Get<ITenantDdl>().SetLoginPasswordAsync(pool, names, names.AlternateLoginRole,
+            TenantDb.Functions.Secrets.ScramVerifier.Compute(password), 20, None));
+        await CheckAsync(health, pool);
+
+        await using var second = await OpenAsync(pool, allocated.Tenant.DbName, names.AlternateLoginRole, password);
+        Assert.Equal(1L, await ScalarAsync<long>(second, "SELECT count(*) FROM notes"));
+        await ExecuteAsync(second, "SET default_transaction_read_only = off");
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(second, "INSERT INTO notes VALUES (2)"));
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+        Assert.Equal(1L, await EventsAsync(app, allocated.Tenant, PoolEventNames.QuotaReadOnly));
+    }
+
     // What the enforcer logged, for a failure's message.
     private static string Quota() => string.Join('\n', CapturedLogs.All.Where(l => l.Contains("QuotaEnforcer", StringComparison.Ordinal)).TakeLast(5));
 
@@ -160,12 +193,14 @@ public sealed class QuotaEnforcementTests(PostgresFixture fixture)
         return Assert.IsType<TenantDb.Functions.Usage.UsageCollected>(report.Usage);
     }
 
-    private static async Task<NpgsqlConnection> OpenAsTenantAsync(Pool pool, AllocationOutcome.Allocated allocated)
+    private static Task<NpgsqlConnection> OpenAsTenantAsync(Pool pool, AllocationOutcome.Allocated allocated) =>
+        OpenAsync(pool, allocated.Tenant.DbName, allocated.Tenant.DbUser, allocated.Password!.Reveal());
+
+    private static async Task<NpgsqlConnection> OpenAsync(Pool pool, string database, string user, string password)
     {
         var conn = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
-            Host = "127.0.0.1", Port = pool.Port, Database = allocated.Tenant.DbName, Username = allocated.Tenant.DbUser,
-            Password = allocated.Password!.Reveal(), Pooling = false, Timeout = 5,
+            Host = "127.0.0.1", Port = pool.Port, Database = database, Username = user, Password = password, Pooling = false, Timeout = 5,
         }.ConnectionString);
         await conn.OpenAsync();
         return conn;
