@@ -184,6 +184,50 @@ public sealed class QuotaEnforcementTests(PostgresFixture fixture)
         Assert.Equal(1L, await EventsAsync(app, allocated.Tenant, PoolEventNames.QuotaReadOnly));
     }
 
+    [Fact]
+    public async Task HealthCheck_ReadOnlyTenantRestoredInPlace_NextCheckLetsItReadAgainStillNotWrite()
+    {
+        var container = $"test-backups-{Guid.NewGuid():N}";
+        var settings = Settings();
+        settings["Pools:Tiers:starter:MaxSizeMb"] = "1";
+        settings["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
+        settings["Backups:Container"] = container;
+        await using var app = await TestApp.StartAsync(fixture, settings);
+        try
+        {
+            var pool = await app.AddPoolAsync(fixture.Pools[1], 10);
+            var allocated = Assert.IsType<AllocationOutcome.Allocated>(
+                await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "starter"), None));
+            await using (var owner = await OpenAsTenantAsync(pool, allocated))
+            {
+                await ExecuteAsync(owner, "CREATE TABLE notes (id int); INSERT INTO notes VALUES (1), (2)");
+            }
+
+            var backups = app.Get<TenantDb.Functions.Backups.BackupService>();
+            var started = Assert.IsType<TenantDb.Functions.Backups.BackupStart.Started>(await backups.RecordAsync(allocated.Tenant.InstanceId, None));
+            await backups.RunAsync(started.Backup.Id, None);
+            var health = app.Get<HealthService>();
+            Assert.Equal(1, (await CheckAsync(health, pool)).TenantsReadOnly);
+
+            // The restore swaps in a new database (taken while writable): the login's own CONNECT and SELECT are not on it.
+            var restored = await app.Get<TenantDb.Functions.Backups.RestoreService>().RunAsync(
+                new TenantDb.Functions.Backups.RestoreRunInput(allocated.Tenant.InstanceId, started.Backup.Id), None);
+            Assert.True(restored.Status == TenantDb.Functions.Backups.RestoreResult.Restored, restored.Error);
+            await CheckAsync(health, pool);
+
+            await using var reader = await OpenAsTenantAsync(pool, allocated);
+            Assert.Equal(2L, await ScalarAsync<long>(reader, "SELECT count(*) FROM notes"));
+            await ExecuteAsync(reader, "SET default_transaction_read_only = off");
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(reader, "INSERT INTO notes VALUES (3)"));
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+            Assert.Equal(QuotaStates.ReadOnly, await StateAsync(app, allocated.Tenant));
+        }
+        finally
+        {
+            await new Azure.Storage.Blobs.BlobServiceClient("UseDevelopmentStorage=true").GetBlobContainerClient(container).DeleteIfExistsAsync();
+        }
+    }
+
     // What the enforcer logged, for a failure's message.
     private static string Quota() => string.Join('\n', CapturedLogs.All.Where(l => l.Contains("QuotaEnforcer", StringComparison.Ordinal)).TakeLast(5));
 

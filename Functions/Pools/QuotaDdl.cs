@@ -38,8 +38,9 @@ public sealed class QuotaDdl(PoolConnections connections)
 
     /// <summary>
     /// Makes the database read-only for the tenant (see the class). Sessions are ended only when a login was still in the owner
-    /// role (the first time, or after a move, a restore or a rotation made a login in it again); the statements inside the
-    /// database run every time, so grants a restore brought back go again. Returns the number of sessions ended.
+    /// role or lacked its own CONNECT (the first time, or after a move, a rotation or a restore in place made a login or the
+    /// database anew); the statements inside the database run every time, so grants a restore brought back go again and its
+    /// tables are readable. Returns the number of sessions ended.
     /// </summary>
     public async Task<int> MakeReadOnlyAsync(Pool pool, TenantNames names, CancellationToken ct)
     {
@@ -53,7 +54,7 @@ public sealed class QuotaDdl(PoolConnections connections)
         }
 
         var ended = 0;
-        if (await AnyMemberAsync(conn, logins, names.OwnerRole, ct))
+        if (await AnyMemberAsync(conn, logins, names.OwnerRole, ct) || !await AllMayConnectAsync(conn, logins, names.Database, ct))
         {
             // One command, one implicit transaction: every login out of the owner role together.
             await ExecuteAsync(conn, string.Join("\n", logins.Select(l =>
@@ -189,6 +190,19 @@ public sealed class QuotaDdl(PoolConnections connections)
 
     // The tenant's sessions only (wherever they are): an admin's own work on the database (a move's dump) goes on. The call sits in
     // the select list, so it runs on the filtered rows only (in WHERE the planner may evaluate it first, on every session).
+    // A restore in place swaps in a new database: the logins' own CONNECT on the old one went with it.
+    private static async Task<bool> AllMayConnectAsync(NpgsqlConnection conn, IReadOnlyList<string> logins, string database, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT coalesce(bool_and(has_database_privilege(l.oid, d.oid, 'CONNECT')), true)
+            FROM pg_roles l JOIN pg_database d ON d.datname = @db
+            WHERE l.rolname = ANY(@logins)
+            """, conn);
+        cmd.Parameters.AddWithValue("logins", logins.ToArray());
+        cmd.Parameters.AddWithValue("db", database);
+        return await cmd.ExecuteScalarAsync(ct) is true;
+    }
+
     private static async Task<int> TerminateAsync(NpgsqlConnection conn, IReadOnlyList<string> logins, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand("""
