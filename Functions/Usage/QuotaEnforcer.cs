@@ -49,7 +49,18 @@ public sealed partial class QuotaEnforcer(QuotaStore store, QuotaDdl ddl, Tenant
     /// </summary>
     public async Task<string?> EnforceTenantAsync(Pool pool, long tenantId, CancellationToken ct)
     {
-        var tenant = await store.FindReadyAsync(tenantId, ct);
+        TenantQuota? tenant;
+        try
+        {
+            tenant = await store.FindReadyAsync(tenantId, ct);
+        }
+        catch (Exception e) when (PoolFailures.IsTransient(e))
+        {
+            // The change it follows is done: the catalog's trouble leaves the quota to the next collection.
+            LogTenantUnread(e, tenantId, pool.Name);
+            return null;
+        }
+
         return tenant is null || tenant.Tenant.DbServerId != pool.Id ? null : (await EnforceBestEffortAsync(pool, tenant, ct)).State;
     }
 
@@ -127,6 +138,9 @@ public sealed partial class QuotaEnforcer(QuotaStore store, QuotaDdl ddl, Tenant
 
     [LoggerMessage(LogLevel.Information, "Instance {InstanceId} on pool {Pool} is near its tier's size limit ({Reason})")]
     private partial void LogWarning(Guid instanceId, string pool, string reason);
+
+    [LoggerMessage(LogLevel.Error, "Quota of tenant row {TenantId} on pool {Pool} could not be read after its tier changed; the next collection enforces it")]
+    private partial void LogTenantUnread(Exception e, long tenantId, string pool);
 
     [LoggerMessage(LogLevel.Error, "Quota of instance {InstanceId} on pool {Pool} could not be enforced; the next collection tries again")]
     private partial void LogEnforcementFailed(Exception e, Guid instanceId, string pool);
