@@ -72,7 +72,7 @@ public sealed class QuotaEndToEndTests(ITestOutputHelper output)
 
         var size = usage.GetProperty("size_bytes").GetInt64();
         ProofReport.Write(string.Create(CultureInfo.InvariantCulture,
-            $"proof quota: tenant_mb={size / 1048576.0:0.0} limit_mb=12 read_only_after_check={refusedBefore} read_only_after_move={refusedAfterMove} writable_after_tier_raise=true lift_ms={lift.ElapsedMilliseconds}"));
+            $"proof quota: tenant_mb={size / 1048576.0:0.0} limit_mb=12 read_only_after_check={(refusedBefore ? "true" : "false")} read_only_after_move={(refusedAfterMove ? "true" : "false")} writable_after_tier_raise=true lift_ms={lift.ElapsedMilliseconds}"));
     }
 
     /// <summary>True when an INSERT is refused for lack of privilege after the session turned the read-only default off.</summary>
