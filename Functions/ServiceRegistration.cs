@@ -60,6 +60,7 @@ public static class ServiceRegistration
         services.AddSingleton<CatalogIdentity>();
         services.AddSingleton<OrphanStore>();
         services.AddWarmStock();
+        services.AddSingleton(sp => new TenantNaming(sp.GetRequiredService<IOptions<AllocationOptions>>().Value.DatabasePrefix));
         services.AddUsage();
         services.AddSingleton<AllocationCompensation>();
         services.AddSingleton<AllocationService>();

@@ -51,7 +51,7 @@ public static class AppSettingKeys
     private static void Walk(Type type, string prefix, List<string> keys, int depth)
     {
         Assert.True(depth <= MaxDepth, $"Options nest deeper than {MaxDepth} at {prefix}.");
-        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetSetMethod() is not null))
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetSetMethod() is not null && !IsAlias(p)))
         {
             var key = $"{prefix}__{property.Name}";
             var propertyType = property.PropertyType;
@@ -81,6 +81,10 @@ public static class AppSettingKeys
             }
         }
     }
+
+    /// <summary>An old name kept so existing configurations bind (e.g. a tier's <c>ConnectionLimit</c>): not a key to deploy.</summary>
+    private static bool IsAlias(PropertyInfo property) =>
+        property.GetCustomAttribute<System.ComponentModel.EditorBrowsableAttribute>()?.State == System.ComponentModel.EditorBrowsableState.Never;
 
     private static bool IsScalar(Type type)
     {

@@ -44,7 +44,8 @@ public sealed partial class AppSettingsTests
     {
         // The walk must find the options classes at all: a few keys of different shapes, so an empty walk cannot pass.
         Assert.Contains("Allocation__Strategy", AppSettingKeys.FromCode);
-        Assert.Contains("Pools__Tiers__*__ConnectionLimit", AppSettingKeys.FromCode);
+        Assert.Contains("Pools__Tiers__*__MaxConnections", AppSettingKeys.FromCode);
+        Assert.DoesNotContain("Pools__Tiers__*__ConnectionLimit", AppSettingKeys.FromCode); // an alias of MaxConnections
         Assert.Contains("Provisioning__ServerSettings__*", AppSettingKeys.FromCode);
         Assert.Contains("Provisioning__Swarm__Mode", AppSettingKeys.FromCode);
         Assert.Contains("ConnectionStrings__Catalog", AppSettingKeys.FromCode);

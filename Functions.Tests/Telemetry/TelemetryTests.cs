@@ -23,10 +23,10 @@ public sealed class TelemetryTests(PostgresFixture fixture)
         public List<MetricSnapshot> Metrics { get; } = [];
     }
 
-    private static async Task<(TestApp App, Exported Exported)> StartAsync(PostgresFixture fixture)
+    private static async Task<(TestApp App, Exported Exported)> StartAsync(PostgresFixture fixture, IDictionary<string, string?>? settings = null)
     {
         var exported = new Exported();
-        var app = await TestApp.StartAsync(fixture, configure: services => services
+        var app = await TestApp.StartAsync(fixture, settings, configure: services => services
             .ConfigureOpenTelemetryTracerProvider(b => b.AddInMemoryExporter(exported.Spans))
             .ConfigureOpenTelemetryMeterProvider(b => b.AddInMemoryExporter(exported.Metrics)));
         // No host starts the providers here: resolving them starts their listeners.
@@ -105,6 +105,49 @@ public sealed class TelemetryTests(PostgresFixture fixture)
         var utilisation = Assert.Single(Points(exported, "tenantdb.pool.utilization"), p => Tag(p, "pool") == pool.Name);
         Assert.Equal(0.1, utilisation.GetGaugeLastValueDouble(), 3);
         Assert.Contains(Points(exported, "tenantdb.pools.health"), p => Tag(p, "health") == "healthy" && p.GetGaugeLastValueLong() >= 1);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task HealthSweep_UsageGauges_PerPoolAlways_PerTenantSizeOnlyWhenOptedIn(bool perTenant)
+    {
+        // A 1 MiB limit: the empty database (~7.5 MiB) is over quota at once.
+        var (app, exported) = await StartAsync(fixture, new Dictionary<string, string?>
+        {
+            ["Pools:WarmStock"] = "0",
+            ["Pools:Tiers:starter:MaxSizeMb"] = "1",
+            ["Telemetry:PerTenantMetrics"] = perTenant ? "true" : "false",
+        });
+        await using var _ = app;
+        var pool = await app.AddPoolAsync(fixture.Pools[1], 10);
+        var allocated = Assert.IsType<AllocationOutcome.Allocated>(await app.Allocation.AllocateAsync(
+            new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "starter"), CancellationToken.None));
+        await app.Allocation.AllocateAsync(new AllocationRequest(Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "standard"), CancellationToken.None);
+
+        await app.Get<HealthService>().SweepAsync(CancellationToken.None);
+        Flush(app, exported);
+
+        var stored = Assert.Single(Points(exported, "tenantdb.pool.stored_bytes"), p => Tag(p, "pool") == pool.Name).GetGaugeLastValueLong();
+        Assert.Equal(await app.CatalogScalarAsync<long>("SELECT stored_bytes FROM db_servers WHERE id = @id", ("id", pool.Id)), stored);
+        var max = Assert.Single(Points(exported, "tenantdb.pool.max_connections"), p => Tag(p, "pool") == pool.Name).GetGaugeLastValueLong();
+        Assert.Equal(await app.CatalogScalarAsync<int>("SELECT max_connections FROM db_servers WHERE id = @id", ("id", pool.Id)), (int)max);
+        Assert.Single(Points(exported, "tenantdb.pool.connections"), p => Tag(p, "pool") == pool.Name);
+        var over = Points(exported, "tenantdb.pool.tenants_over_quota").Where(p => Tag(p, "pool") == pool.Name)
+            .ToDictionary(p => Tag(p, "quota_state")!, p => p.GetGaugeLastValueLong());
+        Assert.Equal(1L, over["read_only"]);
+        Assert.Equal(0L, over["warning"]);
+        var sizes = Points(exported, "tenantdb.tenant.size").Where(p => Tag(p, "pool") == pool.Name).ToList();
+        if (perTenant)
+        {
+            Assert.Equal(2, sizes.Count);
+            var size = Assert.Single(sizes, p => Tag(p, "instance_id") == allocated.Tenant.InstanceId.ToString()).GetGaugeLastValueLong();
+            Assert.Equal(await app.CatalogScalarAsync<long>("SELECT size_bytes FROM tenant_usage WHERE tenant_id = @id", ("id", allocated.Tenant.Id)), size);
+        }
+        else
+        {
+            Assert.Empty(sizes);
+        }
     }
 
     [Fact]

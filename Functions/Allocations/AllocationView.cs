@@ -24,12 +24,13 @@ public sealed record AllocationView(
     [property: JsonPropertyName("generation")] int Generation,
     [property: JsonPropertyName("credentials"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CredentialsView? Credentials = null,
     [property: JsonPropertyName("db_password"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? DbPassword = null,
-    [property: JsonPropertyName("callback_url"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CallbackUrl = null)
+    [property: JsonPropertyName("callback_url"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CallbackUrl = null,
+    [property: JsonPropertyName("quota_state")] string QuotaState = QuotaStates.Ok)
 {
     public static AllocationView Of(Pool pool, TenantDatabase tenant, CredentialsView? credentials = null, string? password = null) =>
         new(tenant.Status == TenantDatabaseStatus.Ready ? "allocated" : tenant.Status.ToSql(), tenant.InstanceId, tenant.CustomerId, tenant.PlanTier,
             pool.Id, pool.Host, pool.Port, tenant.DbName, tenant.DbUser, pool.Name, pool.ServerType, tenant.Status, tenant.CreatedAt, tenant.ReadyAt,
-            tenant.Generation, credentials, password, tenant.CallbackUrl);
+            tenant.Generation, credentials, password, tenant.CallbackUrl, tenant.QuotaState);
 
     // Printing the view (logs, exceptions, test output) never shows an inline password.
     private bool PrintMembers(System.Text.StringBuilder builder)
@@ -37,7 +38,7 @@ public sealed record AllocationView(
         builder.Append($"Status = {Status}, InstanceId = {InstanceId}, CustomerId = {CustomerId}, PlanTier = {PlanTier}, DbServerId = {DbServerId}, DbHost = {DbHost}, ");
         builder.Append($"DbPort = {DbPort}, DbName = {DbName}, DbUser = {DbUser}, PoolName = {PoolName}, ServerType = {ServerType}, ");
         builder.Append($"DatabaseStatus = {DatabaseStatus}, CreatedAt = {CreatedAt}, ReadyAt = {ReadyAt}, Generation = {Generation}, Credentials = {Credentials}, ");
-        builder.Append($"DbPassword = {(DbPassword is null ? "" : Redacted.Mask)}, CallbackUrl = {CallbackUrl}");
+        builder.Append($"DbPassword = {(DbPassword is null ? "" : Redacted.Mask)}, CallbackUrl = {CallbackUrl}, QuotaState = {QuotaState}");
         return true;
     }
 }

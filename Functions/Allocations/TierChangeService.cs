@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Pools;
+using TenantDb.Functions.Usage;
 
 namespace TenantDb.Functions.Allocations;
 
@@ -36,6 +37,7 @@ public sealed partial class TierChangeService(
     TenantStore tenants,
     TierChangeStore store,
     TenantLimits limits,
+    QuotaEnforcer quotas,
     IOptions<PoolsOptions> poolsOptions,
     IOptions<AllocationOptions> allocationOptions,
     ILogger<TierChangeService> logger)
@@ -103,7 +105,10 @@ public sealed partial class TierChangeService(
         }
 
         LogTierChanged(instanceId, tenant.PlanTier, toTier, target.ConnectionLimit);
-        return new TierChangeOutcome.Done(live with { Tenant = tenant with { PlanTier = toTier } }, Changed: true);
+        // The new tier's size limit holds from now: a larger one (or none) lifts a read-only tenant at once, a smaller one may make it
+        // read-only (on the size last measured). Best effort: a failure is logged and the next health check of the pool enforces it.
+        var quotaState = await quotas.EnforceTenantAsync(pool, tenant.Id, ct) ?? tenant.QuotaState;
+        return new TierChangeOutcome.Done(live with { Tenant = tenant with { PlanTier = toTier, QuotaState = quotaState } }, Changed: true);
     }
 
     /// <summary>

@@ -58,6 +58,7 @@ internal static class Rows
         LoginRole = r.Nullable<string>(prefix + "login_role"),
         AdoptedAt = r.Value<DateTime>(prefix + "adopted_at") is { } adopted ? new DateTimeOffset(adopted, TimeSpan.Zero) : null,
         CallbackUrl = r.Nullable<string>(prefix + "callback_url"),
+        QuotaState = r.Optional(prefix + "quota_state") ?? QuotaStates.Ok,
     };
 
     public static PoolEvent ToPoolEvent(this DbDataReader r) => new(
@@ -70,6 +71,20 @@ internal static class Rows
         r.Nullable<string>("reason"),
         r.GetString(r.GetOrdinal("actor")),
         new DateTimeOffset(r.GetDateTime(r.GetOrdinal("at")), TimeSpan.Zero));
+
+    // A column not every query of the tenant row selects.
+    private static string? Optional(this DbDataReader r, string column)
+    {
+        for (var i = 0; i < r.FieldCount; i++)
+        {
+            if (r.GetName(i) == column)
+            {
+                return r.IsDBNull(i) ? null : r.GetString(i);
+            }
+        }
+
+        return null;
+    }
 
     private static T? Nullable<T>(this DbDataReader r, string column) where T : class
     {

@@ -13,7 +13,8 @@ public sealed class TenantStore(NpgsqlDataSource catalog)
         t.id AS t_id, t.instance_id AS t_instance_id, t.customer_id AS t_customer_id, t.plan_tier AS t_plan_tier,
         t.db_server_id AS t_db_server_id, t.db_name AS t_db_name, t.db_user AS t_db_user, t.status AS t_status,
         t.last_error AS t_last_error, t.created_at AS t_created_at, t.ready_at AS t_ready_at, t.released_at AS t_released_at, t.stock_name AS t_stock_name,
-        t.generation AS t_generation, t.owner_role AS t_owner_role, t.login_role AS t_login_role, t.adopted_at AS t_adopted_at, t.callback_url AS t_callback_url
+        t.generation AS t_generation, t.owner_role AS t_owner_role, t.login_role AS t_login_role, t.adopted_at AS t_adopted_at, t.callback_url AS t_callback_url,
+        t.quota_state AS t_quota_state
         """;
 
     /// <summary>A connection for the instance's <see cref="InstanceLock"/>; nothing is locked yet.</summary>

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 
 namespace TenantDb.Functions.Domain;
@@ -13,9 +14,31 @@ public sealed class PlanTier
     /// <summary>Premium tiers get a dedicated server (<c>provision-dedicated</c>); the others share pools.</summary>
     public bool Dedicated { get; set; }
 
-    /// <summary>Per-tenant connection limit on the tenant database.</summary>
+    /// <summary>
+    /// The old name of <see cref="MaxConnections"/> (the same value): configurations that set <c>ConnectionLimit</c> keep working.
+    /// When both are set, <c>MaxConnections</c> wins (it binds after this one).
+    /// </summary>
     [Range(1, 10_000)]
-    public int ConnectionLimit { get; set; } = 20;
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public int ConnectionLimit { get => MaxConnections; set => MaxConnections = value; }
+
+    /// <summary>
+    /// Per-tenant connection limit (<c>Pools:Tiers:&lt;tier&gt;:MaxConnections</c>): set on the tenant's login roles, where the tenant has
+    /// no privilege to lift it.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int MaxConnections { get; set; } = 20;
+
+    /// <summary>
+    /// Largest size of a tenant database of this tier in MiB (<c>pg_database_size</c>), or null for no limit. Past
+    /// <c>Pools:QuotaWarnAt</c> percent of it the tenant is flagged <c>warning</c>; past it the database turns read-only for
+    /// the tenant (DESIGN.md §11).
+    /// </summary>
+    [Range(1, 100_000_000)]
+    public int? MaxSizeMb { get; set; }
+
+    /// <summary><see cref="MaxSizeMb"/> in bytes, or null for no limit.</summary>
+    public long? MaxSizeBytes => MaxSizeMb * 1024L * 1024L;
 
     /// <summary>CPUs of a dedicated server of this tier.</summary>
     [Range(typeof(decimal), "0.1", "256", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]

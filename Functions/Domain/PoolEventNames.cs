@@ -35,4 +35,7 @@ public static class PoolEventNames
     public const string TenantAdopted = "tenant_adopted";
     public const string TierChanged = "tier_changed";
     public const string CallbackFailed = "callback_failed";
+    public const string QuotaWarning = "quota_warning";
+    public const string QuotaReadOnly = "quota_read_only";
+    public const string QuotaLifted = "quota_lifted";
 }

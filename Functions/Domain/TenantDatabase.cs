@@ -34,6 +34,9 @@ public sealed record TenantDatabase
     /// <summary>When an existing database became this tenant; null for a tenant the allocator made. An adopted tenant has no first password to hand off.</summary>
     public DateTimeOffset? AdoptedAt { get; init; }
 
+    /// <summary>Where the tenant stands against its tier's size limit (<see cref="QuotaStates"/>); <c>ok</c> where the row was read without it.</summary>
+    public string QuotaState { get; init; } = QuotaStates.Ok;
+
     /// <summary>Where the allocator POSTs a signed notice after a move or a restore (https, or loopback in development).</summary>
     public string? CallbackUrl { get; init; }
 }

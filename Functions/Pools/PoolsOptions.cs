@@ -34,11 +34,11 @@ public sealed class PoolsOptions
     /// <summary>Configured plan tiers by name (lower case). Configuration adds to or overrides these defaults.</summary>
     public Dictionary<string, PlanTier> Tiers { get; set; } = new(StringComparer.Ordinal)
     {
-        ["starter"] = new() { ConnectionLimit = 20 },
-        ["standard"] = new() { ConnectionLimit = 40 },
-        ["professional"] = new() { ConnectionLimit = 60 },
-        ["premium"] = new() { Dedicated = true, ConnectionLimit = 100, Cpu = 2, Memory = "4g" },
-        ["enterprise"] = new() { Dedicated = true, ConnectionLimit = 200, Cpu = 4, Memory = "8g" },
+        ["starter"] = new() { MaxConnections = 20 },
+        ["standard"] = new() { MaxConnections = 40 },
+        ["professional"] = new() { MaxConnections = 60 },
+        ["premium"] = new() { Dedicated = true, MaxConnections = 100, Cpu = 2, Memory = "4g" },
+        ["enterprise"] = new() { Dedicated = true, MaxConnections = 200, Cpu = 4, Memory = "8g" },
     };
 
     public SharedPoolOptions Shared { get; set; } = new();
@@ -74,6 +74,13 @@ public sealed class PoolsOptions
     /// <summary>Largest connection pool the allocator keeps to one pool server.</summary>
     [Range(1, 200)]
     public int MaxAdminConnections { get; set; } = 10;
+
+    /// <summary>
+    /// Percent of a tier's <see cref="PlanTier.MaxSizeMb"/> past which a tenant is flagged <c>warning</c> (a whole percent, 1-100;
+    /// 80 means past 80 %).
+    /// </summary>
+    [Range(1, 100)]
+    public int QuotaWarnAt { get; set; } = 80;
 
     public bool TryGetTier(string? name, out PlanTier tier)
     {

@@ -37,6 +37,16 @@ public sealed class AllocatorTelemetry : IDisposable
             "Tenant databases over capacity per pool in service, as of the last health check.");
         _meter.CreateObservableGauge("tenantdb.pools.health", pools.HealthCounts, "{pool}",
             "Pools in service by health, as of the last health check.");
+        _meter.CreateObservableGauge("tenantdb.pool.stored_bytes", pools.StoredBytes, "By",
+            "Bytes stored on each pool server (every database it could size), as of its last usage collection.");
+        _meter.CreateObservableGauge("tenantdb.pool.connections", pools.OpenConnections, "{connection}",
+            "Client sessions open on each pool server, as of its last usage collection.");
+        _meter.CreateObservableGauge("tenantdb.pool.max_connections", pools.MaxConnections, "{connection}",
+            "Each pool server's max_connections, as of its last usage collection.");
+        _meter.CreateObservableGauge("tenantdb.pool.tenants_over_quota", pools.TenantsOverQuota, "{tenant}",
+            "Ready tenants of each pool past their quota's warning threshold, by quota_state (warning, read_only).");
+        _meter.CreateObservableGauge("tenantdb.tenant.size", pools.TenantSizes, "By",
+            "Each tenant database's size by instance_id; only with Telemetry:PerTenantMetrics (one series per tenant).");
     }
 
     public void Allocation(string outcome, TimeSpan elapsed)
@@ -74,7 +84,11 @@ public sealed class PoolSnapshot
 {
     private readonly ConcurrentDictionary<long, Entry> _pools = new();
 
+    private readonly ConcurrentDictionary<long, UsageEntry> _usage = new();
+
     private sealed record Entry(string Name, int Current, int Max, string Health);
+
+    private sealed record UsageEntry(string Name, PoolUsageFigures Figures);
 
     /// <param name="health">The pool's health as the catalog words it (<c>healthy</c>, <c>degraded</c>, <c>unhealthy</c>, <c>unknown</c>).</param>
     public void Update(long poolId, string name, int current, int max, string health) => _pools[poolId] = new Entry(name, current, max, health);
@@ -86,7 +100,35 @@ public sealed class PoolSnapshot
         {
             _pools.TryRemove(id, out _);
         }
+
+        foreach (var id in _usage.Keys.Except(poolIds))
+        {
+            _usage.TryRemove(id, out _);
+        }
     }
+
+    /// <summary>A pool's usage as its last collection and quota enforcement found it.</summary>
+    public void UpdateUsage(long poolId, string name, PoolUsageFigures figures) => _usage[poolId] = new UsageEntry(name, figures);
+
+    internal IEnumerable<Measurement<long>> StoredBytes() =>
+        _usage.Values.Select(u => new Measurement<long>(u.Figures.StoredBytes, Pool(u.Name)));
+
+    internal IEnumerable<Measurement<int>> OpenConnections() =>
+        _usage.Values.Select(u => new Measurement<int>(u.Figures.OpenConnections, Pool(u.Name)));
+
+    internal IEnumerable<Measurement<int>> MaxConnections() =>
+        _usage.Values.Select(u => new Measurement<int>(u.Figures.MaxConnections, Pool(u.Name)));
+
+    internal IEnumerable<Measurement<int>> TenantsOverQuota() => _usage.Values.SelectMany(u => new[]
+    {
+        new Measurement<int>(u.Figures.TenantsWarning, Pool(u.Name), new("quota_state", "warning")),
+        new Measurement<int>(u.Figures.TenantsReadOnly, Pool(u.Name), new("quota_state", "read_only")),
+    });
+
+    internal IEnumerable<Measurement<long>> TenantSizes() => _usage.Values.SelectMany(u =>
+        (u.Figures.TenantSizes ?? Enumerable.Empty<KeyValuePair<Guid, long>>()).Select(t => new Measurement<long>(t.Value, Pool(u.Name), new("instance_id", t.Key.ToString()))));
+
+    private static KeyValuePair<string, object?> Pool(string name) => new("pool", name);
 
     internal IEnumerable<Measurement<double>> Utilization() =>
         _pools.Values.Where(p => p.Max > 0).Select(p => new Measurement<double>((double)p.Current / p.Max, new KeyValuePair<string, object?>("pool", p.Name)));
@@ -94,3 +136,10 @@ public sealed class PoolSnapshot
     internal IEnumerable<Measurement<int>> HealthCounts() =>
         _pools.Values.GroupBy(p => p.Health).Select(g => new Measurement<int>(g.Count(), new KeyValuePair<string, object?>("health", g.Key)));
 }
+
+/// <summary>
+/// What the usage gauges report of one pool: its totals, its tenants past the warning threshold and read-only, and (only with
+/// <c>Telemetry:PerTenantMetrics</c>) each tenant's size by instance id.
+/// </summary>
+public sealed record PoolUsageFigures(long StoredBytes, int OpenConnections, int MaxConnections, int TenantsWarning, int TenantsReadOnly,
+    IReadOnlyDictionary<Guid, long>? TenantSizes);

@@ -26,6 +26,7 @@ public static class TelemetryRegistration
     {
         services.AddMetrics();
         services.AddSingleton<PoolSnapshot>();
+        services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section);
         services.AddSingleton<AllocatorTelemetry>();
 
         var azureMonitor = configuration[AzureMonitorSetting];

@@ -4,18 +4,22 @@ using Npgsql;
 using TenantDb.Functions.Catalog;
 using TenantDb.Functions.Domain;
 using TenantDb.Functions.Pools;
+using TenantDb.Functions.Telemetry;
 
 namespace TenantDb.Functions.Usage;
 
 /// <summary>What one collection of a pool found.</summary>
-public sealed record UsageCollected(long PoolId, int Databases, int TenantsMeasured, long StoredBytes, int OpenConnections, int MaxConnections);
+public sealed record UsageCollected(long PoolId, int Databases, int TenantsMeasured, long StoredBytes, int OpenConnections, int MaxConnections,
+    int TenantsWarning = 0, int TenantsReadOnly = 0);
 
 /// <summary>
 /// Usage collection (DESIGN.md §11): a pool's figures read in one round trip and recorded in one catalog statement, as
-/// part of its health check. A pool that cannot be read keeps its last figures (their time says how old they are).
+/// part of its health check, then the pool's quotas enforced on those figures (<see cref="QuotaEnforcer"/>) and the pool's usage
+/// gauges updated. A pool that cannot be read keeps its last figures (their time says how old they are).
 /// </summary>
-public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, IOptions<UsageOptions> options, IOptions<PoolsOptions> pools,
-    TimeProvider time, ILogger<UsageCollector> logger)
+public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, QuotaEnforcer quotas, PoolSnapshot snapshot,
+    IOptions<UsageOptions> options, IOptions<PoolsOptions> pools, IOptions<TelemetryOptions> telemetry, TimeProvider time,
+    ILogger<UsageCollector> logger)
 {
     /// <summary>Reads and records the pool's usage; null (logged) when its server could not be read.</summary>
     public async Task<UsageCollected?> CollectAsync(Pool pool, CancellationToken ct)
@@ -33,7 +37,14 @@ public sealed partial class UsageCollector(UsageProbe probe, UsageStore store, I
 
         var measured = await store.RecordAsync(pool.Id, sample, pools.Value.Shared.StorageBudgetBytes, ct);
         LogCollected(pool.Name, sample.Databases.Count, measured, sample.StoredBytes, sample.OpenConnections, sample.MaxConnections);
-        return new UsageCollected(pool.Id, sample.Databases.Count, measured, sample.StoredBytes, sample.OpenConnections, sample.MaxConnections);
+        var enforced = await quotas.EnforcePoolAsync(pool, ct);
+        var sizes = telemetry.Value.PerTenantMetrics
+            ? enforced.Tenants.Where(t => t.SizeBytes is not null).ToDictionary(t => t.Tenant.InstanceId, t => t.SizeBytes!.Value)
+            : null;
+        snapshot.UpdateUsage(pool.Id, pool.Name, new PoolUsageFigures(sample.StoredBytes, sample.OpenConnections, sample.MaxConnections,
+            enforced.Warning, enforced.ReadOnly, sizes));
+        return new UsageCollected(pool.Id, sample.Databases.Count, measured, sample.StoredBytes, sample.OpenConnections, sample.MaxConnections,
+            enforced.Warning, enforced.ReadOnly);
     }
 
     /// <summary>Deletes the hourly rollup past <see cref="UsageOptions.HistoryRetention"/> (the daily cleanup).</summary>

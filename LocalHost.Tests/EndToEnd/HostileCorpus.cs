@@ -53,6 +53,7 @@ internal static class HostileCorpus
         new("ReleaseAllocation", "DELETE", Api + "/allocations/{instance}", Level.Function),
         new("ChangeAllocationTier", "PATCH", Api + "/allocations/{instance}", Level.Function, Body: true),
         new("GetAllocationEvents", "GET", Api + "/allocations/{instance}/events", Level.Function, Mutates: false),
+        new("GetAllocationUsage", "GET", Api + "/allocations/{instance}/usage", Level.Function, Mutates: false),
         new("ClaimDatabaseCredentials", "POST", Api + "/credentials/{instance}/claim", Level.Function),
         new("RotateDatabaseCredentials", "POST", Api + "/credentials/{instance}/rotate", Level.Function),
         new("StartBackup", "POST", Api + "/allocations/{instance}/backups", Level.Function),

@@ -28,6 +28,7 @@ public sealed class OpenApiEndToEndTests
     private const string RestoreRelease = "/database/allocations/{instance_id}/restore-release";
     private const string AdminBackups = "/database/admin/allocations/{instance_id}/backups";
     private const string Purge = "/database/admin/allocations/{instance_id}";
+    private const string Usage = "/database/allocations/{instance_id}/usage";
 
     /// <summary>Sends requests, checks each answer against the document, and keeps what it found.</summary>
     private sealed class Checker(AllocatorHost host, OpenApiContract contract)
@@ -239,6 +240,13 @@ public sealed class OpenApiEndToEndTests
         await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/abc", Mk, expect: [400]);
         await c.CallAsync(HttpMethod.Get, PoolById, $"{Pools}/999999", Mk, expect: [404]);
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/health-check", $"{Pools}/{poolId}/health-check", Mk, expect: [200]);
+        // The usage its health check measured (issue 15 item 4); refusals.
+        var (_, usage, _) = await c.CallAsync(HttpMethod.Get, Usage, $"/database/allocations/{a}/usage", Fk, expect: [200]);
+        Assert.True(usage.GetProperty("size_bytes").GetInt64() > 0, usage.ToString());
+        Assert.Equal("ok", usage.GetProperty("quota_state").GetString());
+        await c.CallAsync(HttpMethod.Get, Usage, $"/database/allocations/{nobody}/usage", Fk, expect: [404]);
+        await c.CallAsync(HttpMethod.Get, Usage, "/database/allocations/not-a-uuid/usage", Fk, expect: [400]);
+        await c.CallAsync(HttpMethod.Get, Usage, $"/database/allocations/{a}/usage", key: null, expect: [401]);
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/drain", $"{Pools}/{poolId}/drain", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/health-check", $"{Pools}/{poolId}/health-check", Mk, expect: [200]);
         await c.CallAsync(HttpMethod.Post, $"{PoolById}/activate", $"{Pools}/{poolId}/activate", Mk, expect: [200]);

@@ -255,6 +255,8 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         // -- settings the app reads outside an options class (Functions/Telemetry/TelemetryRegistration.cs) --
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: '' }
+        // -- TelemetryOptions: a gauge series per tenant only when opted in (cardinality) --
+        { name: 'Telemetry__PerTenantMetrics', value: 'false' }
         // -- the catalog (CatalogOptions: ConnectionStrings:Catalog) and the secrets key: Key Vault references --
         { name: 'ConnectionStrings__Catalog', value: '@Microsoft.KeyVault(SecretUri=${catalogConnectionSecret.properties.secretUri})' }
         { name: 'Secrets__Key', value: '@Microsoft.KeyVault(SecretUri=${secretsKeySecret.properties.secretUri})' }
@@ -292,18 +294,22 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Pools__UnhealthyAfterFailures', value: '3' }
         { name: 'Pools__ConnectTimeoutSeconds', value: '15' }
         { name: 'Pools__MaxAdminConnections', value: '10' }
-        { name: 'Pools__Tiers__starter__ConnectionLimit', value: '20' }
-        { name: 'Pools__Tiers__standard__ConnectionLimit', value: '40' }
-        { name: 'Pools__Tiers__professional__ConnectionLimit', value: '60' }
+        { name: 'Pools__QuotaWarnAt', value: '80' }
+        { name: 'Pools__Tiers__starter__MaxSizeMb', value: '1024' }
+        { name: 'Pools__Tiers__starter__MaxConnections', value: '20' }
+        { name: 'Pools__Tiers__standard__MaxSizeMb', value: '10240' }
+        { name: 'Pools__Tiers__standard__MaxConnections', value: '40' }
+        { name: 'Pools__Tiers__professional__MaxSizeMb', value: '51200' }
+        { name: 'Pools__Tiers__professional__MaxConnections', value: '60' }
         { name: 'Pools__Tiers__premium__Dedicated', value: 'true' }
-        { name: 'Pools__Tiers__premium__ConnectionLimit', value: '100' }
+        { name: 'Pools__Tiers__premium__MaxConnections', value: '100' }
         { name: 'Pools__Tiers__premium__Cpu', value: '2' }
         { name: 'Pools__Tiers__premium__Memory', value: '4g' }
         { name: 'Pools__Tiers__premium__MaxInstances', value: '1' }
         { name: 'Pools__Tiers__premium__BackupEvery', value: '1.00:00:00' }
         { name: 'Pools__Tiers__premium__BackupRetention', value: '35.00:00:00' }
         { name: 'Pools__Tiers__enterprise__Dedicated', value: 'true' }
-        { name: 'Pools__Tiers__enterprise__ConnectionLimit', value: '200' }
+        { name: 'Pools__Tiers__enterprise__MaxConnections', value: '200' }
         { name: 'Pools__Tiers__enterprise__Cpu', value: '4' }
         { name: 'Pools__Tiers__enterprise__Memory', value: '8g' }
         // -- Provisioning --
@@ -348,9 +354,9 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'Sweep__ProvisioningStuckAfter', value: '01:00:00' }
         { name: 'Sweep__ErrorPoolRetention', value: '1.00:00:00' }
         { name: 'Sweep__HistoryRetention', value: '7.00:00:00' }
+        { name: 'Usage__HistoryRetention', value: '30.00:00:00' }
         { name: 'Cleanup__OrphanGrace', value: '7.00:00:00' }
         { name: 'Cleanup__EventRetention', value: '400.00:00:00' }
-        { name: 'Usage__HistoryRetention', value: '30.00:00:00' }
         { name: 'Backups__Container', value: 'tenantdb-backups' }
         { name: 'Backups__Retention', value: '30.00:00:00' }
         { name: 'Backups__FinalOnRelease', value: 'true' }
