@@ -19,18 +19,19 @@ public sealed class LoadAdministrationTests(PostgresFixture fixture)
     public async Task TenantList_RealUsage_FiltersSortsPagesAndRefusesBadValues()
     {
         var made = new List<(TestServer Server, string Database)>();
+        await using var own = await UsageData.StartOwnServersAsync(fixture, 3);
         try
         {
             await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Pools:WarmStock"] = "0" });
-            var a = await app.AddPoolAsync(fixture.Pools[1], 2, priority: 10);
-            var b = await app.AddPoolAsync(fixture.Pools[2], 10, priority: 20);
+            var a = await app.AddPoolAsync(own[1], 2, priority: 10);
+            var b = await app.AddPoolAsync(own[2], 10, priority: 20);
             var shared = Guid.NewGuid();
             var t1 = await UsageData.AllocateAsync(app, made, "standard");
             var t2 = await UsageData.AllocateAsync(app, made, "starter", shared);
             var t3 = await UsageData.AllocateAsync(app, made, "standard", shared);
             Assert.Equal([a.Id, a.Id, b.Id], new[] { t1.Pool.Id, t2.Pool.Id, t3.Pool.Id });
-            await UsageData.FillAsync(fixture.Pools[1], t2, 8 * Mb);
-            await using var session = await UsageData.TenantConnectionAsync(fixture.Pools[2], t3);
+            await UsageData.FillAsync(own[1], t2, 8 * Mb);
+            await using var session = await UsageData.TenantConnectionAsync(own[2], t3);
             await UsageData.CheckAsync(app, a.Id, b.Id);
             // The quota state is the quota feature's; written here directly (only its filter is under test).
             await app.CatalogScalarAsync<object>("UPDATE tenant_databases SET quota_state = 'warning' WHERE id = @id", ("id", t1.Tenant.Id));
@@ -89,16 +90,17 @@ public sealed class LoadAdministrationTests(PostgresFixture fixture)
     public async Task Rebalance_FullPoolWithMeasuredTenants_SuggestsLargestFirstOntoSharedPoolsInServiceAndMovesNothing()
     {
         var made = new List<(TestServer Server, string Database)>();
+        await using var own = await UsageData.StartOwnServersAsync(fixture, 3);
         try
         {
             await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?> { ["Pools:WarmStock"] = "0" });
-            var loaded = await app.AddPoolAsync(fixture.Pools[1], 3, priority: 10);
-            var some = await app.AddPoolAsync(fixture.Pools[2], 4, priority: 20);
-            var room = await app.AddPoolAsync(fixture.Pools[0], 10, priority: 30);
+            var loaded = await app.AddPoolAsync(own[1], 3, priority: 10);
+            var some = await app.AddPoolAsync(own[2], 4, priority: 20);
+            var room = await app.AddPoolAsync(own[0], 10, priority: 30);
             // Emptier than any: a dedicated server, a draining pool, an unhealthy one. None may be suggested.
-            var dedicated = await app.AddPoolAsync(fixture.Pools[0], 100, type: ServerType.Dedicated, dedicatedTo: Guid.NewGuid(), priority: 40);
-            var draining = await app.AddPoolAsync(fixture.Pools[0], 100, status: PoolStatus.Draining, priority: 40);
-            var sick = await app.AddPoolAsync(fixture.Pools[0], 100, priority: 40);
+            var dedicated = await app.AddPoolAsync(own[0], 100, type: ServerType.Dedicated, dedicatedTo: Guid.NewGuid(), priority: 40);
+            var draining = await app.AddPoolAsync(own[0], 100, status: PoolStatus.Draining, priority: 40);
+            var sick = await app.AddPoolAsync(own[0], 100, priority: 40);
             await app.CatalogScalarAsync<object>("UPDATE db_servers SET health_status = 'unhealthy' WHERE id = @id", ("id", sick.Id));
 
             var small = await UsageData.AllocateAsync(app, made);
@@ -106,8 +108,8 @@ public sealed class LoadAdministrationTests(PostgresFixture fixture)
             var medium = await UsageData.AllocateAsync(app, made);
             var elsewhere = await UsageData.AllocateAsync(app, made);
             Assert.Equal([loaded.Id, loaded.Id, loaded.Id, some.Id], new[] { small.Pool.Id, large.Pool.Id, medium.Pool.Id, elsewhere.Pool.Id });
-            await UsageData.FillAsync(fixture.Pools[1], large, 20 * Mb);
-            await UsageData.FillAsync(fixture.Pools[1], medium, 5 * Mb);
+            await UsageData.FillAsync(own[1], large, 20 * Mb);
+            await UsageData.FillAsync(own[1], medium, 5 * Mb);
             await UsageData.CheckAsync(app, loaded.Id, some.Id, room.Id);
             var size = await app.CatalogScalarAsync<long>("SELECT size_bytes FROM tenant_usage WHERE tenant_id = @id", ("id", large.Tenant.Id));
             var load = app.Get<LoadService>();

@@ -22,6 +22,7 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
     public async Task Spread_EqualCountsOnePoolHoldingALargeTenant_NextTenantsGoToTheOther()
     {
         var made = new List<(TestServer Server, string Database)>();
+        await using var own = await UsageData.StartOwnServersAsync(fixture, 3);
         try
         {
             await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?>
@@ -30,8 +31,8 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             });
             // The loaded pool on the server that stores more already (earlier tests leave databases behind), so 40 MB more
             // set it apart whatever they left.
-            var (heavy, light) = await StoredAsync(fixture.Pools[1]) >= await StoredAsync(fixture.Pools[2])
-                ? (fixture.Pools[1], fixture.Pools[2]) : (fixture.Pools[2], fixture.Pools[1]);
+            var (heavy, light) = await StoredAsync(own[1]) >= await StoredAsync(own[2])
+                ? (own[1], own[2]) : (own[2], own[1]);
             var loaded = await app.AddPoolAsync(heavy, 100, priority: 100);
             var other = await app.AddPoolAsync(light, 100, priority: 100);
             // One tenant each (spread takes the emptier pool, then the other: equal counts), 40 MB into the loaded pool's.
@@ -63,13 +64,14 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
     public async Task FillFirst_PoolPastItsStorageBudget_TakesNoTenantAndNoHeadroomUntilItShrinks()
     {
         var made = new List<(TestServer Server, string Database)>();
+        await using var own = await UsageData.StartOwnServersAsync(fixture, 3);
         try
         {
             // A tiny budget above what either server stores now (every database on it, whatever earlier tests left) plus four
             // empty tenants and a margin; the loaded pool's tenant is then filled past it.
-            var empty = await fixture.Pools[2].ScalarAsync<long>("SELECT pg_database_size('template1')");
-            var baseOther = await StoredAsync(fixture.Pools[2]);
-            var baseLoaded = await StoredAsync(fixture.Pools[1]);
+            var empty = await own[2].ScalarAsync<long>("SELECT pg_database_size('template1')");
+            var baseOther = await StoredAsync(own[2]);
+            var baseLoaded = await StoredAsync(own[1]);
             var budget = Math.Max(baseOther, baseLoaded) + 4 * empty + 16 * Mb;
             var fill = Math.Max(24 * Mb, budget - baseLoaded - empty + 16 * Mb);
             await using var app = await TestApp.StartAsync(fixture, new Dictionary<string, string?>
@@ -78,11 +80,11 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
                 ["Pools:Shared:StorageBudgetGb"] = ((decimal)budget / (1L << 30)).ToString("0.000000000", CultureInfo.InvariantCulture),
             });
             // The loaded pool is preferred (a lower priority) and would have the higher score: fill-first takes it while it has room.
-            var loaded = await app.AddPoolAsync(fixture.Pools[1], 10, priority: 50);
-            var other = await app.AddPoolAsync(fixture.Pools[2], 10, priority: 100);
+            var loaded = await app.AddPoolAsync(own[1], 10, priority: 50);
+            var other = await app.AddPoolAsync(own[2], 10, priority: 100);
             var first = await UsageData.AllocateAsync(app, made);
             Assert.Equal(loaded.Id, first.Pool.Id);
-            await UsageData.FillAsync(fixture.Pools[1], first, fill);
+            await UsageData.FillAsync(own[1], first, fill);
             await UsageData.CheckAsync(app, loaded.Id, other.Id);
             Assert.True(await ScoreAsync(app, loaded.Id) >= 1, $"loaded pool's score {await ScoreAsync(app, loaded.Id):F3}");
             Assert.True(await ScoreAsync(app, other.Id) < 1, $"other pool's score {await ScoreAsync(app, other.Id):F3}");
@@ -99,7 +101,7 @@ public sealed class PlacementByLoadTests(PostgresFixture fixture)
             Assert.Equal(10 - 3, (await app.Get<PoolReadService>().StatsAsync(None)).AvailableCapacity);
 
             // The data shrinks, the next check measures it: the pool is back in placement and, preferred, takes the next tenant.
-            await using (var conn = await UsageData.TenantConnectionAsync(fixture.Pools[1], first))
+            await using (var conn = await UsageData.TenantConnectionAsync(own[1], first))
             await using (var drop = new NpgsqlCommand("DROP TABLE blobs", conn))
             {
                 await drop.ExecuteNonQueryAsync();

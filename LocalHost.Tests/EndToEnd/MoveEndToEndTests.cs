@@ -12,7 +12,7 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 [Trait("Category", Tier.EndToEnd)]
 public sealed class MoveEndToEndTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(300);
+    private static readonly TimeSpan RunTimeout = TenantFlows.RunTimeout;
 
     private static string At(JsonElement credentials, int port) =>
         new NpgsqlConnectionStringBuilder(TenantInvariants.ConnectionString(credentials)) { Port = port }.ConnectionString;
@@ -24,43 +24,6 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         await using var cmd = new NpgsqlCommand(sql, conn) { CommandTimeout = 600 };
         return Convert.ToInt64(await cmd.ExecuteScalarAsync() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
     }
-
-    /// <summary>A 202 whose run is waited for; its output.</summary>
-    private static async Task<JsonElement> RunAsync(AllocatorHost host, HttpMethod method, string path, string key, object? body = null)
-    {
-        using var request = host.Request(method, path, key, body);
-        using var response = await host.Client.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True((int)response.StatusCode == 202, $"{method} {path} answered {(int)response.StatusCode}: {text}");
-        var location = response.Headers.Location!.ToString();
-        Assert.DoesNotContain(AllocatorHost.MasterKey, location, StringComparison.Ordinal);
-        Assert.DoesNotContain(AllocatorHost.MasterKey, text, StringComparison.Ordinal);
-        var done = await host.WaitForOrchestrationAsync(location, RunTimeout);
-        Assert.True(done.GetProperty("runtimeStatus").GetString() == "Completed", done.ToString());
-        return done.GetProperty("output");
-    }
-
-    /// <summary>A new tenant on the only pool with room, its credentials claimed.</summary>
-    private static async Task<JsonElement> AllocateClaimedAsync(AllocatorHost host, Guid instance)
-    {
-        var (status, allocated) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate",
-            body: new { instance_id = instance.ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard" });
-        Assert.True(status == 200, $"allocate answered {status}");
-        var (claimed, credentials) = await host.SendAsync(HttpMethod.Post, new Uri(allocated.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery);
-        Assert.Equal(200, claimed);
-        host.Seen.Add(credentials.GetProperty("db_password").GetString()!);
-        return credentials;
-    }
-
-    private static async Task<JsonElement> LookUpAsync(AllocatorHost host, Guid instance)
-    {
-        var (status, body) = await host.SendAsync(HttpMethod.Get, $"/api/database/allocations/{instance}");
-        Assert.Equal(200, status);
-        return body;
-    }
-
-    private static async Task<long> PoolOfAsync(AllocatorHost host, Guid instance) =>
-        await host.ScalarAsync($"SELECT db_server_id FROM tenant_databases WHERE instance_id = '{instance}' AND status IN ('ready', 'released')");
 
     private static async Task<string> DataDirOfAsync(AllocatorHost host, long poolId)
     {
@@ -81,17 +44,17 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__WarmStock"] = "0" });
         await host.ProvisionSharedPoolsAsync(1);
         var instance = Guid.NewGuid();
-        var credentials = await AllocateClaimedAsync(host, instance);
+        var credentials = await host.AllocateClaimedAsync(instance);
         var sourcePort = credentials.GetProperty("db_port").GetInt32();
         await ScalarAsync(At(credentials, sourcePort), "CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders VALUES (1, 'kept across the move') RETURNING 1");
-        var source = await PoolOfAsync(host, instance);
+        var source = await host.PoolOfAsync(instance);
         await host.ProvisionSharedPoolsAsync(1);
         var target = await host.ScalarAsync($"SELECT max(id) FROM db_servers WHERE status = 'active' AND id <> {source}");
 
-        var moved = await RunAsync(host, HttpMethod.Post, $"/api/database/admin/allocations/{instance}/move", AllocatorHost.MasterKey, new { target_pool_id = target });
+        var moved = await host.RunToOutputAsync(HttpMethod.Post, $"/api/database/admin/allocations/{instance}/move", AllocatorHost.MasterKey, new { target_pool_id = target });
 
         Assert.True(moved.GetProperty("status").GetString() == "moved", moved.ToString());
-        var there = await LookUpAsync(host, instance);
+        var there = await host.LookUpAsync(instance);
         Assert.Equal(target, there.GetProperty("db_server_id").GetInt64());
         Assert.Equal(2, there.GetProperty("generation").GetInt32());
         var port = there.GetProperty("db_port").GetInt32();
@@ -102,10 +65,10 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         Assert.Equal(1L, await host.ScalarAsync($"SELECT current_instances FROM db_servers WHERE id = {target}"));
         output.WriteLine($"move over HTTP: downtime {moved.GetProperty("downtime_ms").GetDouble():0} ms, {moved.GetProperty("seconds").GetDouble():0.0} s in all");
 
-        var backup = await RunAsync(host, HttpMethod.Post, $"/api/database/allocations/{instance}/backups", AllocatorHost.FunctionKey);
+        var backup = await host.RunToOutputAsync(HttpMethod.Post, $"/api/database/allocations/{instance}/backups", AllocatorHost.FunctionKey);
         Assert.Equal("completed", backup.GetProperty("status").GetString());
         await ScalarAsync(At(credentials, port), "DROP TABLE orders; SELECT 1");
-        var restored = await RunAsync(host, HttpMethod.Post,
+        var restored = await host.RunToOutputAsync(HttpMethod.Post,
             $"/api/database/allocations/{instance}/backups/{backup.GetProperty("backup_id").GetString()}/restore", AllocatorHost.FunctionKey);
         Assert.True(restored.GetProperty("status").GetString() == "restored", restored.ToString());
         Assert.Equal(1L, await ScalarAsync(At(credentials, port), "SELECT count(*) FROM orders WHERE note = 'kept across the move'"));
@@ -117,15 +80,15 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__WarmStock"] = "0" });
         await host.ProvisionSharedPoolsAsync(1);
         var instance = Guid.NewGuid();
-        var credentials = await AllocateClaimedAsync(host, instance);
+        var credentials = await host.AllocateClaimedAsync(instance);
         await ScalarAsync(TenantInvariants.ConnectionString(credentials), "CREATE TABLE orders (id int); INSERT INTO orders VALUES (7); SELECT 1");
-        var shared = await PoolOfAsync(host, instance);
+        var shared = await host.PoolOfAsync(instance);
 
-        var changed = await RunAsync(host, HttpMethod.Patch, $"/api/database/allocations/{instance}", AllocatorHost.FunctionKey, new { plan_tier = "premium" });
+        var changed = await host.RunToOutputAsync(HttpMethod.Patch, $"/api/database/allocations/{instance}", AllocatorHost.FunctionKey, new { plan_tier = "premium" });
 
         output.WriteLine($"tier change by a move: {changed}");
         Assert.True(changed.GetProperty("status").GetString() == "changed", changed.ToString());
-        var there = await LookUpAsync(host, instance);
+        var there = await host.LookUpAsync(instance);
         Assert.Equal("premium", there.GetProperty("plan_tier").GetString());
         Assert.Equal("dedicated", there.GetProperty("server_type").GetString());
         Assert.Equal(2, there.GetProperty("generation").GetInt32());
@@ -148,15 +111,15 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         for (var i = 0; i < 10; i++)
         {
             var instance = Guid.NewGuid();
-            tenants[instance] = await AllocateClaimedAsync(host, instance);
+            tenants[instance] = await host.AllocateClaimedAsync(instance);
             await ScalarAsync(TenantInvariants.ConnectionString(tenants[instance]),
                 $"CREATE TABLE t (v int); INSERT INTO t SELECT generate_series(1, {100 * (i + 1)}); SELECT 1");
         }
 
-        var evacuated = await PoolOfAsync(host, tenants.Keys.First());
+        var evacuated = await host.PoolOfAsync(tenants.Keys.First());
         await host.ProvisionSharedPoolsAsync(1);
 
-        var progress = await RunAsync(host, HttpMethod.Post, $"/api/database/admin/pools/{evacuated}/evacuate", AllocatorHost.MasterKey);
+        var progress = await host.RunToOutputAsync(HttpMethod.Post, $"/api/database/admin/pools/{evacuated}/evacuate", AllocatorHost.MasterKey);
 
         output.WriteLine($"evacuation: {progress}");
         Assert.Equal(10, progress.GetProperty("total").GetInt32());
@@ -165,7 +128,7 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         var i2 = 0;
         foreach (var (instance, credentials) in tenants)
         {
-            var there = await LookUpAsync(host, instance);
+            var there = await host.LookUpAsync(instance);
             Assert.NotEqual(evacuated, there.GetProperty("db_server_id").GetInt64());
             var rows = await ScalarAsync(At(credentials, there.GetProperty("db_port").GetInt32()), "SELECT count(*) FROM t");
             Assert.True(rows is >= 100 and <= 1000 && rows % 100 == 0, $"tenant {i2++} has {rows} rows");
@@ -184,11 +147,11 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
         await using var host = await AllocatorHost.StartAsync(new Dictionary<string, string> { ["Pools__WarmStock"] = "0" });
         await host.ProvisionSharedPoolsAsync(1);
         var instance = Guid.NewGuid();
-        var credentials = await AllocateClaimedAsync(host, instance);
+        var credentials = await host.AllocateClaimedAsync(instance);
         // Large enough that the copy is still streaming when the target dies.
         await ScalarAsync(TenantInvariants.ConnectionString(credentials),
             "CREATE TABLE big (id int, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g; SELECT 1");
-        var source = await PoolOfAsync(host, instance);
+        var source = await host.PoolOfAsync(instance);
         await host.ProvisionSharedPoolsAsync(1);
         var target = await host.ScalarAsync($"SELECT max(id) FROM db_servers WHERE status = 'active' AND id <> {source}");
         var targetDir = await DataDirOfAsync(host, target);
@@ -211,7 +174,7 @@ public sealed class MoveEndToEndTests(ITestOutputHelper output)
 
         output.WriteLine($"move with its target killed: {result}");
         Assert.Equal("failed", result.GetProperty("status").GetString());
-        Assert.Equal(source, await PoolOfAsync(host, instance));
+        Assert.Equal(source, await host.PoolOfAsync(instance));
         Assert.Equal(1L, await host.ScalarAsync($"SELECT generation FROM tenant_databases WHERE instance_id = '{instance}' AND status = 'ready'"));
         Assert.Equal(400000L, await ScalarAsync(TenantInvariants.ConnectionString(credentials), "SELECT count(*) FROM big"));
         await ScalarAsync(TenantInvariants.ConnectionString(credentials), "INSERT INTO big VALUES (0, 'written after the failed move'); SELECT 1");

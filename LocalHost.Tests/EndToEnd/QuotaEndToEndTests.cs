@@ -15,8 +15,6 @@ namespace TenantDb.LocalHost.Tests.EndToEnd;
 [Trait("Category", Tier.EndToEnd)]
 public sealed class QuotaEndToEndTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(300);
-
     [Fact]
     public async Task OverQuota_OverHttp_ReadOnlyAfterCheckKeptAcrossAMove_TierRaiseMakesItWritable()
     {
@@ -29,8 +27,8 @@ public sealed class QuotaEndToEndTests(ITestOutputHelper output)
         });
         await host.ProvisionSharedPoolsAsync(1);
         var instance = Guid.NewGuid();
-        var credentials = await AllocateClaimedAsync(host, instance);
-        var source = await PoolOfAsync(host, instance);
+        var credentials = await host.AllocateClaimedAsync(instance);
+        var source = await host.PoolOfAsync(instance);
         await ExecuteAsync(TenantInvariants.ConnectionString(credentials),
             "CREATE TABLE blobs AS SELECT g AS id, repeat(md5(g::text), 32) AS body FROM generate_series(1, 6000) g");
 
@@ -42,15 +40,15 @@ public sealed class QuotaEndToEndTests(ITestOutputHelper output)
         Assert.Equal("read_only", usage.GetProperty("quota_state").GetString());
         Assert.True(usage.GetProperty("percent_used").GetDouble() > 100, usage.ToString());
         Assert.Equal(12, usage.GetProperty("limits").GetProperty("max_size_mb").GetInt32());
-        Assert.Equal("read_only", (await LookUpAsync(host, instance)).GetProperty("quota_state").GetString());
+        Assert.Equal("read_only", (await host.LookUpAsync(instance)).GetProperty("quota_state").GetString());
         Assert.Equal(6000L, await ScalarAsync(TenantInvariants.ConnectionString(credentials), "SELECT count(*) FROM blobs"));
         var refusedBefore = await WriteRefusedAsync(TenantInvariants.ConnectionString(credentials));
 
         // Moved while read-only: the move works, and the next check of the new pool makes it read-only there too.
         await host.ProvisionSharedPoolsAsync(1);
         var target = await host.ScalarAsync($"SELECT id FROM db_servers WHERE id <> {source} AND server_type = 'shared' ORDER BY id DESC LIMIT 1");
-        await RunAsync(host, HttpMethod.Post, $"/api/database/admin/allocations/{instance}/move", AllocatorHost.MasterKey, new { target_pool_id = target });
-        var there = await LookUpAsync(host, instance);
+        await host.RunToOutputAsync(HttpMethod.Post, $"/api/database/admin/allocations/{instance}/move", AllocatorHost.MasterKey, new { target_pool_id = target });
+        var there = await host.LookUpAsync(instance);
         Assert.Equal(target, there.GetProperty("db_server_id").GetInt64());
         var moved = At(credentials, there.GetProperty("db_port").GetInt32());
         Assert.Equal(6000L, await ScalarAsync(moved, "SELECT count(*) FROM blobs"));
@@ -131,36 +129,4 @@ public sealed class QuotaEndToEndTests(ITestOutputHelper output)
         return Convert.ToInt64(await cmd.ExecuteScalarAsync() ?? 0L, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>A 202 whose run is waited for; its output.</summary>
-    private static async Task<JsonElement> RunAsync(AllocatorHost host, HttpMethod method, string path, string key, object? body = null)
-    {
-        using var request = host.Request(method, path, key, body);
-        using var response = await host.Client.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True((int)response.StatusCode == 202, $"{method} {path} answered {(int)response.StatusCode}: {text}");
-        var done = await host.WaitForOrchestrationAsync(response.Headers.Location!.ToString(), RunTimeout);
-        Assert.True(done.GetProperty("runtimeStatus").GetString() == "Completed", done.ToString());
-        return done.GetProperty("output");
-    }
-
-    private static async Task<JsonElement> AllocateClaimedAsync(AllocatorHost host, Guid instance)
-    {
-        var (status, allocated) = await host.SendAsync(HttpMethod.Post, "/api/database/allocate",
-            body: new { instance_id = instance.ToString(), customer_id = Guid.NewGuid().ToString(), plan_tier = "standard" });
-        Assert.True(status == 200, $"allocate answered {status}");
-        var (claimed, credentials) = await host.SendAsync(HttpMethod.Post, new Uri(allocated.GetProperty("credentials").GetProperty("claim_url").GetString()!).PathAndQuery);
-        Assert.Equal(200, claimed);
-        host.Seen.Add(credentials.GetProperty("db_password").GetString()!);
-        return credentials;
-    }
-
-    private static async Task<JsonElement> LookUpAsync(AllocatorHost host, Guid instance)
-    {
-        var (status, body) = await host.SendAsync(HttpMethod.Get, $"/api/database/allocations/{instance}");
-        Assert.Equal(200, status);
-        return body;
-    }
-
-    private static async Task<long> PoolOfAsync(AllocatorHost host, Guid instance) =>
-        await host.ScalarAsync($"SELECT db_server_id FROM tenant_databases WHERE instance_id = '{instance}' AND status IN ('ready', 'released')");
 }
